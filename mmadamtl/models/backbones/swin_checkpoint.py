@@ -1,0 +1,154 @@
+"""Swin checkpoints: conversion of the official release to mmseg's keys,
+and checks that a checkpoint really belongs to the model it is loaded into.
+
+mmseg's ``SwinTransformer.init_weights`` and mmengine's ``load_from`` load
+with ``strict=False`` and stay silent about keys that do not match, so an
+unconverted or foreign checkpoint would quietly leave the model random.
+"""
+import re
+from collections import OrderedDict
+from typing import Dict, Iterable, List, Tuple
+
+import torch
+from mmengine.model import is_model_wrapper
+from mmengine.runner import CheckpointLoader
+
+# Keys a Swin checkpoint may lack: the per-stage output norms (official
+# Swin has only the last) and buffers rebuilt at construction.
+SWIN_OPTIONAL_KEYS = (r'^norm[0-2]\.', r'relative_position_index$')
+
+
+def _unfold_order(weight: torch.Tensor) -> torch.Tensor:
+    """Reorder PatchMerging channels from the official concatenation
+    ``[x(0,0), x(1,0), x(0,1), x(1,1)]`` (each over all C channels) to
+    ``nn.Unfold``'s channel-major order with kernel positions
+    ``(0,0), (0,1), (1,0), (1,1)``. Works on the reduction's (out, 4C)
+    weight and on the norm's (4C,) vectors."""
+    lead = weight.shape[:-1]
+    c = weight.shape[-1] // 4
+    w = weight.reshape(*lead, 4, c)[..., [0, 2, 1, 3], :]
+    return w.transpose(-1, -2).reshape(*lead, 4 * c)
+
+
+def convert_official_swin(state_dict: Dict[str, torch.Tensor]
+                          ) -> 'OrderedDict[str, torch.Tensor]':
+    """Map an official Swin (microsoft/Swin-Transformer) state dict to the
+    keys of mmseg's ``SwinTransformer``. The classifier is dropped and the
+    final ``norm`` becomes ``norm3``."""
+    out = OrderedDict()
+    for key, value in state_dict.items():
+        if key.startswith('head.'):
+            continue
+        new = key
+        if key.startswith('layers.'):
+            new = key.replace('layers.', 'stages.', 1)
+            new = new.replace('.attn.', '.attn.w_msa.')
+            new = new.replace('.mlp.fc1.', '.ffn.layers.0.0.')
+            new = new.replace('.mlp.fc2.', '.ffn.layers.1.')
+            if '.downsample.' in key:
+                value = _unfold_order(value)
+        elif key.startswith('patch_embed.proj.'):
+            new = key.replace('patch_embed.proj.', 'patch_embed.projection.')
+        elif key.startswith('norm.'):
+            new = key.replace('norm.', 'norm3.', 1)
+        out[new] = value
+    return out
+
+
+def looks_like_official_swin(keys: Iterable[str]) -> bool:
+    return any(k.startswith('layers.') and '.blocks.' in k for k in keys)
+
+
+def load_state_dict_file(path: str) -> Dict[str, torch.Tensor]:
+    """Load a checkpoint's weights ('state_dict', 'model' or the bare
+    dict), without the 'module.' prefix of DDP checkpoints."""
+    ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    if not isinstance(ckpt, dict):
+        raise ValueError(f'{path} is not a checkpoint (got {type(ckpt)})')
+    state = ckpt.get('state_dict', ckpt.get('model', ckpt))
+    return OrderedDict((k[7:] if k.startswith('module.') else k, v)
+                       for k, v in state.items())
+
+
+def compare_state_dicts(expected: Dict[str, torch.Tensor],
+                        given: Dict[str, torch.Tensor],
+                        optional: Iterable[str] = ()
+                        ) -> Tuple[List[str], List[str], List[str]]:
+    """Missing keys, unexpected keys and keys of a different shape (keys
+    matching a regex in ``optional`` may be missing)."""
+    patterns = [re.compile(p) for p in optional]
+    missing = [
+        k for k in expected
+        if k not in given and not any(p.search(k) for p in patterns)
+    ]
+    unexpected = [k for k in given if k not in expected]
+    mismatched = [
+        f'{k}: checkpoint {tuple(given[k].shape)} vs model '
+        f'{tuple(v.shape)}' for k, v in expected.items()
+        if k in given and hasattr(given[k], 'shape')
+        and tuple(given[k].shape) != tuple(v.shape)
+        and 'relative_position_bias_table' not in k
+    ]
+    return missing, unexpected, mismatched
+
+
+def _describe(path: str, what: str, missing, unexpected, mismatched,
+              keys) -> str:
+    msg = [f'checkpoint {path} does not fit {what}:']
+    if missing:
+        msg.append(f'{len(missing)} missing key(s), e.g. {missing[:3]}')
+    if unexpected:
+        msg.append(f'{len(unexpected)} unexpected key(s), e.g. '
+                   f'{unexpected[:3]}')
+    if mismatched:
+        msg.append(f'{len(mismatched)} shape mismatch(es), e.g. '
+                   f'{mismatched[:3]}')
+    if looks_like_official_swin(keys):
+        msg.append('It looks like an official Swin checkpoint: convert it '
+                   'with tools/convert_swin_checkpoint.py first.')
+    return '\n  '.join(msg)
+
+
+def check_pretrained_backbone(backbone: torch.nn.Module) -> None:
+    """Raise if the backbone's ``init_cfg`` names a checkpoint whose weights
+    do not match it (checked before mmseg loads it non-strictly)."""
+    init_cfg = getattr(backbone, 'init_cfg', None)
+    if not isinstance(init_cfg, dict) or init_cfg.get(
+            'type') != 'Pretrained' or not init_cfg.get('checkpoint'):
+        return
+    path = init_cfg['checkpoint']
+    state = load_state_dict_file(path)
+    prefix = init_cfg.get('prefix')
+    if prefix:
+        state = {k[len(prefix) + 1:]: v for k, v in state.items()
+                 if k.startswith(prefix + '.')}
+    elif any(k.startswith('backbone.') for k in state):
+        state = {k[9:]: v for k, v in state.items()
+                 if k.startswith('backbone.')}
+    missing, unexpected, mismatched = compare_state_dicts(
+        backbone.state_dict(), state, SWIN_OPTIONAL_KEYS)
+    if missing or mismatched:
+        raise ValueError(
+            _describe(path, type(backbone).__name__, missing, [], mismatched,
+                      state.keys()))
+
+
+def check_checkpoint_matches(model: torch.nn.Module,
+                             path: str,
+                             allow_missing: bool = False) -> None:
+    """Raise if a whole-model checkpoint (``load_from``, test) was saved
+    from another architecture: keys the model does not have, or shapes
+    that differ. ``allow_missing`` accepts a checkpoint that covers only
+    part of the model (a stage hand-off that adds modules), as long as
+    it covers some of it."""
+    if is_model_wrapper(model):
+        model = model.module
+    state = load_state_dict_file(path)
+    expected = model.state_dict()
+    missing, unexpected, mismatched = compare_state_dicts(expected, state)
+    if allow_missing and len(missing) < len(expected):
+        missing = []
+    if missing or unexpected or mismatched:
+        raise ValueError(
+            _describe(path, type(model).__name__, missing, unexpected,
+                      mismatched, state.keys()))

@@ -1,0 +1,132 @@
+"""One decoder and one loss per task, built from a single config."""
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+from mmseg.models.utils import resize
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+from mmadamtl.utils import TASKS, check_tasks
+
+DEFAULT_LOSSES = dict(
+    seg=dict(type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True),
+    binary=dict(type='BalancedBCELoss', loss_weight=1.0),
+    normals=dict(type='NormalsL1Loss', loss_weight=1.0),
+    depth=dict(type='DepthL1Loss', loss_weight=1.0),
+)
+
+
+@MODELS.register_module()
+class MultiTaskHead(BaseModule):
+    """Dense multi-task head: a decoder per task on the shared features.
+
+    Example::
+
+        decode_head=dict(
+            type='MultiTaskHead',
+            in_channels=[96, 192, 384, 768],
+            decoder=dict(type='AdaMTLDecoder', channels=64),
+            tasks=dict(
+                semseg=dict(out_channels=21,
+                            loss=dict(type='CrossEntropyLoss',
+                                      loss_weight=1.0)),
+                normals=dict(out_channels=3,
+                             loss=dict(type='NormalsL1Loss',
+                                       loss_weight=10.0))))
+
+    Args:
+        in_channels: Channels of the backbone outputs.
+        tasks: Per task ``out_channels`` and ``loss`` (a default loss of the
+            task's kind is used when ``loss`` is left out).
+        decoder: Decoder config shared by all tasks (``in_channels`` and
+            ``out_channels`` are filled in per task).
+        align_corners: ``align_corners`` of the upsampling to label size.
+    """
+
+    def __init__(self,
+                 in_channels: Sequence[int],
+                 tasks: Dict[str, dict],
+                 decoder: dict = dict(type='AdaMTLDecoder'),
+                 align_corners: bool = False,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.tasks = check_tasks(tasks, where='MultiTaskHead.tasks')
+        self.align_corners = align_corners
+        self.out_channels = {}
+        self.decoders = nn.ModuleDict()
+        self.losses = nn.ModuleDict()
+        for task, cfg in tasks.items():
+            spec = TASKS[task]
+            if 'out_channels' not in cfg:
+                raise KeyError(f'MultiTaskHead.tasks.{task}: out_channels '
+                               f'is required')
+            out = int(cfg['out_channels'])
+            expected = dict(binary=1, normals=3, depth=1).get(spec.kind)
+            if expected is not None and out != expected:
+                raise ValueError(
+                    f'MultiTaskHead.tasks.{task}: out_channels must be '
+                    f'{expected} for a {spec.kind} task, got {out}')
+            if spec.kind == 'seg' and out < 2:
+                raise ValueError(f'MultiTaskHead.tasks.{task}: out_channels '
+                                 f'(number of classes) must be >= 2')
+            self.out_channels[task] = out
+            self.decoders[task] = MODELS.build(
+                dict(decoder, in_channels=list(in_channels),
+                     out_channels=out, align_corners=align_corners))
+            self.losses[task] = MODELS.build(
+                cfg.get('loss', DEFAULT_LOSSES[spec.kind]))
+
+    def forward(self,
+                inputs: List[torch.Tensor],
+                tasks: Optional[Sequence[str]] = None
+                ) -> Dict[str, torch.Tensor]:
+        """Raw outputs of ``tasks`` (all by default) at feature resolution."""
+        tasks = self.tasks if tasks is None else tasks
+        return {task: self.decoders[task](inputs) for task in tasks}
+
+    def _target(self, task: str,
+                data_samples: List[SegDataSample]) -> torch.Tensor:
+        field = TASKS[task].gt_field
+        maps = []
+        for sample in data_samples:
+            if field not in sample:
+                raise KeyError(
+                    f'task {task!r}: data sample {sample.get("img_path")} '
+                    f'has no {field}; load it with LoadMultiTaskAnnotations')
+            maps.append(sample.get(field).data)
+        return torch.stack(maps)
+
+    def _check_labels(self, task: str, target: torch.Tensor) -> None:
+        labels = target[target != TASKS[task].ignore_value]
+        if labels.numel() and (labels.min() < 0
+                               or labels.max() >= self.out_channels[task]):
+            raise ValueError(
+                f'task {task!r}: ground truth holds label '
+                f'{int(labels.max())} (min {int(labels.min())}) but the head '
+                f'predicts {self.out_channels[task]} classes; check '
+                f'out_channels against the dataset\'s classes')
+
+    def loss(self,
+             inputs: List[torch.Tensor],
+             data_samples: List[SegDataSample],
+             tasks: Optional[Sequence[str]] = None
+             ) -> Dict[str, torch.Tensor]:
+        """Per-task losses, keyed ``<task>.<loss name>``."""
+        losses = {}
+        for task, logits in self.forward(inputs, tasks).items():
+            spec = TASKS[task]
+            target = self._target(task, data_samples)
+            logits = resize(logits, size=target.shape[2:], mode='bilinear',
+                            align_corners=self.align_corners)
+            loss_fn = self.losses[task]
+            if spec.kind == 'seg':
+                target = target.squeeze(1)
+                self._check_labels(task, target)
+                value = loss_fn(logits, target,
+                                ignore_index=int(spec.ignore_value))
+            else:
+                value = loss_fn(logits, target)
+            losses[f'{task}.{loss_fn.loss_name}'] = value
+        return losses

@@ -1,0 +1,3 @@
+from .task_losses import BalancedBCELoss, DepthL1Loss, NormalsL1Loss
+
+__all__ = ['BalancedBCELoss', 'NormalsL1Loss', 'DepthL1Loss']
