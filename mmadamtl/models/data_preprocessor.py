@@ -5,6 +5,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
+from mmengine.structures import PixelData
 from mmseg.models.data_preprocessor import SegDataPreProcessor
 from mmseg.registry import MODELS
 
@@ -80,8 +81,11 @@ class MultiTaskDataPreProcessor(SegDataPreProcessor):
             sample = data_samples[i]
             for spec in TASKS.values():
                 if spec.gt_field in sample:
-                    gt = sample.get(spec.gt_field)
-                    gt.data = F.pad(gt.data, pad, value=spec.ignore_value)
+                    gt = sample.get(spec.gt_field).data
+                    sample.set_field(
+                        PixelData(data=F.pad(gt, pad,
+                                             value=spec.ignore_value)),
+                        spec.gt_field)
             sample.set_metainfo(
                 dict(pad_shape=(h, w), padding_size=[0, pad[1], 0, pad[3]]))
         return dict(inputs=torch.stack(padded), data_samples=data_samples)

@@ -27,5 +27,13 @@ def register_safe_globals() -> None:
     add = getattr(torch.serialization, 'add_safe_globals', None)
     if add is None:  # torch < 2.4 loads everything anyway
         return
+    import codecs
+
     from mmengine.logging import HistoryBuffer
-    add([HistoryBuffer] + _numpy_globals())
+
+    # HistoryBuffer pickles its statistics methods as
+    # getattr(HistoryBuffer, 'min'), and numpy arrays their bytes through
+    # codecs.encode. Allowing getattr stays safe: the loader still calls
+    # only allow-listed callables, so an attribute fetched this way cannot
+    # be invoked.
+    add([HistoryBuffer, getattr, codecs.encode] + _numpy_globals())

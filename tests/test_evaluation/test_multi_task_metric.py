@@ -1,0 +1,123 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mmadamtl.evaluation import MultiTaskMetric
+
+
+def _sample(**fields):
+    return {k: dict(data=torch.as_tensor(v)) for k, v in fields.items()}
+
+
+def _metric(**kw):
+    m = MultiTaskMetric(**kw)
+    m.dataset_meta = dict(classes=('a', 'b', 'c'),
+                          part_classes=('bg', 'p'))
+    return m
+
+
+def test_miou_matches_hand_count():
+    gt = np.array([[[0, 0, 1, 1], [2, 2, 255, 1]]])
+    pred = np.array([[[0, 1, 1, 1], [2, 0, 2, 1]]])
+    m = _metric(tasks=['semseg'])
+    m.process(None, [_sample(gt_sem_seg=gt, pred_sem_seg=pred)])
+    res = m.compute_metrics(m.results)
+    # class 0: inter 1, union 3 ; class 1: inter 3, union 4 ;
+    # class 2: inter 1, union 2
+    assert res['semseg/mIoU'] == pytest.approx(100 * (1 / 3 + 3 / 4 + 1 / 2)
+                                               / 3)
+
+
+def test_class_count_mismatch_is_an_error():
+    m = _metric(tasks=['semseg'])
+    with pytest.raises(ValueError, match="'semseg'.*3 classes"):
+        m.process(None, [_sample(gt_sem_seg=np.zeros((1, 2, 2), int),
+                                 pred_sem_seg=np.full((1, 2, 2), 5))])
+
+
+def test_saliency_max_iou_and_f():
+    gt = np.array([[[1, 1, 0, 0]]])
+    prob = np.array([[[0.95, 0.5, 0.4, 0.1]]])
+    m = _metric(tasks=['saliency'])
+    m.process(None, [_sample(gt_saliency=gt, pred_saliency=prob)])
+    res = m.compute_metrics(m.results)
+    # At a threshold in (0.4, 0.5) the prediction is exact.
+    assert res['saliency/maxIoU'] == pytest.approx(100.)
+    assert res['saliency/maxF'] == pytest.approx(100.)
+    m2 = _metric(tasks=['saliency'])
+    m2.process(None, [_sample(gt_saliency=gt,
+                              pred_saliency=np.array([[[0.95, 0.1, 0.95,
+                                                        0.1]]]))])
+    # Best: {0, 2} predicted: tp 1, fp 1, fn 1 -> IoU 1/3; P = R = 1/2.
+    res2 = m2.compute_metrics(m2.results)
+    assert res2['saliency/maxIoU'] == pytest.approx(100 / 3)
+    assert res2['saliency/maxF'] == pytest.approx(50.)
+
+
+def test_normals_angles():
+    gt = np.zeros((3, 1, 4))
+    gt[2] = 1                      # all pointing up
+    gt[:, 0, 3] = 0                # ignored
+    pred = np.zeros((3, 1, 4))
+    angles = [0., 10., 40.]
+    for i, a in enumerate(angles):
+        pred[0, 0, i] = math.sin(math.radians(a)) * 3
+        pred[2, 0, i] = math.cos(math.radians(a)) * 3
+    pred[:, 0, 3] = [1, 0, 0]
+    m = _metric(tasks=['normals'])
+    m.process(None, [_sample(gt_normals=gt, pred_normals=pred)])
+    res = m.compute_metrics(m.results)
+    assert res['normals/mean'] == pytest.approx(50 / 3, abs=1e-3)
+    assert res['normals/median'] == pytest.approx(10., abs=0.1)
+    assert res['normals/within_11.25'] == pytest.approx(200 / 3)
+    assert res['normals/within_30'] == pytest.approx(200 / 3)
+
+
+def test_depth_rmse():
+    gt = np.array([[[1., 2., 0., 4.]]])
+    pred = np.array([[[2., 2., 9., 2.]]])
+    m = _metric(tasks=['depth'])
+    m.process(None, [_sample(gt_depth=gt, pred_depth=pred)])
+    res = m.compute_metrics(m.results)
+    assert res['depth/rmse'] == pytest.approx(math.sqrt(5 / 3))
+    assert res['depth/abs_rel'] == pytest.approx((1 + 0 + 0.5) / 3)
+    assert res['depth/delta1'] == pytest.approx(100 / 3)
+
+
+def test_edge_ods_with_tolerance():
+    gt = np.zeros((1, 20, 20), np.int64)
+    gt[0, :, 10] = 1
+    prob = np.zeros((1, 20, 20))
+    prob[0, :, 11] = 0.9             # one pixel off: within tolerance 1
+    m = _metric(tasks=['edge'])
+    m.process(None, [_sample(gt_edge=gt, pred_edge=prob)])
+    assert m.compute_metrics(m.results)['edge/odsF'] == pytest.approx(100.)
+    prob2 = np.zeros((1, 20, 20))
+    prob2[0, :10, 15] = 0.9          # far away: no match
+    prob2[0, 10:, 10] = 0.9          # half the edge found exactly
+    m2 = _metric(tasks=['edge'])
+    m2.process(None, [_sample(gt_edge=gt, pred_edge=prob2)])
+    # P = 10/20; R = 11/20 (gt row 9 lies 1 px from the prediction).
+    f = 2 * 0.5 * 0.55 / (0.5 + 0.55)
+    assert m2.compute_metrics(m2.results)['edge/odsF'] == pytest.approx(
+        100 * f)
+
+
+def test_delta_m():
+    m = _metric(single_task_baselines=dict(semseg=50., normals=20.))
+    d = m.delta_m({'semseg/mIoU': 55., 'normals/mean': 22.})
+    # (+10% - 10%) / 2
+    assert d == pytest.approx(0.)
+    d = m.delta_m({'semseg/mIoU': 55., 'normals/mean': 18.})
+    assert d == pytest.approx(10.)
+    with pytest.raises(ValueError, match="unknown task 'seg'"):
+        MultiTaskMetric(single_task_baselines=dict(seg=1.))
+
+
+def test_size_mismatch_named():
+    m = _metric(tasks=['depth'])
+    with pytest.raises(ValueError, match="'depth'.*differ in size"):
+        m.process(None, [_sample(gt_depth=np.ones((1, 4, 4)),
+                                 pred_depth=np.ones((1, 2, 2)))])

@@ -1,0 +1,102 @@
+"""End to end through tools/train.py, tools/test.py and dist_train.sh."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.conftest import ROOT, TINY_CONFIG
+
+
+def _data_opts(root):
+    return [f'{k}.dataset.data_root={root}'
+            for k in ('train_dataloader', 'val_dataloader',
+                      'test_dataloader')]
+
+
+def _run(args, **kw):
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    proc = subprocess.run([sys.executable] + args, cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600, **kw)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return proc
+
+
+def test_train_resume_test(tiny_synthetic, tmp_path):
+    work = str(tmp_path / 'work')
+    opts = _data_opts(tiny_synthetic)
+    _run(['tools/train.py', TINY_CONFIG, '--work-dir', work,
+          '--cfg-options', *opts])
+    assert osp.isfile(osp.join(work, 'iter_4.pth'))
+    # Resume from the iteration-2 checkpoint and go on to 6 iterations.
+    proc = _run(['tools/train.py', TINY_CONFIG, '--work-dir', work,
+                 '--resume', osp.join(work, 'iter_2.pth'), '--cfg-options',
+                 'train_cfg.max_iters=6', *opts])
+    assert 'resumed epoch: 0, iter: 2' in proc.stdout + proc.stderr
+    ckpt = torch.load(osp.join(work, 'iter_6.pth'), map_location='cpu')
+    assert ckpt['meta']['iter'] == 6
+    assert 'message_hub' in ckpt
+    out = str(tmp_path / 'metrics.json')
+    _run(['tools/test.py', TINY_CONFIG, osp.join(work, 'iter_6.pth'),
+          '--work-dir', work, '--out', out, '--cfg-options', *opts])
+    metrics = json.load(open(out))
+    for key in ('semseg/mIoU', 'human_parts/mIoU', 'saliency/maxIoU',
+                'saliency/maxF', 'normals/mean', 'edge/odsF', 'depth/rmse'):
+        assert key in metrics, key
+    assert 0 <= metrics['semseg/mIoU'] <= 100
+    assert 0 <= metrics['normals/mean'] <= 180
+    # load_from (fine-tuning from a checkpoint) also loads.
+    _run(['tools/train.py', TINY_CONFIG, '--work-dir', str(tmp_path / 'ft'),
+          '--cfg-options', f'load_from={osp.join(work, "iter_6.pth")}',
+          'train_cfg.max_iters=1', *opts])
+
+
+def test_test_rejects_checkpoint_of_other_architecture(tiny_synthetic,
+                                                       tmp_path):
+    other = tmp_path / 'other.pth'
+    torch.save(dict(state_dict={'conv.weight': torch.zeros(1)}), other)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.run(
+        [sys.executable, 'tools/test.py', TINY_CONFIG, str(other),
+         '--work-dir', str(tmp_path), '--cfg-options',
+         *_data_opts(tiny_synthetic)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert 'does not fit MultiTaskEncoderDecoder' in proc.stderr
+    assert 'other.pth' in proc.stderr
+
+
+def test_unknown_task_in_config_fails_clearly(tiny_synthetic, tmp_path):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.run(
+        [sys.executable, 'tools/train.py', TINY_CONFIG, '--work-dir',
+         str(tmp_path), '--cfg-options', *_data_opts(tiny_synthetic),
+         'train_dataloader.dataset.tasks=[semseg,surface]'],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "unknown task 'surface'" in proc.stderr
+
+
+@pytest.mark.skipif(sys.platform != 'linux', reason='gloo on linux')
+def test_dist_train_two_processes(tiny_synthetic, tmp_path):
+    work = str(tmp_path / 'dist')
+    env = dict(os.environ, PYTHONPATH=ROOT, PYTHON=sys.executable,
+               PORT='29517', OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        ['bash', 'tools/dist_train.sh', TINY_CONFIG, '2', '--work-dir', work,
+         '--cfg-options', 'train_cfg.max_iters=2', *_data_opts(
+             tiny_synthetic)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    assert 'Distributed training: True' in log
+    ckpt = torch.load(osp.join(work, 'iter_2.pth'), map_location='cpu')
+    assert ckpt['meta']['iter'] == 2
+    # The DDP checkpoint loads into a fresh single-process model.
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+    model = MODELS.build(Config.fromfile(TINY_CONFIG).model)
+    model.load_state_dict(ckpt['state_dict'], strict=True)
