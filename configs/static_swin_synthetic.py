@@ -4,9 +4,9 @@ _base_ = [
     '_base_/models/static_swin_mt.py', '_base_/datasets/synthetic_mt.py',
     '_base_/schedules/schedule_adamw.py', '_base_/default_runtime.py'
 ]
-max_iters = 1500
+max_iters = 800
 warmup_iters = 100
-val_interval = 1500
+val_interval = 800
 embed_dims = 48
 model = dict(
     backbone=dict(

@@ -44,9 +44,10 @@ def main():
     torch.save(dict(state_dict=converted), args.dst)
     print(f'converted {len(state)} -> {len(converted)} tensors: {args.dst}')
     if args.config:
-        import mmadamtl  # noqa: F401
         from mmengine.config import Config
         from mmseg.registry import MODELS
+
+        import mmadamtl  # noqa: F401
         cfg = Config.fromfile(args.config)
         backbone_cfg = dict(cfg.model.backbone)
         backbone_cfg['init_cfg'] = dict(

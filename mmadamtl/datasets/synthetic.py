@@ -82,7 +82,7 @@ def _person(yy, xx, cx, cy, size, rng) -> Tuple[np.ndarray, Dict]:
     angle = rng.uniform(0, 2 * np.pi)
     rot = np.array([[np.cos(angle), -np.sin(angle)],
                     [np.sin(angle), np.cos(angle)]])
-    scale = size / 4.0
+    scale = size / 2.5
     parts = {}
     for name, p0, p1, radius in _PERSON:
         q0 = rot @ np.asarray(p0) * scale + (cx, cy)
@@ -262,4 +262,3 @@ class SyntheticMTDataset(PascalContextMTDataset):
     SUPPORTED_TASKS = ('semseg', 'human_parts', 'saliency', 'normals', 'edge',
                        'depth')
     METAINFO = dict(classes=SYNTHETIC_CLASSES, part_classes=PART_CLASSES)
-

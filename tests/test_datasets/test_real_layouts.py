@@ -134,6 +134,15 @@ def test_pascal_missing_and_corrupt_files(pascal_root):
         ds[0]
 
 
+def test_corrupt_image_is_named(pascal_root):
+    (pascal_root / 'JPEGImages/b.jpg').write_bytes(b'\xff\xd8 broken')
+    ds = PascalContextMTDataset(
+        tasks=['semseg'], split='val', data_root=str(pascal_root),
+        pipeline=PIPE, test_mode=True)
+    with pytest.raises(Exception, match='JPEGImages/b.jpg'):
+        ds[1]
+
+
 def test_pascal_rejects_depth(pascal_root):
     with pytest.raises(ValueError, match="unknown task 'depth'"):
         PascalContextMTDataset(

@@ -3,8 +3,7 @@ import pytest
 import torch
 
 from mmadamtl.datasets.transforms import (MultiTaskRandomCrop,
-                                          MultiTaskRandomFlip,
-                                          MultiTaskResize,
+                                          MultiTaskRandomFlip, MultiTaskResize,
                                           PackMultiTaskInputs)
 
 

@@ -100,3 +100,22 @@ def test_dist_train_two_processes(tiny_synthetic, tmp_path):
     from mmseg.registry import MODELS
     model = MODELS.build(Config.fromfile(TINY_CONFIG).model)
     model.load_state_dict(ckpt['state_dict'], strict=True)
+
+
+def test_runner_with_custom_imports_only(tiny_synthetic, tmp_path):
+    """What mmseg's own tools/train.py does: build the Runner from the
+    config; the config's custom_imports registers mmadamtl."""
+    script = (
+        'import sys\n'
+        'from mmengine.config import Config\n'
+        'from mmengine.runner import Runner\n'
+        'cfg = Config.fromfile(sys.argv[1])\n'
+        'assert "mmadamtl" in sys.modules\n'
+        'cfg.work_dir = sys.argv[2]\n'
+        'cfg.merge_from_dict(dict(train_cfg=dict(max_iters=1, '
+        'val_interval=1)))\n'
+        'for k in ("train_dataloader", "val_dataloader"):\n'
+        '    cfg[k].dataset.data_root = sys.argv[3]\n'
+        'Runner.from_cfg(cfg).train()\n')
+    _run(['-c', script, TINY_CONFIG, str(tmp_path), tiny_synthetic])
+    assert osp.isfile(tmp_path / 'iter_1.pth')

@@ -1,7 +1,6 @@
 """Geometric transforms that keep the image and every task map aligned."""
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
-import cv2
 import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform

@@ -157,7 +157,8 @@ class MultiTaskMetric(BaseMetric):
         edge_thresholds: Number of thresholds for the edge ODS F.
         edge_tolerance: Match tolerance as a fraction of the diagonal.
     """
-    default_prefix: Optional[str] = None
+    # No prefix: keys stay '<task>/<metric>' (e.g. 'semseg/mIoU').
+    default_prefix: Optional[str] = ''
 
     def __init__(self,
                  tasks: Optional[Sequence[str]] = None,

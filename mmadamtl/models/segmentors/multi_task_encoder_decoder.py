@@ -10,8 +10,8 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import OptConfigType, OptMultiConfig, OptSampleList
 
+from mmadamtl.models.backbones.swin_checkpoint import check_pretrained_backbone
 from mmadamtl.utils import TASKS, check_tasks
-from ..backbones.swin_checkpoint import check_pretrained_backbone
 
 
 @MODELS.register_module()

@@ -1,0 +1,46 @@
+"""The shipped configs build, and their heads match their datasets."""
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmseg.registry import DATASETS, MODELS
+
+from tests.conftest import ROOT
+
+CONFIGS = dict(
+    static_swin_pascal=('PascalContextMTDataset', 21),
+    static_swin_nyud=('NYUDMTDataset', 40),
+    static_swin_synthetic=('SyntheticMTDataset', 6),
+)
+
+
+@pytest.mark.parametrize('name', sorted(CONFIGS))
+def test_config_builds_and_matches_dataset(name):
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', f'{name}.py'))
+    dataset_type, num_classes = CONFIGS[name]
+    assert cfg.train_dataloader.dataset.type == dataset_type
+    dataset_cls = DATASETS.get(dataset_type)
+    tasks = cfg.train_dataloader.dataset.tasks
+    assert set(tasks) == set(cfg.model.decode_head.tasks)
+    assert set(tasks) <= set(dataset_cls.SUPPORTED_TASKS)
+    assert len(dataset_cls.METAINFO['classes']) == num_classes
+    assert cfg.model.decode_head.tasks.semseg.out_channels == num_classes
+    if 'human_parts' in tasks:
+        assert cfg.model.decode_head.tasks.human_parts.out_channels == len(
+            dataset_cls.METAINFO['part_classes'])
+    cfg.model.backbone.init_cfg = None
+    model = MODELS.build(cfg.model).eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 64, 64), mode='tensor')
+    assert set(out) == set(tasks)
+    assert out['semseg'].shape == (1, num_classes, 16, 16)
+
+
+def test_missing_pretrained_file_is_named(tmp_path):
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'static_swin_nyud.py'))
+    missing = str(tmp_path / 'no_such_swin.pth')
+    cfg.model.backbone.init_cfg.checkpoint = missing
+    model = MODELS.build(cfg.model)
+    with pytest.raises(FileNotFoundError, match='no_such_swin.pth'):
+        model.init_weights()
