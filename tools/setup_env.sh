@@ -63,12 +63,21 @@ if [ ! -f "$(stamp mmcv)" ]; then
     touch "$(stamp mmcv)"
 fi
 
-if [ ! -f "$(stamp deps)" ]; then
+# Re-run when requirements.txt changes.
+REQ_SUM="$(sha1sum "$ROOT/requirements.txt" | cut -c1-12)"
+if [ ! -f "$(stamp "deps-$REQ_SUM")" ]; then
     log "installing mmengine, mmsegmentation, timm and test tools"
     "$PIP" install -q -r "$ROOT/requirements.txt"
-    touch "$(stamp deps)"
+    rm -f "$VENV"/.stamp-deps-*
+    touch "$(stamp "deps-$REQ_SUM")"
 fi
 
-log "installing mmadamtl (editable)"
-"$PIP" install -q --no-deps --no-build-isolation -e "$ROOT"
+# Re-run the editable install only when setup.py changes.
+SETUP_SUM="$(sha1sum "$ROOT/setup.py" | cut -c1-12)"
+if [ ! -f "$(stamp "mmadamtl-$SETUP_SUM")" ]; then
+    log "installing mmadamtl (editable)"
+    "$PIP" install -q --no-deps --no-build-isolation -e "$ROOT"
+    rm -f "$VENV"/.stamp-mmadamtl-*
+    touch "$(stamp "mmadamtl-$SETUP_SUM")"
+fi
 "$VENV/bin/python" -c "import mmcv.ops, mmseg, mmadamtl; print('[setup] ok: mmcv', mmcv.__version__, 'mmseg', mmseg.__version__)"

@@ -41,6 +41,7 @@ _PERSON = (
     ('llleg', (-0.7, 2.8), (-0.8, 4.6), 0.38),
     ('rlleg', (0.7, 2.8), (0.8, 4.6), 0.38),
 )
+_CLASS_PROBS = (1 / 3, ) + (2 / 3 / 4, ) * 4  # person, then the others
 _PART_LABEL = dict(head=1, torso=2, luarm=3, ruarm=3, llarm=4, rlarm=4,
                    luleg=5, ruleg=5, llleg=6, rlleg=6)
 
@@ -110,12 +111,14 @@ def render_scene(size: int, rng: np.random.Generator,
     objects = []
     num_objects = int(rng.integers(0, max_objects + 1))
     for i in range(1, num_objects + 1):
-        cls = int(rng.integers(1, len(SYNTHETIC_CLASSES)))
+        # A third of the objects are persons, so the parts task has data.
+        cls = int(rng.choice(len(SYNTHETIC_CLASSES) - 1, p=_CLASS_PROBS)) + 1
         obj_size = rng.uniform(0.07, 0.16) * size
         cx, cy = rng.uniform(0.1, 0.9, 2) * size
         part_heights = None
         if SYNTHETIC_CLASSES[cls] == 'person':
-            obj_h, part_heights = _person(yy, xx, cx, cy, obj_size, rng)
+            obj_h, part_heights = _person(yy, xx, cx, cy, 1.4 * obj_size,
+                                          rng)
         else:
             obj_h = _object_height(SYNTHETIC_CLASSES[cls], yy, xx, cx, cy,
                                    obj_size, rng)

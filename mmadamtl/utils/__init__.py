@@ -1,8 +1,8 @@
 from .launch import setup_launcher
-from .tasks import TASKS, TaskSpec, check_tasks
+from .tasks import TASK_BY_FIELD, TASKS, TaskSpec, check_tasks
 from .torch_compat import register_safe_globals
 
 __all__ = [
-    'TASKS', 'TaskSpec', 'check_tasks', 'register_safe_globals',
-    'setup_launcher'
+    'TASKS', 'TASK_BY_FIELD', 'TaskSpec', 'check_tasks',
+    'register_safe_globals', 'setup_launcher'
 ]

@@ -20,7 +20,9 @@ class TaskSpec:
             ``'normals'`` (3-channel unit vectors) or ``'depth'``.
         ignore_value: Value that marks an ignored pixel; also the value used
             to pad the map. For normals an all-zero vector is ignored.
-        channels: Channels of the ground-truth map.
+        channels: Channels of the ground-truth map (and of the head's
+            output, except for label tasks, whose output has a channel per
+            class).
         lower_is_better: Direction of the task's main metric (for Δm).
     """
     name: str
@@ -46,6 +48,8 @@ TASKS = {
                  lower_is_better=True),
     )
 }
+# The task a gt_* field belongs to.
+TASK_BY_FIELD = {spec.gt_field: spec for spec in TASKS.values()}
 
 
 def check_tasks(tasks: Iterable[str],

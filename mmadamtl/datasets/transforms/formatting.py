@@ -8,9 +8,7 @@ from mmengine.structures import PixelData
 from mmseg.registry import TRANSFORMS
 from mmseg.structures import SegDataSample
 
-from mmadamtl.utils import TASKS
-
-_FIELD_TO_TASK = {spec.gt_field: spec for spec in TASKS.values()}
+from mmadamtl.utils import TASK_BY_FIELD
 
 
 def map_to_tensor(gt: np.ndarray, kind: str) -> torch.Tensor:
@@ -49,7 +47,7 @@ class PackMultiTaskInputs(BaseTransform):
         sample = SegDataSample()
         names = []
         for key in results.get('task_fields', []):
-            spec = _FIELD_TO_TASK[key]
+            spec = TASK_BY_FIELD[key]
             sample.set_field(
                 PixelData(data=map_to_tensor(results[key], spec.kind)), key)
             names.append(spec.name)

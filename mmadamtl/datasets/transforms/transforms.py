@@ -7,9 +7,7 @@ from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_randomness
 from mmseg.registry import TRANSFORMS
 
-from mmadamtl.utils import TASKS
-
-_FIELD_TO_TASK = {spec.gt_field: spec for spec in TASKS.values()}
+from mmadamtl.utils import TASK_BY_FIELD
 
 
 def _task_fields(results: dict) -> List[str]:
@@ -140,7 +138,7 @@ class MultiTaskRandomFlip(BaseTransform):
         if pairs is None:
             pairs = results.get('flip_pairs') or {}
         for key in _task_fields(results):
-            spec = _FIELD_TO_TASK[key]
+            spec = TASK_BY_FIELD[key]
             gt = np.ascontiguousarray(results[key][:, ::-1])
             if spec.kind == 'normals':
                 gt[..., 0] *= -1

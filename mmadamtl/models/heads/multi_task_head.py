@@ -63,11 +63,10 @@ class MultiTaskHead(BaseModule):
                 raise KeyError(f'MultiTaskHead.tasks.{task}: out_channels '
                                f'is required')
             out = int(cfg['out_channels'])
-            expected = dict(binary=1, normals=3, depth=1).get(spec.kind)
-            if expected is not None and out != expected:
+            if spec.kind != 'seg' and out != spec.channels:
                 raise ValueError(
                     f'MultiTaskHead.tasks.{task}: out_channels must be '
-                    f'{expected} for a {spec.kind} task, got {out}')
+                    f'{spec.channels} for a {spec.kind} task, got {out}')
             if spec.kind == 'seg' and out < 2:
                 raise ValueError(f'MultiTaskHead.tasks.{task}: out_channels '
                                  f'(number of classes) must be >= 2')
