@@ -14,23 +14,12 @@ model = dict(
         init_cfg=dict(
             type='Pretrained', checkpoint='pretrained/swin_tiny_mmseg.pth')),
     decode_head=dict(
+        # Losses and weights: MultiTaskHead's defaults, AdaMTL's.
         tasks=dict(
-            semseg=dict(
-                out_channels=40,
-                loss=dict(
-                    type='CrossEntropyLoss', loss_weight=1.0,
-                    avg_non_ignore=True)),
-            normals=dict(
-                out_channels=3,
-                loss=dict(type='NormalsL1Loss', loss_weight=10.0)),
-            edge=dict(
-                out_channels=1,
-                loss=dict(
-                    type='BalancedBCELoss', pos_weight=0.95,
-                    loss_weight=50.0)),
-            depth=dict(
-                out_channels=1,
-                loss=dict(type='DepthL1Loss', loss_weight=1.0)))))
+            semseg=dict(out_channels=40),
+            normals=dict(out_channels=3),
+            edge=dict(out_channels=1),
+            depth=dict(out_channels=1))))
 optim_wrapper = dict(optimizer=dict(lr=5e-4 * 32 / 512))
 param_scheduler = [
     dict(

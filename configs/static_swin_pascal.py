@@ -15,29 +15,13 @@ model = dict(
         init_cfg=dict(
             type='Pretrained', checkpoint='pretrained/swin_tiny_mmseg.pth')),
     decode_head=dict(
-        # AdaMTL's task weights.
+        # Losses and weights: MultiTaskHead's defaults, AdaMTL's.
         tasks=dict(
-            semseg=dict(
-                out_channels=21,
-                loss=dict(
-                    type='CrossEntropyLoss', loss_weight=1.0,
-                    avg_non_ignore=True)),
-            human_parts=dict(
-                out_channels=7,
-                loss=dict(
-                    type='CrossEntropyLoss', loss_weight=2.0,
-                    avg_non_ignore=True)),
-            saliency=dict(
-                out_channels=1,
-                loss=dict(type='BalancedBCELoss', loss_weight=5.0)),
-            normals=dict(
-                out_channels=3,
-                loss=dict(type='NormalsL1Loss', loss_weight=10.0)),
-            edge=dict(
-                out_channels=1,
-                loss=dict(
-                    type='BalancedBCELoss', pos_weight=0.95,
-                    loss_weight=50.0)))))
+            semseg=dict(out_channels=21),
+            human_parts=dict(out_channels=7),
+            saliency=dict(out_channels=1),
+            normals=dict(out_channels=3),
+            edge=dict(out_channels=1))))
 # AdaMTL's rule lr = 5e-4 * batch / 512.
 optim_wrapper = dict(optimizer=dict(lr=5e-4 * 32 / 512))
 param_scheduler = [

@@ -19,31 +19,14 @@ model = dict(
     decode_head=dict(
         in_channels=[embed_dims * 2**i for i in range(4)],
         decoder=dict(channels=32),
+        # Losses and weights: MultiTaskHead's defaults, AdaMTL's.
         tasks=dict(
-            semseg=dict(
-                out_channels=6,
-                loss=dict(
-                    type='CrossEntropyLoss', loss_weight=1.0,
-                    avg_non_ignore=True)),
-            human_parts=dict(
-                out_channels=7,
-                loss=dict(
-                    type='CrossEntropyLoss', loss_weight=2.0,
-                    avg_non_ignore=True)),
-            saliency=dict(
-                out_channels=1,
-                loss=dict(type='BalancedBCELoss', loss_weight=5.0)),
-            normals=dict(
-                out_channels=3,
-                loss=dict(type='NormalsL1Loss', loss_weight=10.0)),
-            edge=dict(
-                out_channels=1,
-                loss=dict(
-                    type='BalancedBCELoss', pos_weight=0.95,
-                    loss_weight=50.0)),
-            depth=dict(
-                out_channels=1,
-                loss=dict(type='DepthL1Loss', loss_weight=1.0)))))
+            semseg=dict(out_channels=6),
+            human_parts=dict(out_channels=7),
+            saliency=dict(out_channels=1),
+            normals=dict(out_channels=3),
+            edge=dict(out_channels=1),
+            depth=dict(out_channels=1))))
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 param_scheduler = [
     dict(

@@ -3,7 +3,8 @@ embedded synthetic dataset, evaluate it and print a table of the metrics.
 
     python tools/demo.py [--work-dir work_dirs/demo] [--retrain]
 
-Generates data/synthetic first if it is missing. A finished training
+Generates data/synthetic first if it is missing or was made by an older
+version of the generator. A finished training
 (its final checkpoint) is reused unless --retrain is given. The table is
 also saved as Markdown and JSON in the work dir.
 """
@@ -22,6 +23,16 @@ CONFIG = 'configs/static_swin_synthetic.py'
 def run(cmd):
     print('+', ' '.join(cmd), flush=True)
     subprocess.run(cmd, cwd=ROOT, check=True)
+
+
+def synthetic_data_current(root: str) -> bool:
+    """Whether ``root`` holds data of the current generator version."""
+    from mmadamtl.datasets.synthetic import GENERATOR_VERSION
+    meta = osp.join(root, 'meta.json')
+    if not osp.isfile(meta):
+        return False
+    with open(meta, encoding='utf-8') as f:
+        return json.load(f).get('version') == GENERATOR_VERSION
 
 
 def metrics_table(metrics: dict) -> str:
@@ -46,7 +57,7 @@ def main():
                 f'test_dataloader.dataset.data_root={args.data_root}']
 
     start = time.time()
-    if not osp.isfile(osp.join(ROOT, args.data_root, 'meta.json')):
+    if not synthetic_data_current(osp.join(ROOT, args.data_root)):
         run([py, 'tools/make_synthetic_dataset.py', args.data_root])
     last = osp.join(static_dir, 'last_checkpoint')
     if args.retrain or not osp.isfile(last):

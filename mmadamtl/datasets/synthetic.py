@@ -27,6 +27,8 @@ SYNTHETIC_CLASSES = ('background', 'person', 'box', 'ball', 'cone', 'ring')
 SYNTHETIC_LABEL_MAP_IDS = (3, 4, 6, 9, 10, 11)
 PERSON_CLASS_ID = 15  # class id of a person in PASCAL-Part's 'anno' struct
 CAMERA_HEIGHT = 10.0
+# Bumped whenever the generator's output changes, so stale data is noticed.
+GENERATOR_VERSION = 2
 
 # Person skeleton in body units: (part name, start, end, radius, label).
 _PERSON = (
@@ -231,7 +233,8 @@ def make_synthetic_dataset(root: str,
                 'pascal-context/trainval', 'depth'):
         os.makedirs(osp.join(root, sub), exist_ok=True)
     rng = np.random.default_rng(seed)
-    meta = dict(seed=seed, size=size, max_objects=max_objects,
+    meta = dict(version=GENERATOR_VERSION, seed=seed, size=size,
+                max_objects=max_objects,
                 classes=list(SYNTHETIC_CLASSES), num_objects={})
     splits = dict(train=num_train, val=num_val)
     total, done = num_train + num_val, 0

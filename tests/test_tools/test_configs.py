@@ -44,3 +44,15 @@ def test_missing_pretrained_file_is_named(tmp_path):
     model = MODELS.build(cfg.model)
     with pytest.raises(FileNotFoundError, match='no_such_swin.pth'):
         model.init_weights()
+
+
+def test_default_losses_are_adamtls():
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs', 'static_swin_synthetic.py'))
+    losses = MODELS.build(cfg.model).decode_head.losses
+    weights = {task: loss.loss_weight for task, loss in losses.items()}
+    assert weights == dict(semseg=1., human_parts=2., saliency=5.,
+                           normals=10., edge=50., depth=1.)
+    assert losses['edge'].pos_weight == 0.95
+    assert losses['saliency'].pos_weight is None
+    assert losses['semseg'].avg_non_ignore

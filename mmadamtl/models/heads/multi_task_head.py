@@ -10,10 +10,16 @@ from mmseg.structures import SegDataSample
 
 from mmadamtl.utils import TASKS, check_tasks
 
+# AdaMTL's loss and weight for each task, used where a task's config gives
+# no ``loss``.
 DEFAULT_LOSSES = dict(
-    seg=dict(type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True),
-    binary=dict(type='BalancedBCELoss', loss_weight=1.0),
-    normals=dict(type='NormalsL1Loss', loss_weight=1.0),
+    semseg=dict(
+        type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True),
+    human_parts=dict(
+        type='CrossEntropyLoss', loss_weight=2.0, avg_non_ignore=True),
+    saliency=dict(type='BalancedBCELoss', loss_weight=5.0),
+    normals=dict(type='NormalsL1Loss', loss_weight=10.0),
+    edge=dict(type='BalancedBCELoss', pos_weight=0.95, loss_weight=50.0),
     depth=dict(type='DepthL1Loss', loss_weight=1.0),
 )
 
@@ -29,17 +35,16 @@ class MultiTaskHead(BaseModule):
             in_channels=[96, 192, 384, 768],
             decoder=dict(type='AdaMTLDecoder', channels=64),
             tasks=dict(
-                semseg=dict(out_channels=21,
-                            loss=dict(type='CrossEntropyLoss',
-                                      loss_weight=1.0)),
+                semseg=dict(out_channels=21),  # AdaMTL's loss and weight
                 normals=dict(out_channels=3,
                              loss=dict(type='NormalsL1Loss',
-                                       loss_weight=10.0))))
+                                       loss_weight=5.0))))
 
     Args:
         in_channels: Channels of the backbone outputs.
-        tasks: Per task ``out_channels`` and ``loss`` (a default loss of the
-            task's kind is used when ``loss`` is left out).
+        tasks: Per task ``out_channels`` and optionally ``loss``; without
+            it the task gets AdaMTL's loss and weight
+            (:data:`DEFAULT_LOSSES`).
         decoder: Decoder config shared by all tasks (``in_channels`` and
             ``out_channels`` are filled in per task).
         align_corners: ``align_corners`` of the upsampling to label size.
@@ -75,7 +80,7 @@ class MultiTaskHead(BaseModule):
                 dict(decoder, in_channels=list(in_channels),
                      out_channels=out, align_corners=align_corners))
             self.losses[task] = MODELS.build(
-                cfg.get('loss', DEFAULT_LOSSES[spec.kind]))
+                cfg.get('loss', DEFAULT_LOSSES[task]))
 
     def forward(self,
                 inputs: List[torch.Tensor],
