@@ -50,7 +50,6 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         self.tasks = list(self.decode_head.tasks)
         self.train_cfg = train_cfg
         self.test_cfg = dict(test_cfg or {})
-        self.active_tasks = self.tasks
         self.set_active_tasks(self.test_cfg.get('tasks'))
 
     def set_active_tasks(self, tasks: Optional[Sequence[str]]) -> None:
