@@ -12,6 +12,8 @@ from mmseg.registry import METRICS
 from mmadamtl.utils import TASKS, check_tasks
 
 # The one metric per task that enters Δm.
+# Per-image figures of the predictions' metainfo, reported as means.
+COMPLEXITY_KEYS = ('gflops', 'encoder_gflops')
 MAIN_METRIC = dict(
     semseg='mIoU',
     human_parts='mIoU',
@@ -147,6 +149,8 @@ class MultiTaskMetric(BaseMetric):
     - ``delta_m`` (%): Δm over the tasks in ``single_task_baselines``
       (semseg/parts mIoU, saliency maxIoU, normals mean error, edge odsF,
       depth RMSE; lower is better for normals and depth).
+    - ``gflops``, ``encoder_gflops``: mean per image of the executed
+      GFLOPs the segmentor records in each prediction's metainfo.
 
     Args:
         tasks: Tasks to evaluate; None means every task predicted.
@@ -214,6 +218,12 @@ class MultiTaskMetric(BaseMetric):
                         f'truth {gt.shape} differ in size; load the ground '
                         f'truth after the Resize of the test pipeline')
                 stats[task] = self._stats(task, pred, gt)
+            # mmengine's evaluator hands over samples as dicts, with the
+            # metainfo keys at the top level.
+            meta = sample if isinstance(sample, dict) else sample.metainfo
+            for key in COMPLEXITY_KEYS:
+                if key in meta:
+                    stats[key] = float(meta[key])
             self.results.append(stats)
 
     def _stats(self, task: str, pred: np.ndarray, gt: np.ndarray):
@@ -234,9 +244,12 @@ class MultiTaskMetric(BaseMetric):
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         per_task = defaultdict(list)
+        complexity = defaultdict(list)
         for stats in results:
             for task, s in stats.items():
-                if s is not None:
+                if task in COMPLEXITY_KEYS:
+                    complexity[task].append(s)
+                elif s is not None:
                     per_task[task].append(s)
         metrics = {}
         for task, items in per_task.items():
@@ -245,6 +258,9 @@ class MultiTaskMetric(BaseMetric):
         delta = self.delta_m(metrics)
         if delta is not None:
             metrics['delta_m'] = delta
+        # Mean executed GFLOPs per image (set by the segmentor's predict).
+        for key, values in complexity.items():
+            metrics[key] = float(np.mean(values))
         MMLogger.get_current_instance().info(
             'multi-task metrics: ' +
             ', '.join(f'{k}={v:.4g}' for k, v in metrics.items()))
@@ -289,11 +305,18 @@ class MultiTaskMetric(BaseMetric):
 
     def delta_m(self, metrics: Dict[str, float]) -> Optional[float]:
         """Δm (%) over the tasks with both a baseline and a result."""
-        terms = []
-        for task, ref in self.baselines.items():
-            key = f'{task}/{MAIN_METRIC[task]}'
-            if key not in metrics:
-                continue
-            sign = -1 if TASKS[task].lower_is_better else 1
-            terms.append(sign * (metrics[key] - ref) / ref)
-        return 100 * float(np.mean(terms)) if terms else None
+        return delta_m(metrics, self.baselines)
+
+
+def delta_m(metrics: Dict[str, float],
+            baselines: Dict[str, float]) -> Optional[float]:
+    """Δm (%) of ``metrics`` against ``baselines`` (task -> main metric),
+    over the tasks that have both; None if there are none."""
+    terms = []
+    for task, ref in baselines.items():
+        key = f'{task}/{MAIN_METRIC[task]}'
+        if key not in metrics:
+            continue
+        sign = -1 if TASKS[task].lower_is_better else 1
+        terms.append(sign * (metrics[key] - ref) / ref)
+    return 100 * float(np.mean(terms)) if terms else None

@@ -127,6 +127,8 @@ def check_pretrained_backbone(backbone: torch.nn.Module) -> None:
                  if k.startswith('backbone.')}
     missing, unexpected, mismatched = compare_state_dicts(
         backbone.state_dict(), state, SWIN_OPTIONAL_KEYS)
+    # An adaptive Swin's policy is not part of a Swin checkpoint.
+    missing = [k for k in missing if not k.startswith('policy.')]
     if missing or mismatched:
         raise ValueError(
             _describe(path, type(backbone).__name__, missing, [], mismatched,

@@ -1,3 +1,4 @@
+from .budget_loss import BudgetLoss
 from .task_losses import BalancedBCELoss, DepthL1Loss, NormalsL1Loss
 
-__all__ = ['BalancedBCELoss', 'NormalsL1Loss', 'DepthL1Loss']
+__all__ = ['BalancedBCELoss', 'NormalsL1Loss', 'DepthL1Loss', 'BudgetLoss']

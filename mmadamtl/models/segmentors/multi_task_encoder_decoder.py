@@ -1,5 +1,5 @@
-"""A shared encoder with one decoder per dense task."""
-from typing import Dict, List, Optional, Sequence
+"""A shared encoder with one decoder per dense task, optionally adaptive."""
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -10,8 +10,10 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import OptConfigType, OptMultiConfig, OptSampleList
 
+from mmadamtl.models.backbones.adaptive_swin import check_budget
 from mmadamtl.models.backbones.swin_checkpoint import check_pretrained_backbone
 from mmadamtl.utils import TASKS, check_tasks
+from mmadamtl.utils.complexity import ComplexityCounter
 
 
 @MODELS.register_module()
@@ -23,12 +25,27 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
     the original image and un-flipped (normals' x flips sign);
     ``_forward`` runs every head so FLOPs counters see the whole model.
 
+    With an adaptive backbone (``AdaptiveSwinTransformer`` with a policy)
+    the compute budget and the tasks being run steer its policy; ``loss``
+    adds ``loss_budget`` (``BudgetLoss``) and logs the executed fraction.
+    Every predicted sample carries ``metainfo['gflops']`` (encoder and the
+    heads that ran), ``metainfo['encoder_gflops']`` and
+    ``metainfo['policy']`` (its decisions), from the decisions executed
+    for that image in that forward pass (multiply-adds, the convention
+    of mmengine's counter).
+
     Args:
-        backbone: Encoder config (e.g. mmseg's ``SwinTransformer``).
+        backbone: Encoder config (e.g. mmseg's ``SwinTransformer`` or
+            ``AdaptiveSwinTransformer``).
         decode_head: A ``MultiTaskHead`` config.
         neck: Optional neck.
-        train_cfg: Unused, kept for mmseg's interface.
-        test_cfg: ``dict(tasks=[...])`` restricts the tasks predicted.
+        train_cfg: ``budget`` (target when no ``BudgetScheduleHook`` sets
+            the budgets, default 1.0), ``budget_loss`` (default
+            ``dict(type='BudgetLoss')``), ``task_losses`` (False for
+            AdaMTL's policy pre-training: only the budget loss).
+        test_cfg: ``tasks=[...]`` restricts the tasks predicted;
+            ``budget`` (in (0, 1], None runs every block) for an adaptive
+            backbone.
         data_preprocessor: Usually ``MultiTaskDataPreProcessor``.
     """
 
@@ -48,9 +65,40 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         self.decode_head = MODELS.build(decode_head)
         self.align_corners = self.decode_head.align_corners
         self.tasks = list(self.decode_head.tasks)
-        self.train_cfg = train_cfg
+        self.train_cfg = dict(train_cfg or {})
         self.test_cfg = dict(test_cfg or {})
         self.set_active_tasks(self.test_cfg.get('tasks'))
+        self.set_budget(self.test_cfg.get('budget'))
+        self.task_losses = self.train_cfg.get('task_losses', True)
+        self.train_budget = check_budget(
+            self.train_cfg.get('budget', 1.0), 'train_cfg.budget')
+        # Per-image training budgets, set each iteration by
+        # BudgetScheduleHook.
+        self.train_budgets: Optional[torch.Tensor] = None
+        self.budget_loss = None
+        if self.adaptive:
+            self.budget_loss = MODELS.build(
+                self.train_cfg.get('budget_loss', dict(type='BudgetLoss')))
+        elif not self.task_losses:
+            raise ValueError('train_cfg.task_losses=False leaves nothing to '
+                             'train without an adaptive backbone')
+        self.complexity = ComplexityCounter()
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the backbone has a policy."""
+        return getattr(self.backbone, 'policy', None) is not None
+
+    def set_budget(self, budget: Optional[float]) -> None:
+        """Set the inference budget: a number in (0, 1], or None to run
+        every block."""
+        budget = check_budget(budget)
+        if budget is not None and not self.adaptive:
+            raise ValueError(
+                f'budget={budget} needs an adaptive backbone (e.g. '
+                f'AdaptiveSwinTransformer with a policy); '
+                f'{type(self.backbone).__name__} always runs every block')
+        self.budget = budget
 
     def set_active_tasks(self, tasks: Optional[Sequence[str]]) -> None:
         """Restrict inference to ``tasks`` (None: every task); heads of the
@@ -62,25 +110,56 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         check_pretrained_backbone(self.backbone)
         super().init_weights()
 
-    def extract_feat(self, inputs: torch.Tensor) -> List[torch.Tensor]:
-        x = self.backbone(inputs)
+    def extract_feat(self, inputs: torch.Tensor, budget=None,
+                     tasks: Optional[Sequence[str]] = None
+                     ) -> List[torch.Tensor]:
+        if self.adaptive:
+            x = self.backbone(inputs, budget=budget, tasks=tasks)
+        else:
+            x = self.backbone(inputs)
         if self.with_neck:
             x = self.neck(x)
         return x
 
-    def encode_decode(self, inputs: torch.Tensor,
-                      batch_img_metas: List[dict]) -> Dict[str, torch.Tensor]:
-        """Raw outputs of the active tasks at the input's size."""
-        outs = self.decode_head(self.extract_feat(inputs), self.active_tasks)
-        return {
+    def _decode(self, inputs: torch.Tensor
+                ) -> Tuple[Dict[str, torch.Tensor], List[torch.Tensor]]:
+        feats = self.extract_feat(inputs, self.budget, self.active_tasks)
+        outs = self.decode_head(feats, self.active_tasks)
+        outs = {
             task: resize(out, size=inputs.shape[2:], mode='bilinear',
                          align_corners=self.align_corners)
             for task, out in outs.items()
         }
+        return outs, feats
+
+    def encode_decode(self, inputs: torch.Tensor,
+                      batch_img_metas: List[dict]) -> Dict[str, torch.Tensor]:
+        """Raw outputs of the active tasks at the input's size."""
+        return self._decode(inputs)[0]
+
+    def _train_budgets(self, batch: int, device) -> torch.Tensor:
+        budgets = self.train_budgets
+        if budgets is None or budgets.numel() != batch:
+            return torch.full((batch, ), self.train_budget, device=device)
+        return budgets.to(device)
 
     def loss(self, inputs: torch.Tensor,
              data_samples: List[SegDataSample]) -> dict:
-        return self.decode_head.loss(self.extract_feat(inputs), data_samples)
+        if not self.adaptive:
+            return self.decode_head.loss(self.extract_feat(inputs),
+                                         data_samples)
+        budgets = self._train_budgets(inputs.shape[0], inputs.device)
+        feats = self.extract_feat(inputs, budgets, self.tasks)
+        losses = {}
+        if self.task_losses:
+            losses.update(self.decode_head.loss(feats, data_samples))
+        stats = self.backbone.last_stats
+        losses['loss_budget'] = self.budget_loss(stats, budgets)
+        # Logged, not summed (no "loss" in the key).
+        losses['executed_fraction'] = stats.block_fraction.detach().mean()
+        losses['budget_target'] = budgets.mean()
+        losses['encoder_gflops'] = stats.encoder_flops.detach().mean() / 1e9
+        return losses
 
     def predict(self,
                 inputs: torch.Tensor,
@@ -91,15 +170,45 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
                     ori_shape=inputs.shape[2:], img_shape=inputs.shape[2:]))
                 for _ in range(inputs.shape[0])
             ]
-        outs = self.encode_decode(inputs,
-                                  [s.metainfo for s in data_samples])
+        outs, feats = self._decode(inputs)
+        self._set_complexity(inputs, feats, data_samples)
         return self.postprocess_result(outs, data_samples)
+
+    def _set_complexity(self, inputs: torch.Tensor,
+                        feats: List[torch.Tensor],
+                        data_samples: List[SegDataSample]) -> None:
+        """Per-image GFLOPs of what this forward executed."""
+        stats = getattr(self.backbone, 'last_stats', None)
+        if stats is None:
+            encoder = [self.complexity.module_flops(
+                self.backbone, inputs[:1], 'backbone')] * len(data_samples)
+        else:
+            encoder = stats.encoder_flops.tolist()
+        heads = sum(
+            self.complexity.module_flops(
+                self.decode_head.decoders[task], [f[:1] for f in feats],
+                f'decoder.{task}') for task in self.active_tasks)
+        for i, sample in enumerate(data_samples):
+            meta = dict(
+                encoder_gflops=encoder[i] / 1e9,
+                gflops=(encoder[i] + heads) / 1e9)
+            if stats is not None:
+                meta['policy'] = dict(
+                    policy_gflops=float(stats.policy_flops[i]) / 1e9,
+                    block_fraction=float(stats.block_fraction[i]),
+                    block_keep=stats.block_keep[i].tolist(),
+                    token_keep=stats.token_keep[i].tolist(),
+                    blocks=stats.blocks[i].tolist(),
+                    token_maps=[m[i].cpu().numpy()
+                                for m in stats.token_maps])
+            sample.set_metainfo(meta)
 
     def _forward(self,
                  inputs: torch.Tensor,
                  data_samples: OptSampleList = None
                  ) -> Dict[str, torch.Tensor]:
-        return self.decode_head(self.extract_feat(inputs), self.tasks)
+        feats = self.extract_feat(inputs, self.budget, self.tasks)
+        return self.decode_head(feats, self.tasks)
 
     def postprocess_result(self, outs: Dict[str, torch.Tensor],
                            data_samples: List[SegDataSample]

@@ -1,0 +1,3 @@
+from .hooks import BudgetScheduleHook, ComplexityLoggerHook
+
+__all__ = ['BudgetScheduleHook', 'ComplexityLoggerHook']

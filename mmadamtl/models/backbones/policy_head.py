@@ -1,0 +1,281 @@
+"""AdaMTL's task-aware policy network, conditioned on the target budget."""
+from typing import List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from mmseg.registry import MODELS
+
+from mmadamtl.utils import check_tasks
+
+
+def gumbel_sigmoid(logits: torch.Tensor, tau: float,
+                   noise: bool = True) -> torch.Tensor:
+    """Relaxed Bernoulli sample ``sigmoid((logits + g1 - g2) / tau)``."""
+    if noise:
+        u = torch.rand((2, ) + logits.shape, device=logits.device,
+                       dtype=logits.dtype).clamp_(1e-6, 1 - 1e-6)
+        g = -torch.log(-torch.log(u))
+        logits = logits + g[0] - g[1]
+    return torch.sigmoid(logits / tau)
+
+
+class _StraightThrough(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, soft):
+        return (soft > 0.5).to(soft.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+def straight_through(soft: torch.Tensor) -> torch.Tensor:
+    """Exact 0/1 decisions (``soft > 0.5``) in the forward pass, the soft
+    values' gradient in the backward pass."""
+    return _StraightThrough.apply(soft)
+
+
+class _Selector(nn.Module):
+    """Per-token embedding shared by the tasks, one output per task.
+
+    ``hidden = relu(W x + U b)``; the budget ``b`` of each image enters
+    through ``U`` (a Linear(1, hidden)) and a direct bias on the outputs.
+    """
+
+    def __init__(self, in_dims: int, hidden: int, num_tasks: int,
+                 budget_conditioned: bool) -> None:
+        super().__init__()
+        self.embed = nn.Linear(in_dims, hidden)
+        self.budget_conditioned = budget_conditioned
+        if budget_conditioned:
+            self.budget_embed = nn.Linear(1, hidden)
+
+    def reset_parameters(self) -> None:
+        """PyTorch's default init, outputs biased towards "keep"."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                m.reset_parameters()
+        nn.init.constant_(self.out.bias, self.init_logit)
+
+    def hidden(self, x: torch.Tensor,
+               budget: Optional[torch.Tensor]) -> torch.Tensor:
+        h = self.embed(x)
+        if self.budget_conditioned:
+            b = self.budget_embed(budget.view(-1, 1).to(x.dtype))
+            h = h + b.view(b.shape[0], *([1] * (h.dim() - 2)), -1)
+        return F.relu(h)
+
+
+class TokenSelector(_Selector):
+    """Which tokens of a block go through its MLP: logits (B, L, T)."""
+
+    def __init__(self, in_dims: int, hidden: int, num_tasks: int,
+                 budget_conditioned: bool, init_logit: float) -> None:
+        super().__init__(in_dims, hidden, num_tasks, budget_conditioned)
+        self.out = nn.Linear(hidden, num_tasks)
+        if budget_conditioned:
+            self.budget_out = nn.Linear(1, num_tasks, bias=False)
+        self.init_logit = init_logit
+        self.reset_parameters()
+
+    def forward(self, x: torch.Tensor,
+                budget: Optional[torch.Tensor]) -> torch.Tensor:
+        logits = self.out(self.hidden(x, budget))
+        if self.budget_conditioned:
+            b = self.budget_out(budget.view(-1, 1).to(x.dtype))
+            logits = logits + b.unsqueeze(1)
+        return logits
+
+
+class BlockSelector(_Selector):
+    """Which blocks of a stage run, read from the stage input: logits
+    (B, T, depth).
+
+    AdaMTL flattens all P tokens' embeddings into one Linear(P*64, depth),
+    which ties the head to one input size; here the embedded tokens are
+    first average-pooled to a fixed ``pool_size`` grid so any input size
+    works.
+    """
+
+    def __init__(self, in_dims: int, hidden: int, num_tasks: int,
+                 depth: int, pool_size: int, budget_conditioned: bool,
+                 init_logit: float) -> None:
+        super().__init__(in_dims, hidden, num_tasks, budget_conditioned)
+        self.num_tasks, self.depth, self.pool_size = num_tasks, depth, \
+            pool_size
+        self.out = nn.Linear(hidden * pool_size**2, num_tasks * depth)
+        if budget_conditioned:
+            self.budget_out = nn.Linear(1, num_tasks * depth, bias=False)
+        self.init_logit = init_logit
+        self.reset_parameters()
+
+    def forward(self, x: torch.Tensor, hw_shape: Sequence[int],
+                budget: Optional[torch.Tensor]) -> torch.Tensor:
+        b = x.shape[0]
+        h = self.hidden(x, budget).transpose(1, 2).reshape(
+            b, -1, *hw_shape)
+        h = F.adaptive_avg_pool2d(h, self.pool_size).flatten(1)
+        logits = self.out(h)
+        if self.budget_conditioned:
+            logits = logits + self.budget_out(budget.view(-1, 1).to(x.dtype))
+        return logits.view(b, self.num_tasks, self.depth)
+
+
+@MODELS.register_module()
+class PolicyHead(BaseModule):
+    """AdaMTL's block and token selectors for an adaptive Swin.
+
+    One ``BlockSelector`` per stage (reading the stage input) and one
+    ``TokenSelector`` before every block (choosing the tokens that go
+    through the block's MLP; attention always sees every token).
+
+    Args:
+        embed_dims: Channels per stage; filled in by the backbone.
+        depths: Blocks per stage; filled in by the backbone.
+        task_mode: ``'single'`` (one decision set for all tasks) or
+            ``'per_task'`` (one set per task in ``tasks``; the executed
+            decision is the union over the tasks being run).
+        tasks: Task names, required for ``'per_task'``.
+        token_hidden: Width of the token selectors' per-token embedding.
+        block_hidden: Width of the block selectors' per-token embedding.
+        pool_size: Grid the block selector pools its input to.
+        budget_conditioned: Feed each image's target budget to the
+            selectors, so one model serves any budget at run time.
+        tau: Gumbel-sigmoid temperature (``BudgetScheduleHook`` may
+            anneal it).
+        init_logit: Initial bias of the outputs; positive starts the
+            policy close to "run everything".
+        block_select / token_select: Switch either kind of decision off.
+    """
+
+    def __init__(self,
+                 embed_dims: Sequence[int] = (),
+                 depths: Sequence[int] = (),
+                 task_mode: str = 'single',
+                 tasks: Optional[Sequence[str]] = None,
+                 token_hidden: int = 16,
+                 block_hidden: int = 16,
+                 pool_size: int = 4,
+                 budget_conditioned: bool = True,
+                 tau: float = 5.0,
+                 init_logit: float = 3.0,
+                 block_select: bool = True,
+                 token_select: bool = True,
+                 init_cfg=None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if task_mode not in ('single', 'per_task'):
+            raise ValueError(f'PolicyHead: task_mode must be "single" or '
+                             f'"per_task", got {task_mode!r}')
+        if task_mode == 'per_task':
+            if not tasks:
+                raise ValueError('PolicyHead: task_mode="per_task" needs '
+                                 'tasks=[...]')
+            self.tasks = check_tasks(tasks, where='PolicyHead.tasks')
+        else:
+            self.tasks = None
+        if len(embed_dims) != len(depths) or not depths:
+            raise ValueError(f'PolicyHead: embed_dims {list(embed_dims)} '
+                             f'and depths {list(depths)} must be non-empty '
+                             f'and of equal length')
+        self.task_mode = task_mode
+        self.embed_dims = list(embed_dims)
+        self.depths = list(depths)
+        self.budget_conditioned = budget_conditioned
+        self.tau = tau
+        self.block_select = block_select
+        self.token_select = token_select
+        self.token_hidden, self.block_hidden = token_hidden, block_hidden
+        self.pool_size = pool_size
+        num_outputs = len(self.tasks) if self.tasks else 1
+        self.block_selectors = nn.ModuleList([
+            BlockSelector(c, block_hidden, num_outputs, d, pool_size,
+                          budget_conditioned, init_logit)
+            if block_select else nn.Identity()
+            for c, d in zip(self.embed_dims, self.depths)
+        ])
+        self.token_selectors = nn.ModuleList([
+            nn.ModuleList([
+                TokenSelector(c, token_hidden, num_outputs,
+                              budget_conditioned, init_logit)
+                for _ in range(d)
+            ]) if token_select else nn.ModuleList()
+            for c, d in zip(self.embed_dims, self.depths)
+        ])
+
+    def init_weights(self) -> None:
+        # The Swin backbone's init re-draws every nn.Linear below it; the
+        # selectors get their own init back here.
+        for m in self.modules():
+            if isinstance(m, _Selector):
+                m.reset_parameters()
+
+    def task_index(self, tasks: Optional[Sequence[str]]) -> List[int]:
+        """Output columns whose union is executed for ``tasks``."""
+        if self.tasks is None:
+            return [0]
+        if tasks is None:
+            return list(range(len(self.tasks)))
+        tasks = check_tasks(tasks, self.tasks, where='policy tasks')
+        return [self.tasks.index(t) for t in tasks]
+
+    def decide(self, logits: torch.Tensor, task_dim: int,
+               index: List[int]) -> torch.Tensor:
+        """Turn logits into decisions, union over the selected tasks.
+
+        Training: Gumbel-sigmoid sample, hard in the forward pass with
+        straight-through gradients; the union of soft decisions is
+        ``1 - prod(1 - p)``. Inference: deterministic ``logits > 0``.
+        """
+        if len(index) != logits.shape[task_dim]:
+            logits = logits.index_select(
+                task_dim, torch.as_tensor(index, device=logits.device))
+        if not self.training:
+            return (logits > 0).any(dim=task_dim).to(logits.dtype)
+        soft = gumbel_sigmoid(logits, self.tau)
+        if soft.shape[task_dim] > 1:
+            soft = 1 - (1 - soft).prod(dim=task_dim)
+        else:
+            soft = soft.squeeze(task_dim)
+        return straight_through(soft)
+
+    def block_decisions(self, stage: int, x: torch.Tensor, hw_shape,
+                        budget, index: List[int]) -> torch.Tensor:
+        """(B, depth) keep decisions for the blocks of ``stage``."""
+        if not self.block_select:
+            return x.new_ones(x.shape[0], self.depths[stage])
+        logits = self.block_selectors[stage](x, hw_shape, budget)
+        return self.decide(logits, 1, index)
+
+    def token_decisions(self, stage: int, block: int, x: torch.Tensor,
+                        budget, index: List[int]) -> Optional[torch.Tensor]:
+        """(B, L) MLP decisions of the tokens of one block, or None when
+        token selection is off."""
+        if not self.token_select:
+            return None
+        logits = self.token_selectors[stage][block](x, budget)
+        return self.decide(logits, 2, index)
+
+    # Multiply-adds (mmengine's counter conventions), per image.
+    def block_selector_flops(self, stage: int, tokens: int) -> float:
+        if not self.block_select:
+            return 0.
+        c, h, k = self.embed_dims[stage], self.block_hidden, \
+            len(self.tasks or [0])
+        out = h * self.pool_size**2 * k * self.depths[stage]
+        flops = tokens * c * h + tokens * h + out
+        if self.budget_conditioned:
+            flops += h + k * self.depths[stage]
+        return flops
+
+    def token_selector_flops(self, stage: int, tokens: int) -> float:
+        if not self.token_select:
+            return 0.
+        c, h, k = self.embed_dims[stage], self.token_hidden, \
+            len(self.tasks or [0])
+        flops = tokens * (c * h + h * k)
+        if self.budget_conditioned:
+            flops += h + k
+        return flops

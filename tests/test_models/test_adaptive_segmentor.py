@@ -1,0 +1,141 @@
+"""The segmentor with an adaptive backbone: budgets, tasks, GFLOPs."""
+import copy
+
+import pytest
+import torch
+from mmengine.analysis import get_model_complexity_info
+from mmengine.config import Config
+from mmseg.registry import HOOKS, MODELS
+
+from mmadamtl.evaluation.metrics.multi_task_metric import delta_m
+from tests.conftest import ROOT
+from tests.test_models.test_multi_task_model import _sample
+
+ADAPTIVE = f'{ROOT}/tests/configs/tiny_adamtl_swin_synthetic.py'
+
+
+def _build(cfg_model, **test_cfg):
+    cfg = copy.deepcopy(cfg_model)
+    cfg.test_cfg = dict(cfg.get('test_cfg') or {}, **test_cfg)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return model.eval()
+
+
+@pytest.fixture(scope='module')
+def adaptive_cfg():
+    return Config.fromfile(ADAPTIVE).model
+
+
+def test_static_gflops_agree_with_mmengine_counter(tiny_cfg):
+    model = _build(tiny_cfg.model)
+    x = torch.rand(2, 3, 64, 64)
+    samples = [_sample(64, 64, seed=i) for i in range(2)]
+    with torch.no_grad():
+        out = model.predict(x, samples)
+        counted = get_model_complexity_info(
+            model, inputs=(x[:1], ), show_table=False,
+            show_arch=False)['flops']
+    for s in out:
+        assert s.metainfo['gflops'] * 1e9 == pytest.approx(counted, rel=0.02)
+        assert s.metainfo['encoder_gflops'] < s.metainfo['gflops']
+
+
+def test_budget_none_is_the_static_model(tiny_cfg, adaptive_cfg):
+    static = _build(tiny_cfg.model)
+    adaptive = _build(adaptive_cfg, budget=None)
+    adaptive.load_state_dict(static.state_dict(), strict=False)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        a = static.predict(x, [_sample(64, 64)])[0]
+        b = adaptive.predict(x, [_sample(64, 64)])[0]
+    assert torch.equal(a.pred_depth.data, b.pred_depth.data)
+    assert a.metainfo['gflops'] == b.metainfo['gflops']
+
+
+def test_requested_tasks_and_budget_steer_compute(adaptive_cfg):
+    model = _build(adaptive_cfg, budget=0.5, tasks=['semseg', 'normals'])
+    ran = []
+    for task, dec in model.decode_head.decoders.items():
+        dec.register_forward_hook(lambda m, a, o, t=task: ran.append(t))
+    # A policy that skips the second block of every stage at budget 0.5.
+    policy = model.backbone.policy
+
+    def block_decisions(stage, x, hw, budget, index):
+        keep = x.new_ones(x.shape[0], 2)
+        keep[budget < 1, 1] = 0
+        return keep
+
+    policy.block_decisions = block_decisions
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        half = model.predict(x, [_sample(64, 64, seed=i) for i in range(2)])
+    assert sorted(set(ran)) == ['normals', 'semseg']
+    for s in half:
+        assert s.pred_sem_seg is not None and 'pred_depth' not in s
+        assert s.metainfo['policy']['block_keep'] == [0.5] * 4
+    model.set_budget(None)
+    model.set_active_tasks(None)
+    with torch.no_grad():
+        full = model.predict(x, [_sample(64, 64, seed=i) for i in range(2)])
+    assert full[0].metainfo['encoder_gflops'] > \
+        half[0].metainfo['encoder_gflops']
+    assert full[0].metainfo['gflops'] - full[0].metainfo['encoder_gflops'] > \
+        half[0].metainfo['gflops'] - half[0].metainfo['encoder_gflops']
+
+
+@pytest.mark.parametrize('bad', [0, 1.01, -1, 'all'])
+def test_bad_budget_in_test_cfg_or_set_budget(adaptive_cfg, bad):
+    with pytest.raises(ValueError, match='budget'):
+        _build(adaptive_cfg, budget=bad)
+    model = _build(adaptive_cfg)
+    with pytest.raises(ValueError, match='budget'):
+        model.set_budget(bad)
+    assert model.budget == 0.5
+
+
+def test_budget_on_static_model_and_unknown_task(tiny_cfg, adaptive_cfg):
+    model = _build(tiny_cfg.model)
+    with pytest.raises(ValueError, match='adaptive backbone'):
+        model.set_budget(0.5)
+    model.set_budget(None)
+    adaptive = _build(adaptive_cfg)
+    with pytest.raises(ValueError, match="unknown task 'surface'"):
+        adaptive.set_active_tasks(['semseg', 'surface'])
+
+
+def test_loss_adds_budget_loss(adaptive_cfg):
+    model = _build(adaptive_cfg).train()
+    model.train_budgets = torch.tensor([0.4, 0.6])
+    samples = [_sample(64, 64, seed=i) for i in range(2)]
+    losses = model.loss(torch.rand(2, 3, 64, 64), samples)
+    assert 'loss_budget' in losses and 'semseg.loss_ce' in losses
+    assert float(losses['budget_target']) == pytest.approx(0.5)
+    assert 0 < float(losses['executed_fraction']) <= 1
+    losses['loss_budget'].backward()
+    grads = [p.grad for p in model.backbone.policy.parameters()]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_budget_schedule_hook():
+    hook = HOOKS.build(dict(type='BudgetScheduleHook',
+                            budget_range=(0.25, 0.75), anneal_iters=100,
+                            tau=(5.0, 1.0)))
+    assert hook.current(0) == (1.0, 1.0, 5.0)
+    low, high, tau = hook.current(50)
+    assert (low, high, tau) == pytest.approx((0.625, 0.875, 3.0))
+    assert hook.current(500) == pytest.approx((0.25, 0.75, 1.0))
+    with pytest.raises(ValueError, match='budget_range'):
+        HOOKS.build(dict(type='BudgetScheduleHook', budget_range=(0, 0.5)))
+    with pytest.raises(ValueError, match='exactly one'):
+        HOOKS.build(dict(type='BudgetScheduleHook'))
+    with pytest.raises(ValueError, match='budget'):
+        HOOKS.build(dict(type='BudgetScheduleHook', budget=2))
+
+
+def test_delta_m():
+    base = {'semseg': 50.0, 'normals': 20.0}
+    metrics = {'semseg/mIoU': 55.0, 'normals/mean': 22.0}
+    # (+10% - 10%) / 2
+    assert delta_m(metrics, base) == pytest.approx(0.0)
+    assert delta_m({'semseg/mIoU': 45.0}, base) == pytest.approx(-10.0)
