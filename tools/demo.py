@@ -1,12 +1,24 @@
-"""The main job of `make demo`: train the static multi-task baseline on the
-embedded synthetic dataset, evaluate it and print a table of the metrics.
+"""The main job of `make demo`: the whole AdaMTL story on the embedded
+synthetic dataset, on CPU.
 
     python tools/demo.py [--work-dir work_dirs/demo] [--retrain]
+                         [--budgets 0.25 0.5 0.75]
 
-Generates data/synthetic first if it is missing or was made by an older
-version of the generator. A finished training
-(its final checkpoint) is reused unless --retrain is given. The table is
-also saved as Markdown and JSON in the work dir.
+1. stage 1: train the static multi-task baseline
+   (configs/static_swin_synthetic.py);
+2. stage 2: pre-train the policy with the rest frozen
+   (configs/adamtl_swin_synthetic_policy.py);
+3. stage 3: joint adaptive training (configs/adamtl_swin_synthetic.py);
+4. evaluate the static model and the adaptive model at each budget with
+   tools/test.py, and time both on the validation images (batch 1, CPU,
+   alternating, median per image);
+5. print one table (per-task metrics, Δm vs static, mean executed GFLOPs,
+   latency) and save it as Markdown and JSON in the work dir, with the
+   correlation of each image's executed GFLOPs with its number of
+   objects.
+
+Generates data/synthetic first if it is missing or stale. Finished
+trainings (their final checkpoints) are reused unless --retrain is given.
 """
 import argparse
 import json
@@ -17,7 +29,13 @@ import sys
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIG = 'configs/static_swin_synthetic.py'
+STATIC = 'configs/static_swin_synthetic.py'
+POLICY = 'configs/adamtl_swin_synthetic_policy.py'
+ADAPTIVE = 'configs/adamtl_swin_synthetic.py'
+# One column per task: its main metric (the one Δm uses).
+COLUMNS = [('semseg/mIoU', 'semseg mIoU'), ('human_parts/mIoU', 'parts mIoU'),
+           ('saliency/maxIoU', 'sal maxIoU'), ('normals/mean', 'normals mErr'),
+           ('edge/odsF', 'edge odsF'), ('depth/rmse', 'depth RMSE')]
 
 
 def run(cmd):
@@ -43,44 +61,185 @@ def metrics_table(metrics: dict) -> str:
     return '\n'.join(rows)
 
 
+def results_table(rows: list) -> str:
+    """One line per model: main metric per task, Δm, GFLOPs, latency."""
+    head = ['model', 'budget'] + [c[1] for c in COLUMNS] + [
+        'Δm vs static (%)', 'GFLOPs', 'encoder GFLOPs', 'encoder ratio',
+        'CPU latency (ms/img)', 'latency ratio']
+    lines = ['| ' + ' | '.join(head) + ' |',
+             '|' + ' --- |' * len(head)]
+    for r in rows:
+        m = r['metrics']
+        budget = '-' if r['budget'] is None else f"{r['budget']:g}"
+        cells = [r['model'], budget]
+        cells += [f'{m[k]:.2f}' for k, _ in COLUMNS]
+        cells += [f"{r['delta_m']:+.2f}", f"{m['gflops']:.4f}",
+                  f"{m['encoder_gflops']:.4f}",
+                  f"{r['encoder_ratio']:.3f}",
+                  f"{r['latency_ms']:.2f}", f"{r['latency_ratio']:.3f}"]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def train(config, work_dir, data_opt, retrain, load_from=None):
+    """Train unless a finished run is there; return its last checkpoint."""
+    last = osp.join(work_dir, 'last_checkpoint')
+    if retrain or not osp.isfile(last):
+        extra = [f'load_from={load_from}'] if load_from else []
+        run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir,
+             '--cfg-options', *data_opt, *extra])
+    with open(last, encoding='utf-8') as f:
+        return f.read().strip()
+
+
+def evaluate(config, checkpoint, work_dir, out, data_opt, budget=None):
+    extra = [] if budget is None else [f'model.test_cfg.budget={budget}']
+    run([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir',
+         work_dir, '--out', out, '--cfg-options', *data_opt, *extra])
+    with open(out, encoding='utf-8') as f:
+        return json.load(f)
+
+
+def time_models(models: dict, config: str, data_root: str,
+                warmup: int = 5) -> dict:
+    """Median CPU latency per image (batch 1) of each model, measured
+    alternately image by image in this process, and each image's
+    executed encoder GFLOPs."""
+    import numpy as np
+    import torch
+    from mmengine.config import Config
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import DATASETS
+
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    ds_cfg = cfg.test_dataloader.dataset
+    ds_cfg.data_root = data_root
+    dataset = DATASETS.build(ds_cfg)
+    times = {name: [] for name in models}
+    gflops = {name: [] for name in models}
+    ids = []
+    with torch.no_grad():
+        for i in range(len(dataset) + warmup):
+            item = dataset[i % len(dataset)]
+            for name, model in models.items():
+                data = model.data_preprocessor(pseudo_collate([item]))
+                start = time.perf_counter()
+                out = model.predict(data['inputs'], data['data_samples'])
+                elapsed = time.perf_counter() - start
+                if i >= warmup:
+                    times[name].append(elapsed)
+                    gflops[name].append(out[0].metainfo['encoder_gflops'])
+            if i >= warmup:
+                ids.append(osp.splitext(osp.basename(
+                    item['data_samples'].img_path))[0])
+    return dict(
+        latency_ms={n: 1e3 * float(np.median(t)) for n, t in times.items()},
+        encoder_gflops=gflops, ids=ids)
+
+
+def load_model(config: str, checkpoint: str, budget=None):
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import load_checkpoint
+    from mmseg.registry import MODELS
+
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
+    if budget is not None:
+        model.set_budget(budget)
+    return model.eval()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--data-root', default='data/synthetic')
+    parser.add_argument('--budgets', type=float, nargs='+',
+                        default=[0.25, 0.5, 0.75])
     parser.add_argument('--retrain', action='store_true')
     args = parser.parse_args()
+    sys.path.insert(0, ROOT)
+    import numpy as np
+
+    import mmadamtl  # noqa: F401
+    from mmadamtl.evaluation.metrics.multi_task_metric import (MAIN_METRIC,
+                                                               delta_m)
+
     py = sys.executable
     work_dir = osp.join(ROOT, args.work_dir)
-    static_dir = osp.join(work_dir, 'static')
-    data_opt = [f'train_dataloader.dataset.data_root={args.data_root}',
-                f'val_dataloader.dataset.data_root={args.data_root}',
-                f'test_dataloader.dataset.data_root={args.data_root}']
+    data_root = osp.join(ROOT, args.data_root)
+    data_opt = [f'{k}.dataset.data_root={args.data_root}'
+                for k in ('train_dataloader', 'val_dataloader',
+                          'test_dataloader')]
 
     start = time.time()
-    if not synthetic_data_current(osp.join(ROOT, args.data_root)):
+    if not synthetic_data_current(data_root):
         run([py, 'tools/make_synthetic_dataset.py', args.data_root])
-    last = osp.join(static_dir, 'last_checkpoint')
-    if args.retrain or not osp.isfile(last):
-        run([py, 'tools/train.py', CONFIG, '--work-dir', static_dir,
-             '--cfg-options', *data_opt])
-    with open(last, encoding='utf-8') as f:
-        checkpoint = f.read().strip()
-    out = osp.join(work_dir, 'static_metrics.json')
-    run([py, 'tools/test.py', CONFIG, checkpoint, '--work-dir', static_dir,
-         '--out', out, '--cfg-options', *data_opt])
-    with open(out, encoding='utf-8') as f:
-        metrics = json.load(f)
+    static_ckpt = train(STATIC, osp.join(work_dir, 'static'), data_opt,
+                        args.retrain)
+    policy_ckpt = train(POLICY, osp.join(work_dir, 'policy'), data_opt,
+                        args.retrain, load_from=static_ckpt)
+    adaptive_ckpt = train(ADAPTIVE, osp.join(work_dir, 'adamtl'), data_opt,
+                          args.retrain, load_from=policy_ckpt)
+    train_s = time.time() - start
 
-    table = metrics_table(metrics)
-    title = ('Static multi-task Swin on the synthetic dataset '
-             f'({CONFIG}, checkpoint {osp.relpath(checkpoint, ROOT)})')
+    evals = [('static', STATIC, static_ckpt, None)] + [
+        ('AdaMTL', ADAPTIVE, adaptive_ckpt, b) for b in args.budgets]
+    results = []
+    for name, config, ckpt, budget in evals:
+        tag = name if budget is None else f'{name}_b{budget:g}'
+        metrics = evaluate(config, ckpt, osp.join(work_dir, 'eval'),
+                           osp.join(work_dir, f'{tag}_metrics.json'),
+                           data_opt, budget)
+        results.append(dict(model=name, budget=budget, config=config,
+                            checkpoint=osp.relpath(ckpt, ROOT),
+                            metrics=metrics))
+
+    models = {r['model'] if r['budget'] is None else f"b{r['budget']:g}":
+              load_model(r['config'], osp.join(ROOT, r['checkpoint']),
+                         r['budget']) for r in results}
+    timing = time_models(models, STATIC, data_root)
+    static = results[0]['metrics']
+    baselines = {k.split('/')[0]: static[k] for k, _ in COLUMNS}
+    assert all(MAIN_METRIC[t] == k.split('/')[1]
+               for t, (k, _) in zip(baselines, COLUMNS))
+    with open(osp.join(data_root, 'meta.json'), encoding='utf-8') as f:
+        objects = json.load(f)['num_objects']
+    num_objects = np.array([objects[i] for i in timing['ids']], float)
+    for r, name in zip(results, models):
+        r['delta_m'] = delta_m(r['metrics'], baselines)
+        r['encoder_ratio'] = r['metrics']['encoder_gflops'] / \
+            static['encoder_gflops']
+        r['latency_ms'] = timing['latency_ms'][name]
+        r['latency_ratio'] = r['latency_ms'] / \
+            timing['latency_ms']['static']
+        g = np.array(timing['encoder_gflops'][name])
+        r['gflops_objects_corr'] = float(np.corrcoef(g, num_objects)[0, 1]) \
+            if g.std() > 0 else None
+
+    table = results_table(results)
+    corr = ', '.join(
+        f"budget {r['budget']:g}: r = {r['gflops_objects_corr']:+.2f}"
+        for r in results[1:] if r['gflops_objects_corr'] is not None)
+    title = ('AdaMTL vs the static multi-task Swin on the synthetic dataset '
+             f'({len(num_objects)} validation images, CPU, '
+             f'{os.cpu_count()} cores)')
+    notes = (f'Latency: median per image at batch 1 (`model.predict`), '
+             f'models timed alternately image by image after warm-up. '
+             f'Δm against the static model. Correlation of each image\'s '
+             f'executed encoder GFLOPs with its number of objects: '
+             f'{corr or "n/a"}.')
     with open(osp.join(work_dir, 'results.md'), 'w', encoding='utf-8') as f:
-        f.write(f'# {title}\n\n{table}\n')
+        f.write(f'# {title}\n\n{table}\n\n{notes}\n')
     with open(osp.join(work_dir, 'results.json'), 'w',
               encoding='utf-8') as f:
-        json.dump(dict(config=CONFIG, checkpoint=checkpoint,
-                       metrics=metrics), f, indent=2)
-    print(f'\n{title}\n\n{table}\n')
+        json.dump(dict(title=title, train_seconds=train_s,
+                       results=results), f, indent=2)
+    print(f'\n{title}\n\n{table}\n\n{notes}\n')
     print(f'saved {osp.join(args.work_dir, "results.md")} and results.json '
           f'({time.time() - start:.0f}s)')
 

@@ -12,7 +12,40 @@ CONFIGS = dict(
     static_swin_pascal=('PascalContextMTDataset', 21),
     static_swin_nyud=('NYUDMTDataset', 40),
     static_swin_synthetic=('SyntheticMTDataset', 6),
+    adamtl_swin_pascal_policy=('PascalContextMTDataset', 21),
+    adamtl_swin_pascal=('PascalContextMTDataset', 21),
+    adamtl_swin_nyud_policy=('NYUDMTDataset', 40),
+    adamtl_swin_nyud=('NYUDMTDataset', 40),
+    adamtl_swin_synthetic_policy=('SyntheticMTDataset', 6),
+    adamtl_swin_synthetic=('SyntheticMTDataset', 6),
 )
+
+
+@pytest.mark.parametrize('dataset', ['pascal', 'nyud', 'synthetic'])
+def test_adamtl_stages_hand_off(dataset):
+    """Each stage loads the last checkpoint of the one before, in the work
+    dir tools/train.py gives it by default."""
+    def load(name):
+        return Config.fromfile(osp.join(ROOT, 'configs', f'{name}.py'))
+
+    static = load(f'static_swin_{dataset}')
+    policy = load(f'adamtl_swin_{dataset}_policy')
+    joint = load(f'adamtl_swin_{dataset}')
+    assert policy.load_from == (f'work_dirs/static_swin_{dataset}/'
+                                f'iter_{static.train_cfg.max_iters}.pth')
+    assert joint.load_from == (f'work_dirs/adamtl_swin_{dataset}_policy/'
+                               f'iter_{policy.train_cfg.max_iters}.pth')
+    # Stage 2 trains only the policy, stage 3 everything.
+    keys = policy.optim_wrapper.paramwise_cfg.custom_keys
+    assert keys['backbone'].lr_mult == 0 and keys[
+        'decode_head'].lr_mult == 0 and keys['backbone.policy'].lr_mult == 1
+    assert policy.model.train_cfg.task_losses is False
+    assert 'backbone' not in joint.optim_wrapper.paramwise_cfg.custom_keys
+    for cfg in (policy, joint):
+        assert cfg.model.backbone.type == 'AdaptiveSwinTransformer'
+        assert cfg.model_wrapper_cfg.find_unused_parameters
+        hooks = [h.type for h in cfg.custom_hooks]
+        assert hooks == ['BudgetScheduleHook', 'ComplexityLoggerHook']
 
 
 @pytest.mark.parametrize('name', sorted(CONFIGS))

@@ -120,3 +120,80 @@ def test_runner_with_custom_imports_only(tiny_synthetic, tmp_path):
         'Runner.from_cfg(cfg).train()\n')
     _run(['-c', script, TINY_CONFIG, str(tmp_path), tiny_synthetic])
     assert osp.isfile(tmp_path / 'iter_1.pth')
+
+
+TINY_POLICY = osp.join(ROOT, 'tests', 'configs',
+                       'tiny_adamtl_swin_synthetic_policy.py')
+TINY_ADAPTIVE = osp.join(ROOT, 'tests', 'configs',
+                         'tiny_adamtl_swin_synthetic.py')
+
+
+def test_adamtl_three_stages_and_test_at_budgets(tiny_synthetic, tmp_path):
+    """Static -> policy pre-training (rest frozen) -> joint, handed off by
+    load_from, then tools/test.py at two budgets and on two tasks."""
+    opts = _data_opts(tiny_synthetic)
+    dirs = {k: str(tmp_path / k) for k in ('static', 'policy', 'joint')}
+    _run(['tools/train.py', TINY_CONFIG, '--work-dir', dirs['static'],
+          '--cfg-options', *opts])
+    static = torch.load(osp.join(dirs['static'], 'iter_4.pth'),
+                        map_location='cpu')['state_dict']
+    proc = _run(['tools/train.py', TINY_POLICY, '--work-dir',
+                 dirs['policy'], '--cfg-options', *opts,
+                 f'load_from={dirs["static"]}/iter_4.pth'])
+    log = proc.stdout + proc.stderr
+    assert 'loss_budget' in log and 'executed_fraction' in log
+    assert 'block_keep_s0' in log and 'tau' in log
+    policy = torch.load(osp.join(dirs['policy'], 'iter_4.pth'),
+                        map_location='cpu')['state_dict']
+    # Everything but the policy stayed frozen; the policy trained.
+    for k, v in static.items():
+        assert torch.equal(v, policy[k]), k
+    assert any(k.startswith('backbone.policy.') for k in policy)
+    _run(['tools/train.py', TINY_ADAPTIVE, '--work-dir', dirs['joint'],
+          '--cfg-options', *opts, f'load_from={dirs["policy"]}/iter_4.pth'])
+    joint = torch.load(osp.join(dirs['joint'], 'iter_4.pth'),
+                       map_location='cpu')['state_dict']
+    # Joint training trains the whole model.
+    key = 'decode_head.decoders.semseg.cls.weight'
+    assert not torch.equal(joint[key], static[key])
+    results = {}
+    for budget in ('0.3', '1.0'):
+        out = str(tmp_path / f'm{budget}.json')
+        _run(['tools/test.py', TINY_ADAPTIVE,
+              osp.join(dirs['joint'], 'iter_4.pth'), '--work-dir',
+              dirs['joint'], '--out', out, '--cfg-options', *opts,
+              f'model.test_cfg.budget={budget}',
+              'model.test_cfg.tasks=[semseg,normals]'])
+        results[budget] = json.load(open(out))
+    for m in results.values():
+        assert set(k.split('/')[0] for k in m) == {
+            'semseg', 'normals', 'gflops', 'encoder_gflops'}
+        assert 0 < m['encoder_gflops'] < m['gflops']
+    # A static checkpoint does not pass for an adaptive model at test.
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.run(
+        [sys.executable, 'tools/test.py', TINY_ADAPTIVE,
+         osp.join(dirs['static'], 'iter_4.pth'), '--work-dir',
+         str(tmp_path), '--cfg-options', *opts],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and 'missing key' in proc.stderr
+
+
+@pytest.mark.skipif(sys.platform != 'linux', reason='gloo on linux')
+def test_dist_adaptive_training_two_processes(tiny_synthetic, tmp_path):
+    """Policy pre-training leaves the decoders unused and joint training
+    skips nothing in training; both run under DDP on gloo."""
+    for i, config in enumerate((TINY_POLICY, TINY_ADAPTIVE)):
+        work = str(tmp_path / f'dist{i}')
+        env = dict(os.environ, PYTHONPATH=ROOT, PYTHON=sys.executable,
+                   PORT=str(29521 + i), OMP_NUM_THREADS='1')
+        proc = subprocess.run(
+            ['bash', 'tools/dist_train.sh', config, '2', '--work-dir', work,
+             '--cfg-options', 'train_cfg.max_iters=2',
+             *_data_opts(tiny_synthetic)],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        log = proc.stdout + proc.stderr
+        assert proc.returncode == 0, log[-6000:]
+        assert 'Distributed training: True' in log
+        assert 'loss_budget' in log
+        assert osp.isfile(osp.join(work, 'iter_2.pth'))

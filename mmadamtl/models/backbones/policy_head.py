@@ -38,11 +38,17 @@ def straight_through(soft: torch.Tensor) -> torch.Tensor:
     return _StraightThrough.apply(soft)
 
 
+def budget_feature(budget: torch.Tensor, dtype) -> torch.Tensor:
+    """(B, 1) input of the budget pathways: the budget centred and scaled
+    to about unit range, 4 (b - 0.5)."""
+    return (4 * (budget.view(-1, 1) - 0.5)).to(dtype)
+
+
 class _Selector(nn.Module):
     """Per-token embedding shared by the tasks, one output per task.
 
     ``hidden = relu(W x + U b)``; the budget ``b`` of each image enters
-    through ``U`` (a Linear(1, hidden)) and a direct bias on the outputs.
+    through ``U`` (a Linear(1, hidden)) and a direct term on the outputs.
     """
 
     def __init__(self, in_dims: int, hidden: int, num_tasks: int,
@@ -64,7 +70,7 @@ class _Selector(nn.Module):
                budget: Optional[torch.Tensor]) -> torch.Tensor:
         h = self.embed(x)
         if self.budget_conditioned:
-            b = self.budget_embed(budget.view(-1, 1).to(x.dtype))
+            b = self.budget_embed(budget_feature(budget, x.dtype))
             h = h + b.view(b.shape[0], *([1] * (h.dim() - 2)), -1)
         return F.relu(h)
 
@@ -85,7 +91,7 @@ class TokenSelector(_Selector):
                 budget: Optional[torch.Tensor]) -> torch.Tensor:
         logits = self.out(self.hidden(x, budget))
         if self.budget_conditioned:
-            b = self.budget_out(budget.view(-1, 1).to(x.dtype))
+            b = self.budget_out(budget_feature(budget, x.dtype))
             logits = logits + b.unsqueeze(1)
         return logits
 
@@ -120,7 +126,8 @@ class BlockSelector(_Selector):
         h = F.adaptive_avg_pool2d(h, self.pool_size).flatten(1)
         logits = self.out(h)
         if self.budget_conditioned:
-            logits = logits + self.budget_out(budget.view(-1, 1).to(x.dtype))
+            logits = logits + self.budget_out(
+                budget_feature(budget, x.dtype))
         return logits.view(b, self.num_tasks, self.depth)
 
 
