@@ -106,7 +106,9 @@ def test_active_tasks(tiny_cfg):
         dec.register_forward_hook(lambda m, i, o, t=task: calls.append(t))
     with torch.no_grad():
         out = model.predict(torch.rand(1, 3, 64, 64))[0]
-    assert sorted(calls) == ['normals', 'semseg']
+    # (The first image of a size also traces the requested decoders once
+    # to count their FLOPs.)
+    assert sorted(set(calls)) == ['normals', 'semseg']
     assert 'pred_sem_seg' in out and 'pred_depth' not in out
     with pytest.raises(ValueError, match="unknown task 'sal'"):
         model.set_active_tasks(['sal'])
