@@ -29,3 +29,20 @@ def test_metrics_table():
     assert lines[0] == '| task | metric | value |'
     assert lines[2] == '| semseg | mIoU | 12.35 |'
     assert lines[3] == '| delta_m | delta_m | -1.50 |'
+
+
+def test_results_table_one_row_per_model():
+    metrics = {k: 1.0 for k, _ in _demo().COLUMNS}
+    metrics.update(gflops=0.5, encoder_gflops=0.25)
+    rows = [dict(model='static', budget=None, metrics=metrics, delta_m=0.0,
+                 encoder_ratio=1.0, latency_ms=10.0, latency_ratio=1.0),
+            dict(model='AdaMTL', budget=0.5, metrics=metrics, delta_m=-1.25,
+                 encoder_ratio=0.5, latency_ms=6.0, latency_ratio=0.6)]
+    lines = _demo().results_table(rows).splitlines()
+    assert len(lines) == 4
+    head = [c.strip() for c in lines[0].strip('|').split('|')]
+    cells = [c.strip() for c in lines[3].strip('|').split('|')]
+    assert len(head) == len(cells)
+    row = dict(zip(head, cells))
+    assert row['budget'] == '0.5' and row['Δm vs static (%)'] == '-1.25'
+    assert row['encoder ratio'] == '0.500' and row['latency ratio'] == '0.600'
