@@ -119,12 +119,14 @@ def time_models(models: dict, config: str, data_root: str,
     dataset = DATASETS.build(ds_cfg)
     times = {name: [] for name in models}
     gflops = {name: [] for name in models}
+    first = next(iter(models.values()))
     ids = []
     with torch.no_grad():
         for i in range(len(dataset) + warmup):
             item = dataset[i % len(dataset)]
+            # Every model's config shares the static one's preprocessor.
+            data = first.data_preprocessor(pseudo_collate([item]))
             for name, model in models.items():
-                data = model.data_preprocessor(pseudo_collate([item]))
                 start = time.perf_counter()
                 out = model.predict(data['inputs'], data['data_samples'])
                 elapsed = time.perf_counter() - start

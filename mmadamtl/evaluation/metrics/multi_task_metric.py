@@ -11,9 +11,9 @@ from mmseg.registry import METRICS
 
 from mmadamtl.utils import TASKS, check_tasks
 
-# The one metric per task that enters Δm.
 # Per-image figures of the predictions' metainfo, reported as means.
 COMPLEXITY_KEYS = ('gflops', 'encoder_gflops')
+# The one metric per task that enters Δm.
 MAIN_METRIC = dict(
     semseg='mIoU',
     human_parts='mIoU',

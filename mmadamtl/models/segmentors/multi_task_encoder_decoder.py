@@ -158,7 +158,6 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         # Logged, not summed (no "loss" in the key).
         losses['executed_fraction'] = stats.block_fraction.detach().mean()
         losses['budget_target'] = budgets.mean()
-        losses['encoder_gflops'] = stats.encoder_flops.detach().mean() / 1e9
         return losses
 
     def predict(self,
