@@ -2,6 +2,7 @@
 # 64x64 images, embed_dims 32, a few iterations, no worker processes.
 _base_ = ['../../configs/static_swin_synthetic.py']
 embed_dims = 32
+crop_size = (64, 64)
 model = dict(
     backbone=dict(
         pretrain_img_size=64,

@@ -1,0 +1,293 @@
+"""tools/get_flops.py, benchmark.py, sweep_budget.py and visualize.py on
+the tiny adaptive config, with a checkpoint whose policy skips work."""
+import csv
+import importlib.util
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import ROOT
+
+TINY_ADAPTIVE = osp.join(ROOT, 'tests', 'configs',
+                         'tiny_adamtl_swin_synthetic.py')
+TINY_STATIC = osp.join(ROOT, 'tests', 'configs',
+                       'tiny_static_swin_synthetic.py')
+TASKS = ['semseg', 'human_parts', 'saliency', 'normals', 'edge', 'depth']
+
+
+def _tool(name):
+    spec = importlib.util.spec_from_file_location(
+        name, osp.join(ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _json(capsys, tool, argv):
+    _tool(tool).main(argv)
+    out = capsys.readouterr().out
+    return json.loads(out)
+
+
+def _is_png(path):
+    with open(path, 'rb') as f:
+        return f.read(8) == b'\x89PNG\r\n\x1a\n'
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tiny_synthetic, tmp_path_factory):
+    """Tiny adaptive model (random weights) whose policy is calibrated to
+    run about half the blocks' compute at budget 0.5."""
+    from mmadamtl.apis import build_test_dataset, init_model, load_batch
+    from mmadamtl.apis.analysis import calibrate_policy
+    torch.manual_seed(0)
+    model = init_model(TINY_ADAPTIVE)
+    dataset = build_test_dataset(model.cfg, tiny_synthetic)
+    data = load_batch(model, dataset, range(len(dataset)))
+    model.set_budget(0.5)
+    calib = calibrate_policy(model, data['inputs'], 0.5)
+    assert calib['block_fraction'] == pytest.approx(0.5, abs=0.15)
+    path = str(tmp_path_factory.mktemp('ckpt') / 'adaptive.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta={}), path)
+    return path
+
+
+def test_calibrated_policy_follows_budget(tiny_synthetic):
+    from mmadamtl.apis import build_test_dataset, init_model, load_batch
+    from mmadamtl.apis.analysis import calibrate_policy
+    torch.manual_seed(1)
+    model = init_model(TINY_ADAPTIVE)
+    data = load_batch(model, build_test_dataset(model.cfg, tiny_synthetic),
+                      range(4))
+    for budget in (0.3, 0.7):
+        c = calibrate_policy(model, data['inputs'], budget)
+        model.backbone(data['inputs'], budget=budget)
+        executed = float(model.backbone.last_stats.block_fraction.mean())
+        assert executed == pytest.approx(c['block_fraction'])
+        assert executed == pytest.approx(budget, abs=0.15)
+        # Both kinds of skipping take part.
+        assert c['block_keep'] < 1 and c['token_keep'] < 1
+
+
+def test_get_flops_json(capsys, tiny_synthetic, checkpoint):
+    from mmengine.analysis import get_model_complexity_info
+
+    from mmadamtl.apis import init_model, static_variant
+    r = _json(capsys, 'get_flops', [
+        TINY_ADAPTIVE, '--checkpoint', checkpoint, '--budget', '0.5',
+        '--num-images', '3', '--data-root', tiny_synthetic, '--json'])
+    assert r['adaptive'] and r['budget'] == 0.5 and r['tasks'] == TASKS
+    s, e = r['static'], r['executed']
+    assert s['shape'] == [64, 64]
+    # Independent count: mmengine's counter on the static variant.
+    static = init_model(static_variant(TINY_ADAPTIVE))
+    info = get_model_complexity_info(static, inputs=(torch.zeros(
+        1, 3, 64, 64), ), show_table=False, show_arch=False)
+    assert s['gflops'] == pytest.approx(info['flops'] / 1e9, rel=1e-6)
+    policy_params = sum(
+        p.numel() for p in init_model(TINY_ADAPTIVE).backbone.policy
+        .parameters())
+    assert s['policy_params_m'] == pytest.approx(policy_params / 1e6)
+    assert s['params_m'] == pytest.approx(info['params'] / 1e6 +
+                                          s['policy_params_m'], rel=1e-6)
+    assert e['num_images'] == 3
+    g = e['gflops']
+    assert g['min'] <= g['mean'] <= g['max'] < e['full_gflops']
+    # The test images are 64x64: every block executes the static count.
+    assert e['full_gflops'] == pytest.approx(s['gflops'], rel=0.02)
+    assert 0.2 < e['encoder_ratio'] < 0.9
+    assert e['ratio'] == pytest.approx(g['mean'] / e['full_gflops'])
+    assert 0 < e['policy_share'] < 0.05
+    assert e['policy_gflops']['mean'] == pytest.approx(
+        e['policy_share'] * g['mean'])
+
+
+def test_get_flops_table_and_errors(tiny_synthetic, checkpoint, capsys):
+    tool = _tool('get_flops')
+    tool.main([TINY_ADAPTIVE, '--checkpoint', checkpoint, '--num-images',
+               '1', '--data-root', tiny_synthetic, '--tasks', 'depth'])
+    out = capsys.readouterr().out
+    assert '| GFLOPs (all tasks, every block) |' in out
+    assert 'policy network:' in out and 'tasks: depth' in out
+    with pytest.raises(ValueError, match='budget=0.5 needs an adaptive'):
+        tool.main([TINY_STATIC, '--budget', '0.5', '--num-images', '0'])
+    with pytest.raises(ValueError, match=r'in \(0, 1\]'):
+        tool.main([TINY_ADAPTIVE, '--budget', '1.5', '--num-images', '0'])
+    with pytest.raises(ValueError, match="unknown task 'sky'"):
+        tool.main([TINY_ADAPTIVE, '--tasks', 'sky', '--num-images', '0'])
+    with pytest.raises(FileNotFoundError, match='nowhere'):
+        tool.main([TINY_ADAPTIVE, '--data-root', '/nowhere'])
+
+
+def test_get_flops_rejects_checkpoint_of_other_architecture(tmp_path):
+    other = tmp_path / 'other.pth'
+    torch.save(dict(state_dict={'conv.weight': torch.zeros(1)}), other)
+    with pytest.raises(ValueError, match='unexpected key'):
+        _tool('get_flops').main([TINY_ADAPTIVE, '--checkpoint', str(other),
+                                 '--num-images', '0'])
+
+
+def test_benchmark_json(capsys, tiny_synthetic, checkpoint):
+    r = _json(capsys, 'benchmark', [
+        TINY_ADAPTIVE, '--checkpoint', checkpoint, '--budget', '0.5',
+        '--batch-size', '2', '--num-images', '4', '--repeats', '2',
+        '--warmup', '0', '--train-repeats', '1', '--data-root',
+        tiny_synthetic, '--json'])
+    assert r['budget'] == 0.5 and r['batch_size'] == 2
+    assert r['torch'] == torch.__version__ and r['device'] == 'cpu'
+    fs, fa = r['executed']['static'], r['executed']['adaptive']
+    assert fa['gflops'] < fs['gflops']
+    assert fa['encoder_gflops'] < fs['encoder_gflops']
+    for key, flops in (('model', 'gflops'), ('encoder', 'encoder_gflops')):
+        m = r[key]
+        assert m['static_ms'] > 0 and m['adaptive_ms'] > 0
+        assert m['latency_ratio'] == pytest.approx(
+            m['adaptive_ms'] / m['static_ms'])
+        assert m['flops_ratio'] == pytest.approx(fa[flops] / fs[flops])
+        assert m['latency_over_flops'] == pytest.approx(
+            m['latency_ratio'] / m['flops_ratio'])
+        assert m['target_met'] == (m['latency_over_flops'] <= 1.15)
+    p = r['static_path']
+    assert p['overhead'] == pytest.approx(p['ours_ms'] / p['mmseg_ms'] - 1)
+    assert r['policy']['share'] == pytest.approx(
+        fa['policy_gflops'] / fa['gflops'])
+    t = r['train_iter']
+    assert t['ratio'] == pytest.approx(t['adaptive_ms'] / t['static_ms'])
+    assert 0 < fa['block_keep'] < 1 or 0 < fa['token_keep'] < 1
+
+
+def test_benchmark_random_inputs_calibrated(capsys):
+    r = _json(capsys, 'benchmark', [
+        TINY_ADAPTIVE, '--budget', '0.5', '--random-inputs', '--shape', '64',
+        '96', '--calibrate', '--num-images', '1', '--repeats', '1',
+        '--skip-train', '--json'])
+    assert r['inputs'] == '1 noise images 64x96'
+    assert r['calibration']['block_fraction'] == pytest.approx(0.5,
+                                                               abs=0.15)
+    assert 'train_iter' not in r
+    assert r['encoder']['flops_ratio'] < 0.8
+
+
+def test_benchmark_errors():
+    tool = _tool('benchmark')
+    with pytest.raises(ValueError, match='has no adaptive backbone'):
+        tool.main([TINY_STATIC, '--budget', '0.5', '--random-inputs'])
+    with pytest.raises(ValueError, match=r'in \(0, 1\]'):
+        tool.main([TINY_ADAPTIVE, '--budget', '0', '--random-inputs'])
+
+
+def test_sweep_budget_csv_and_plot(capsys, tiny_synthetic, checkpoint,
+                                   tmp_path):
+    from mmadamtl.evaluation.metrics.multi_task_metric import delta_m
+    out = tmp_path / 'sweep'
+    budgets = ['0.3', '0.6', '1.0']
+    r = _json(capsys, 'sweep_budget', [
+        TINY_ADAPTIVE, '--checkpoint', checkpoint, '--budgets', *budgets,
+        '--out-dir', str(out), '--data-root', tiny_synthetic,
+        '--batch-size', '3', '--json'])
+    with open(out / 'sweep.csv', newline='') as f:
+        rows = list(csv.DictReader(f))
+    assert [float(x['budget']) for x in rows] == [0.3, 0.6, 1.0]
+    for key in ('gflops', 'encoder_gflops', 'delta_m', 'semseg/mIoU',
+                'depth/rmse'):
+        assert key in rows[0], key
+    gflops = [float(x['gflops']) for x in rows]
+    static = r['static']
+    assert all(g <= static['gflops'] * 1.02 for g in gflops)
+    assert gflops[0] < gflops[-1]
+    assert static['delta_m'] == pytest.approx(0)
+    # Δm recomputed from the CSV's own metrics.
+    base = {t: static['metrics'][k] for t, k in (
+        ('semseg', 'semseg/mIoU'), ('human_parts', 'human_parts/mIoU'),
+        ('saliency', 'saliency/maxIoU'), ('normals', 'normals/mean'),
+        ('edge', 'edge/odsF'), ('depth', 'depth/rmse'))}
+    for x in rows:
+        metrics = {k: float(v) for k, v in x.items()}
+        assert float(x['delta_m']) == pytest.approx(delta_m(metrics, base))
+    assert _is_png(out / 'pareto.png') and r['plot'] == str(
+        out / 'pareto.png')
+    import matplotlib.pyplot as plt
+    assert plt.imread(out / 'pareto.png').ndim == 3
+    assert len(json.load(open(out / 'sweep.json'))['rows']) == 3
+
+
+def test_sweep_budget_per_task_metric_and_static_model(
+        capsys, tiny_synthetic, checkpoint, tmp_path):
+    from mmadamtl.apis import init_model
+    static_ckpt = str(tmp_path / 'static.pth')
+    torch.save(dict(state_dict=init_model(TINY_STATIC).state_dict()),
+               static_ckpt)
+    r = _json(capsys, 'sweep_budget', [
+        TINY_ADAPTIVE, '--checkpoint', checkpoint, '--budgets', '0.5',
+        '--static-config', TINY_STATIC, '--static-checkpoint', static_ckpt,
+        '--metric', 'depth/rmse', '--num-images', '2', '--tasks', 'depth',
+        'semseg', '--out-dir', str(tmp_path / 'o'), '--data-root',
+        tiny_synthetic, '--json'])
+    assert r['tasks'] == ['depth', 'semseg'] and r['num_images'] == 2
+    assert set(r['static']['metrics']) == {
+        'depth/rmse', 'depth/abs_rel', 'depth/delta1', 'semseg/mIoU',
+        'gflops', 'encoder_gflops'}
+    assert _is_png(tmp_path / 'o' / 'pareto.png')
+    with pytest.raises(ValueError, match="--metric 'sky/x'"):
+        _tool('sweep_budget').main([
+            TINY_ADAPTIVE, '--checkpoint', checkpoint, '--budgets', '0.5',
+            '--metric', 'sky/x', '--num-images', '1', '--out-dir',
+            str(tmp_path / 'p'), '--data-root', tiny_synthetic])
+    with pytest.raises(ValueError, match=r'--budgets: 1.5'):
+        _tool('sweep_budget').main([
+            TINY_ADAPTIVE, '--checkpoint', checkpoint, '--budgets', '1.5'])
+
+
+def test_pareto_front():
+    front = _tool('sweep_budget').pareto_front(
+        [(1, 5), (2, 4), (3, 7), (0.5, 1), (4, 6)])
+    assert front == [(0.5, 1), (1, 5), (3, 7)]
+    low = _tool('sweep_budget').pareto_front([(1, 5), (2, 4), (3, 7)],
+                                             higher_is_better=False)
+    assert low == [(1, 5), (2, 4)]
+
+
+def test_visualize_pngs(capsys, tiny_synthetic, checkpoint, tmp_path):
+    from PIL import Image
+    ids = sorted(os.listdir(osp.join(tiny_synthetic, 'JPEGImages')))
+    files = [f for f in ids if f.startswith('val')]
+    by_id = osp.splitext(files[1])[0]
+    outside = tmp_path / 'outside.jpg'
+    Image.open(osp.join(tiny_synthetic, 'JPEGImages', files[2])).save(
+        outside)
+    out = tmp_path / 'vis'
+    r = _json(capsys, 'visualize', [
+        TINY_ADAPTIVE, '--checkpoint', checkpoint, '--images', '0', by_id,
+        str(outside), '--out', str(out), '--budget', '0.5', '--data-root',
+        tiny_synthetic, '--json'])
+    names = [w['image'] for w in r['images']]
+    assert names[1:] == [by_id, 'outside']
+    for w in r['images']:
+        assert _is_png(w['file'])
+        img = np.asarray(Image.open(w['file']))
+        assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 400
+        assert w['gflops'] <= w['full_gflops']
+        assert len(w['blocks']) == 8 and set(w['blocks']) <= {0., 1.}
+    with pytest.raises(ValueError, match="'nope' is neither"):
+        _tool('visualize').main([
+            TINY_ADAPTIVE, '--checkpoint', checkpoint, '--images', 'nope',
+            '--out', str(out), '--data-root', tiny_synthetic])
+
+
+def test_tools_run_from_the_command_line(tiny_synthetic, checkpoint):
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        [sys.executable, 'tools/get_flops.py', TINY_ADAPTIVE,
+         '--checkpoint', checkpoint, '--num-images', '2', '--data-root',
+         tiny_synthetic, '--json'], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(proc.stdout)
+    assert r['budget'] == 0.5  # the config's test_cfg.budget
+    assert r['executed']['num_images'] == 2

@@ -1,0 +1,344 @@
+"""Wall-clock latency of the adaptive model against the static one.
+
+    python tools/benchmark.py CONFIG [--checkpoint F] --budget B
+        [--batch-size N] [--device cpu|cuda] [--amp] [--num-images N]
+        [--repeats R] [--random-inputs] [--shape H W] [--calibrate]
+        [--skip-train] [--json]
+
+CONFIG is an adaptive config (``AdaptiveSwinTransformer`` with a
+policy). Its static counterpart is the same model with mmseg's
+``SwinTransformer`` and the same weights (the checkpoint's, or the same
+random ones). In one process, after warm-up, alternately:
+
+1. model: ``predict`` of the static and of the adaptive model (at
+   ``--budget``) on the same preprocessed batches; median latency per
+   image, and the ratio next to the executed-GFLOPs ratio (all tasks);
+2. encoder: the static and the adaptive backbone alone, ratio next to
+   the executed encoder-GFLOPs ratio;
+3. static path: ``AdaptiveSwinTransformer`` with the policy off (no
+   budget) against mmseg's ``SwinTransformer``, same weights, same input;
+4. one training iteration (``train_step``: forward, backward, AdamW
+   step) of the static and of the adaptive model at ``--budget``.
+
+Inputs are the first ``--num-images`` test images (the config's test
+pipeline), or with ``--random-inputs`` noise images of ``--shape``
+(default: the config's crop size) with random ground truth.
+``--calibrate`` is for a policy that was never trained: it shifts the
+policy's output biases until it executes about ``--budget`` on the
+benchmark inputs (see ``mmadamtl.apis.calibrate_policy``).
+"""
+import argparse
+import contextlib
+import copy
+import json
+import math
+import os.path as osp
+import platform
+import sys
+
+import numpy as np
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from mmadamtl.apis import (alternate_timings, build_test_dataset,  # noqa
+                           calibrate_policy, init_model, load_batch,
+                           random_batch, static_variant, stdout_to_stderr)
+
+# The targets of docs/benchmarks.md.
+LATENCY_OVER_FLOPS_MAX = 1.15
+STATIC_PATH_OVERHEAD_MAX = 0.03
+POLICY_SHARE_MAX = 0.02
+TRAIN_RATIO_MAX = 1.3
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Latency of the adaptive model against the static one')
+    parser.add_argument('config', help='an adaptive config')
+    parser.add_argument('--checkpoint', help='weights (default: random)')
+    parser.add_argument('--budget', type=float, required=True)
+    parser.add_argument('--batch-size', type=int, default=1)
+    parser.add_argument('--num-images', type=int, default=None,
+                        help='images per round (default: 8 x batch size '
+                        'for batch 1, else 2 x batch size)')
+    parser.add_argument('--repeats', type=int, default=5,
+                        help='timed rounds (the median is reported)')
+    parser.add_argument('--warmup', type=int, default=1,
+                        help='untimed rounds first')
+    parser.add_argument('--device', default='cpu',
+                        choices=['cpu', 'cuda'])
+    parser.add_argument('--amp', action='store_true',
+                        help='autocast (bfloat16 on CPU, float16 on CUDA)')
+    parser.add_argument('--threads', type=int,
+                        help='torch CPU threads (default: torch\'s)')
+    parser.add_argument('--random-inputs', action='store_true',
+                        help='noise images instead of the test set')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
+                        help='size of --random-inputs (default: the '
+                        "config's crop_size)")
+    parser.add_argument('--data-root', help='override the test data root')
+    parser.add_argument('--calibrate', action='store_true',
+                        help='calibrate an untrained policy to the budget')
+    parser.add_argument('--skip-train', action='store_true',
+                        help='do not time training iterations')
+    parser.add_argument('--train-repeats', type=int, default=3)
+    parser.add_argument('--json', action='store_true',
+                        help='print one JSON object instead of tables')
+    return parser.parse_args(argv)
+
+
+def median_ms(times, per):
+    return 1e3 * float(np.median(times)) / per
+
+
+def autocast(args):
+    if not args.amp:
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if args.device == 'cpu' else torch.float16
+    return torch.autocast(args.device, dtype=dtype)
+
+
+def make_batches(args, model, cfg):
+    """Preprocessed batches on the device, and where they come from."""
+    n = args.num_images or args.batch_size * (8 if args.batch_size == 1
+                                              else 2)
+    steps = math.ceil(n / args.batch_size)
+    if args.random_inputs:
+        shape = args.shape or list(cfg.get('crop_size', (512, 512)))
+        batches = [random_batch(model, args.batch_size, shape, seed=s,
+                                device=args.device) for s in range(steps)]
+        return batches, f'{steps * args.batch_size} noise images ' \
+            f'{shape[0]}x{shape[1]}'
+    dataset = build_test_dataset(cfg, args.data_root)
+    if len(dataset) < args.batch_size:
+        raise ValueError(f'the test set has {len(dataset)} images, fewer '
+                         f'than --batch-size {args.batch_size}')
+    batches = []
+    for s in range(steps):
+        idx = [(s * args.batch_size + k) % len(dataset)
+               for k in range(args.batch_size)]
+        batches.append(load_batch(model, dataset, idx, args.device))
+    shapes = sorted({tuple(b['inputs'].shape[2:]) for b in batches})
+    return batches, f'{steps * args.batch_size} test images ' + ', '.join(
+        f'{h}x{w}' for h, w in shapes)
+
+
+def executed(model, batches):
+    """Mean per-image GFLOPs (all tasks) and encoder GFLOPs, and the
+    mean block/token keep rates, of what ``model`` executes."""
+    gflops, enc, policy, blocks, tokens = [], [], [], [], []
+    with torch.no_grad():
+        for b in batches:
+            for s in model.predict(b['inputs'], copy.deepcopy(
+                    b['data_samples'])):
+                gflops.append(s.metainfo['gflops'])
+                enc.append(s.metainfo['encoder_gflops'])
+                p = s.metainfo.get('policy')
+                if p:
+                    policy.append(p['policy_gflops'])
+                    blocks.append(np.mean(p['block_keep']))
+                    tokens.append(np.mean(p['token_keep']))
+    return dict(gflops=float(np.mean(gflops)),
+                encoder_gflops=float(np.mean(enc)),
+                policy_gflops=float(np.mean(policy)) if policy else 0.,
+                block_keep=float(np.mean(blocks)) if blocks else 1.,
+                token_keep=float(np.mean(tokens)) if tokens else 1.)
+
+
+def time_inference(args, static, adaptive, batches, images):
+    budget = adaptive.budget
+    tasks = adaptive.active_tasks
+
+    def predict(model):
+        def run(step):
+            b = batches[step]
+            with torch.no_grad(), autocast(args):
+                model.predict(b['inputs'], b['data_samples'])
+        return run
+
+    def encoder(model, **kw):
+        def run(step):
+            with torch.no_grad(), autocast(args):
+                model.backbone(batches[step]['inputs'], **kw)
+        return run
+
+    common = dict(repeats=args.repeats, warmup=args.warmup,
+                  steps=len(batches), device=args.device)
+    t_model = alternate_timings(
+        dict(static=predict(static), adaptive=predict(adaptive)),
+        desc='model latency', **common)
+    t_enc = alternate_timings(
+        dict(static=encoder(static),
+             adaptive=encoder(adaptive, budget=budget, tasks=tasks)),
+        desc='encoder latency', **common)
+    # Our static path: the adaptive backbone without a budget, against
+    # mmseg's SwinTransformer with the same weights.
+    t_path = alternate_timings(
+        dict(mmseg=encoder(static), ours=encoder(adaptive, budget=None)),
+        desc='static path', **common)
+    return ({k: median_ms(v, images) for k, v in t_model.items()},
+            {k: median_ms(v, images) for k, v in t_enc.items()},
+            {k: median_ms(v, images) for k, v in t_path.items()})
+
+
+def time_training(args, static, adaptive, batch):
+    from mmengine.optim import build_optim_wrapper
+    budget = adaptive.budget
+    models = dict(static=copy.deepcopy(static).train(),
+                  adaptive=copy.deepcopy(adaptive).train())
+    cfg = adaptive.cfg
+    wrappers = {}
+    for name, model in models.items():
+        optim_cfg = copy.deepcopy(cfg.optim_wrapper)
+        if args.amp:
+            optim_cfg.type = 'AmpOptimWrapper'
+            if args.device == 'cpu':
+                optim_cfg.dtype = 'bfloat16'
+        wrappers[name] = build_optim_wrapper(model, optim_cfg)
+    models['adaptive'].train_budgets = torch.full(
+        (args.batch_size, ), budget, device=args.device)
+
+    def step(name):
+        def run(_):
+            models[name].train_step(copy.deepcopy(batch), wrappers[name])
+        return run
+
+    times = alternate_timings(
+        {n: step(n) for n in models}, repeats=args.train_repeats,
+        warmup=1, device=args.device, desc='training iteration')
+    return {k: 1e3 * float(np.median(v)) for k, v in times.items()}
+
+
+def measure(args):
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        raise RuntimeError('--device cuda: no CUDA device is available')
+    adaptive = init_model(args.config, args.checkpoint, device=args.device)
+    cfg = adaptive.cfg
+    if not adaptive.adaptive:
+        raise ValueError(f'{args.config} has no adaptive backbone '
+                         f'(AdaptiveSwinTransformer with a policy); '
+                         f'benchmark compares an adaptive model with its '
+                         f'static counterpart')
+    adaptive.set_budget(args.budget)
+    weights = {k: v for k, v in adaptive.state_dict().items()
+               if '.policy.' not in k}
+    static = init_model(static_variant(cfg), state_dict=weights,
+                        device=args.device)
+    batches, inputs = make_batches(args, static, cfg)
+    images = len(batches) * args.batch_size
+
+    calibration = None
+    if args.calibrate:
+        calibration = calibrate_policy(
+            adaptive, batches[0]['inputs'], args.budget)
+    elif not adaptive.policy_loaded:
+        print('warning: the policy is untrained (no checkpoint with policy '
+              'weights); pass --calibrate to make it follow the budget',
+              file=sys.stderr)
+
+    flops_static = executed(static, batches)
+    flops_adaptive = executed(adaptive, batches)
+    lat_model, lat_enc, lat_path = time_inference(args, static, adaptive,
+                                                  batches, images)
+    result = dict(
+        config=args.config, checkpoint=args.checkpoint, budget=args.budget,
+        batch_size=args.batch_size, device=args.device, amp=args.amp,
+        device_name=(torch.cuda.get_device_name() if args.device == 'cuda'
+                     else platform.processor() or platform.machine()),
+        threads=torch.get_num_threads(), torch=torch.__version__,
+        inputs=inputs, repeats=args.repeats, calibration=calibration,
+        executed=dict(static=flops_static, adaptive=flops_adaptive))
+
+    def compare(lat, flops_key):
+        ratio = lat['adaptive'] / lat['static']
+        flops_ratio = flops_adaptive[flops_key] / flops_static[flops_key]
+        return dict(static_ms=lat['static'], adaptive_ms=lat['adaptive'],
+                    latency_ratio=ratio, flops_ratio=flops_ratio,
+                    latency_over_flops=ratio / flops_ratio,
+                    target_met=ratio / flops_ratio <= LATENCY_OVER_FLOPS_MAX)
+
+    result['model'] = compare(lat_model, 'gflops')
+    result['encoder'] = compare(lat_enc, 'encoder_gflops')
+    overhead = lat_path['ours'] / lat_path['mmseg'] - 1
+    result['static_path'] = dict(
+        mmseg_ms=lat_path['mmseg'], ours_ms=lat_path['ours'],
+        overhead=overhead, target_met=overhead <= STATIC_PATH_OVERHEAD_MAX)
+    share = flops_adaptive['policy_gflops'] / flops_adaptive['gflops']
+    result['policy'] = dict(gflops=flops_adaptive['policy_gflops'],
+                            share=share,
+                            target_met=share <= POLICY_SHARE_MAX)
+    if not args.skip_train:
+        t = time_training(args, static, adaptive, batches[0])
+        ratio = t['adaptive'] / t['static']
+        result['train_iter'] = dict(
+            static_ms=t['static'], adaptive_ms=t['adaptive'], ratio=ratio,
+            target_met=ratio <= TRAIN_RATIO_MAX)
+    return result
+
+
+def yes(ok):
+    return 'yes' if ok else 'NO'
+
+
+def render(r) -> str:
+    fs, fa = r['executed']['static'], r['executed']['adaptive']
+    lines = [
+        f"{r['config']} (checkpoint: {r['checkpoint']}), budget "
+        f"{r['budget']:g}, batch {r['batch_size']}, {r['device']} "
+        f"({r['device_name']}, {r['threads']} threads), torch {r['torch']}"
+        f"{', AMP' if r['amp'] else ''}",
+        f"inputs: {r['inputs']}; median of {r['repeats']} rounds, per "
+        f'image']
+    if r['calibration']:
+        c = r['calibration']
+        lines.append(f"calibrated policy: block keep {c['block_keep']:.2f}"
+                     f", token keep {c['token_keep']:.2f}")
+    lines += [
+        '', f"executed per image: static {fs['gflops']:.4f} GFLOPs "
+        f"(encoder {fs['encoder_gflops']:.4f}), adaptive "
+        f"{fa['gflops']:.4f} (encoder {fa['encoder_gflops']:.4f}, policy "
+        f"{fa['policy_gflops']:.4f}); blocks kept {fa['block_keep']:.2f}, "
+        f"MLP tokens kept {fa['token_keep']:.2f}", '',
+        '| | static (ms/img) | adaptive (ms/img) | latency ratio | '
+        f'GFLOPs ratio | latency / GFLOPs ratio (target <= '
+        f'{LATENCY_OVER_FLOPS_MAX}) |',
+        '| --- | --- | --- | --- | --- | --- |']
+    for key, name in (('model', 'model (predict, all tasks)'),
+                      ('encoder', 'encoder only')):
+        m = r[key]
+        lines.append(
+            f"| {name} | {m['static_ms']:.2f} | {m['adaptive_ms']:.2f} | "
+            f"{m['latency_ratio']:.3f} | {m['flops_ratio']:.3f} | "
+            f"{m['latency_over_flops']:.3f} ({yes(m['target_met'])}) |")
+    p, q = r['static_path'], r['policy']
+    lines += ['', '| check | measured | target | met |',
+              '| --- | --- | --- | --- |',
+              f"| static path: ours {p['ours_ms']:.2f} vs mmseg Swin "
+              f"{p['mmseg_ms']:.2f} ms/img | {100 * p['overhead']:+.2f}% | "
+              f"<= +{100 * STATIC_PATH_OVERHEAD_MAX:.0f}% | "
+              f"{yes(p['target_met'])} |",
+              f"| policy network share of executed GFLOPs | "
+              f"{100 * q['share']:.2f}% | <= {100 * POLICY_SHARE_MAX:.0f}% "
+              f"| {yes(q['target_met'])} |"]
+    if 'train_iter' in r:
+        t = r['train_iter']
+        lines.append(
+            f"| training iteration: adaptive {t['adaptive_ms']:.1f} vs "
+            f"static {t['static_ms']:.1f} ms | {t['ratio']:.3f}x | "
+            f"<= {TRAIN_RATIO_MAX}x | {yes(t['target_met'])} |")
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    with stdout_to_stderr():
+        result = measure(args)
+    print(json.dumps(result) if args.json else render(result))
+
+
+if __name__ == '__main__':
+    main()

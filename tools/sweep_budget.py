@@ -1,0 +1,256 @@
+"""Accuracy against executed GFLOPs over a range of budgets.
+
+    python tools/sweep_budget.py CONFIG --checkpoint F
+        --budgets 0.3 0.4 ... 1.0 [--static-config C --static-checkpoint S]
+        [--metric delta_m|semseg/mIoU|...] [--out-dir DIR]
+        [--num-images N] [--batch-size N] [--data-root DIR] [--json]
+
+Evaluates the adaptive model at every budget on the test set with the
+config's evaluator (``MultiTaskMetric``), and the static model once: by
+default the same weights with mmseg's ``SwinTransformer`` (every block
+runs), or ``--static-config``/``--static-checkpoint`` (e.g. the separately
+trained static baseline). Δm of every budget is against the static
+model.
+
+Writes to ``--out-dir`` (default ``work_dirs/sweep_<config name>``):
+- ``sweep.csv``: one row per budget (budget, GFLOPs, encoder GFLOPs,
+  ratios to static, Δm, every metric);
+- ``sweep.json``: the same plus the static model's row;
+- ``pareto.png``: ``--metric`` against executed GFLOPs, one point per
+  budget, the static model as a star, the Pareto front as a line.
+"""
+import argparse
+import copy
+import csv
+import json
+import os
+import os.path as osp
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from mmadamtl.apis import (build_test_dataset, init_model,  # noqa: E402
+                           progress, static_variant, stdout_to_stderr)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Evaluate an adaptive model over a range of budgets')
+    parser.add_argument('config', help='an adaptive config')
+    parser.add_argument('--checkpoint', required=True)
+    parser.add_argument(
+        '--budgets', type=float, nargs='+',
+        default=[0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+    parser.add_argument('--static-config',
+                        help='config of the static model (default: CONFIG '
+                        'with mmseg\'s SwinTransformer)')
+    parser.add_argument('--static-checkpoint',
+                        help='its weights (default: --checkpoint)')
+    parser.add_argument('--metric', default='delta_m',
+                        help='y axis of the plot: delta_m or a metric key '
+                        'such as semseg/mIoU')
+    parser.add_argument('--tasks', nargs='+', help='tasks to run')
+    parser.add_argument('--out-dir')
+    parser.add_argument('--num-images', type=int,
+                        help='evaluate only the first N test images')
+    parser.add_argument('--batch-size', type=int, default=4)
+    parser.add_argument('--data-root', help='override the test data root')
+    parser.add_argument('--json', action='store_true',
+                        help='print one JSON object instead of tables')
+    return parser.parse_args(argv)
+
+
+def evaluate(model, batches, evaluator_cfg, desc):
+    """Metrics of ``model`` on raw collated ``batches``."""
+    import torch
+    from mmengine.evaluator import Evaluator
+    evaluator = Evaluator(copy.deepcopy(evaluator_cfg))
+    evaluator.dataset_meta = batches.dataset_meta
+    n = 0
+    with torch.no_grad():
+        for batch in progress(batches, desc):
+            batch = copy.deepcopy(batch)
+            outputs = model.test_step(batch)
+            evaluator.process(data_samples=outputs, data_batch=batch)
+            n += len(outputs)
+    return evaluator.evaluate(n)
+
+
+class Batches(list):
+    dataset_meta: dict = {}
+
+
+def load_batches(cfg, args):
+    from mmengine.dataset import pseudo_collate
+    dataset = build_test_dataset(cfg, args.data_root)
+    n = len(dataset) if args.num_images is None else min(
+        args.num_images, len(dataset))
+    batches = Batches(
+        pseudo_collate([dataset[i] for i in range(s, min(
+            s + args.batch_size, n))]) for s in range(0, n, args.batch_size))
+    batches.dataset_meta = dataset.metainfo
+    return batches, n
+
+
+def sweep(args):
+    from mmadamtl.evaluation.metrics.multi_task_metric import (MAIN_METRIC,
+                                                               delta_m)
+    for b in args.budgets:
+        if not 0 < b <= 1:
+            raise ValueError(f'--budgets: {b} is not in (0, 1]')
+    adaptive = init_model(args.config, args.checkpoint)
+    if not adaptive.adaptive:
+        raise ValueError(f'{args.config} has no adaptive backbone; a budget '
+                         f'sweep needs AdaptiveSwinTransformer with a policy')
+    cfg = adaptive.cfg
+    if args.static_config:
+        static = init_model(args.static_config,
+                            args.static_checkpoint or args.checkpoint)
+    else:
+        weights = {k: v for k, v in adaptive.state_dict().items()
+                   if '.policy.' not in k}
+        static = init_model(static_variant(cfg), state_dict=weights)
+    if args.tasks:
+        adaptive.set_active_tasks(args.tasks)
+        static.set_active_tasks(args.tasks)
+    batches, n = load_batches(cfg, args)
+    evaluator_cfg = cfg.test_evaluator
+
+    static_metrics = evaluate(static, batches, evaluator_cfg, 'static')
+    tasks = [t for t in adaptive.active_tasks
+             if f'{t}/{MAIN_METRIC[t]}' in static_metrics]
+    baselines = {t: static_metrics[f'{t}/{MAIN_METRIC[t]}'] for t in tasks}
+    if args.metric != 'delta_m' and args.metric not in static_metrics:
+        raise ValueError(f'--metric {args.metric!r} is not a metric of this '
+                         f'model; choose delta_m or one of '
+                         f'{sorted(static_metrics)}')
+
+    def row(name, budget, metrics):
+        return dict(model=name, budget=budget,
+                    gflops=metrics['gflops'],
+                    encoder_gflops=metrics['encoder_gflops'],
+                    gflops_ratio=metrics['gflops'] / static_metrics[
+                        'gflops'],
+                    encoder_ratio=metrics['encoder_gflops'] /
+                    static_metrics['encoder_gflops'],
+                    delta_m=delta_m(metrics, baselines),
+                    metrics=metrics)
+
+    rows = []
+    for b in args.budgets:
+        adaptive.set_budget(b)
+        rows.append(row('adaptive', b, evaluate(adaptive, batches,
+                                                evaluator_cfg,
+                                                f'budget {b:g}')))
+    out_dir = args.out_dir or osp.join(
+        'work_dirs', 'sweep_' + osp.splitext(osp.basename(args.config))[0])
+    os.makedirs(out_dir, exist_ok=True)
+    result = dict(config=args.config, checkpoint=args.checkpoint,
+                  static_config=args.static_config or
+                  f'{args.config} with SwinTransformer',
+                  num_images=n, tasks=adaptive.active_tasks,
+                  metric=args.metric,
+                  static=row('static', None, static_metrics), rows=rows,
+                  csv=osp.join(out_dir, 'sweep.csv'),
+                  plot=osp.join(out_dir, 'pareto.png'))
+    write_csv(result['csv'], rows)
+    plot(result, result['plot'])
+    with open(osp.join(out_dir, 'sweep.json'), 'w', encoding='utf-8') as f:
+        json.dump(result, f, indent=2)
+    return result
+
+
+def write_csv(path, rows):
+    metric_keys = list(rows[0]['metrics'])
+    head = ['budget', 'gflops', 'encoder_gflops', 'gflops_ratio',
+            'encoder_ratio', 'delta_m'] + [
+                k for k in metric_keys
+                if k not in ('gflops', 'encoder_gflops')]
+    with open(path, 'w', newline='', encoding='utf-8') as f:
+        writer = csv.writer(f)
+        writer.writerow(head)
+        for r in rows:
+            writer.writerow([r['budget']] + [
+                r[k] for k in head[1:6]] + [r['metrics'][k]
+                                            for k in head[6:]])
+
+
+# Metric names (after 'task/') where lower is better.
+LOWER_IS_BETTER = ('mean', 'median', 'rmse', 'abs_rel')
+
+
+def value(r, metric):
+    return r['delta_m'] if metric == 'delta_m' else r['metrics'][metric]
+
+
+def pareto_front(points, higher_is_better=True):
+    """Points not dominated (fewer GFLOPs and a better value), sorted by
+    GFLOPs."""
+    front, best = [], None
+    for x, y in sorted(points, key=lambda p: (p[0], -p[1] if
+                                              higher_is_better else p[1])):
+        if best is None or (y > best if higher_is_better else y < best):
+            front.append((x, y))
+            best = y
+    return front
+
+
+def plot(result, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    metric = result['metric']
+    higher = metric.partition('/')[2] not in LOWER_IS_BETTER
+    rows, static = result['rows'], result['static']
+    pts = [(r['gflops'], value(r, metric)) for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    front = pareto_front(pts + [(static['gflops'], value(static, metric))],
+                         higher)
+    ax.plot(*zip(*front), '-', color='0.7', zorder=1, label='Pareto front')
+    ax.scatter(*zip(*pts), color='tab:blue', zorder=2,
+               label='AdaMTL (budget)')
+    for r, (x, y) in zip(rows, pts):
+        ax.annotate(f"{r['budget']:g}", (x, y), textcoords='offset points',
+                    xytext=(4, 4), fontsize=8)
+    ax.scatter([static['gflops']], [value(static, metric)], marker='*',
+               s=160, color='tab:red', zorder=3, label='static')
+    ax.set_xlabel('executed GFLOPs per image (all tasks)')
+    ax.set_ylabel('Δm vs static (%)' if metric == 'delta_m' else metric)
+    ax.set_title(osp.basename(result['config']), fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def render(r) -> str:
+    keys = [k for k in r['static']['metrics']
+            if k not in ('gflops', 'encoder_gflops')]
+    head = ['model', 'budget', 'GFLOPs', 'encoder GFLOPs', 'ratio',
+            'encoder ratio', 'Δm (%)'] + keys
+    lines = [f"{r['config']} ({r['checkpoint']}), {r['num_images']} test "
+             f"images; static: {r['static_config']}", '',
+             '| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
+    for x in [r['static']] + r['rows']:
+        budget = '-' if x['budget'] is None else f"{x['budget']:g}"
+        cells = [x['model'], budget, f"{x['gflops']:.4f}",
+                 f"{x['encoder_gflops']:.4f}", f"{x['gflops_ratio']:.3f}",
+                 f"{x['encoder_ratio']:.3f}", f"{x['delta_m']:+.2f}"]
+        cells += [f"{x['metrics'][k]:.2f}" for k in keys]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    lines += ['', f"wrote {r['csv']} and {r['plot']}"]
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    with stdout_to_stderr():
+        result = sweep(args)
+    print(json.dumps(result) if args.json else render(result))
+
+
+if __name__ == '__main__':
+    main()
