@@ -3,7 +3,7 @@
 # every finished step.
 PYTHON := .venv/bin/python
 
-.PHONY: setup demo test clean-venv
+.PHONY: setup demo test benchmarks clean-venv
 
 setup:
 	bash tools/setup_env.sh
@@ -13,6 +13,11 @@ demo: setup
 
 test: setup
 	$(PYTHON) -m pytest -q tests
+
+# Every measurement of docs/benchmarks.md (after `make demo`; takes a
+# while: run it on a quiet machine).
+benchmarks: setup
+	bash tools/run_benchmarks.sh
 
 clean-venv:
 	rm -rf .venv

@@ -12,7 +12,8 @@ random ones). In one process, after warm-up, alternately:
 
 1. model: ``predict`` of the static and of the adaptive model (at
    ``--budget``) on the same preprocessed batches; median latency per
-   image, and the ratio next to the executed-GFLOPs ratio (all tasks);
+   image, and the latency ratio next to the executed-GFLOPs ratio (all
+   tasks). Ratios are the median over rounds of each round's ratio;
 2. encoder: the static and the adaptive backbone alone, ratio next to
    the executed encoder-GFLOPs ratio;
 3. static path: ``AdaptiveSwinTransformer`` with the policy off (no
@@ -84,13 +85,22 @@ def parse_args(argv=None):
     parser.add_argument('--skip-train', action='store_true',
                         help='do not time training iterations')
     parser.add_argument('--train-repeats', type=int, default=3)
+    parser.add_argument('--train-batch-size', type=int,
+                        help='batch of the training iteration (default: '
+                        '--batch-size)')
     parser.add_argument('--json', action='store_true',
                         help='print one JSON object instead of tables')
     return parser.parse_args(argv)
 
 
-def median_ms(times, per):
-    return 1e3 * float(np.median(times)) / per
+def summarize(times, per, a, b):
+    """Median ms per image of each, and the median over rounds of the
+    per-round ratio ``a / b`` (paired: both ran in the same round, so
+    drifts of the machine cancel)."""
+    out = {k: 1e3 * float(np.median(v)) / per for k, v in times.items()}
+    out['ratio'] = float(np.median(np.asarray(times[a]) /
+                                   np.asarray(times[b])))
+    return out
 
 
 def autocast(args):
@@ -178,12 +188,12 @@ def time_inference(args, static, adaptive, batches, images):
     t_path = alternate_timings(
         dict(mmseg=encoder(static), ours=encoder(adaptive, budget=None)),
         desc='static path', **common)
-    return ({k: median_ms(v, images) for k, v in t_model.items()},
-            {k: median_ms(v, images) for k, v in t_enc.items()},
-            {k: median_ms(v, images) for k, v in t_path.items()})
+    return (summarize(t_model, images, 'adaptive', 'static'),
+            summarize(t_enc, images, 'adaptive', 'static'),
+            summarize(t_path, images, 'ours', 'mmseg'))
 
 
-def time_training(args, static, adaptive, batch):
+def time_training(args, static, adaptive, batches):
     from mmengine.optim import build_optim_wrapper
     budget = adaptive.budget
     models = dict(static=copy.deepcopy(static).train(),
@@ -197,18 +207,34 @@ def time_training(args, static, adaptive, batch):
             if args.device == 'cpu':
                 optim_cfg.dtype = 'bfloat16'
         wrappers[name] = build_optim_wrapper(model, optim_cfg)
-    models['adaptive'].train_budgets = torch.full(
-        (args.batch_size, ), budget, device=args.device)
+    size = args.train_batch_size or args.batch_size
+    same = [b for b in batches
+            if b['inputs'].shape[2:] == batches[0]['inputs'].shape[2:]]
+    samples = [s for b in same for s in b['data_samples']][:size]
+    inputs = torch.cat([b['inputs'] for b in same])[:size]
+    if len(samples) < size:
+        raise ValueError(f'--train-batch-size {size} is more than the '
+                         f'{len(samples)} loaded images of one size '
+                         f'(--num-images)')
+    models['adaptive'].train_budgets = torch.full((size, ), budget,
+                                                  device=args.device)
 
     def step(name):
+        # BaseModel.train_step without the data preprocessor (the batch
+        # is preprocessed already).
+        model, wrapper = models[name], wrappers[name]
+
         def run(_):
-            models[name].train_step(copy.deepcopy(batch), wrappers[name])
+            with wrapper.optim_context(model):
+                losses = model.loss(inputs, copy.deepcopy(samples))
+            loss, _ = model.parse_losses(losses)
+            wrapper.update_params(loss)
         return run
 
     times = alternate_timings(
         {n: step(n) for n in models}, repeats=args.train_repeats,
         warmup=1, device=args.device, desc='training iteration')
-    return {k: 1e3 * float(np.median(v)) for k, v in times.items()}
+    return summarize(times, 1, 'adaptive', 'static')
 
 
 def measure(args):
@@ -254,7 +280,7 @@ def measure(args):
         executed=dict(static=flops_static, adaptive=flops_adaptive))
 
     def compare(lat, flops_key):
-        ratio = lat['adaptive'] / lat['static']
+        ratio = lat['ratio']
         flops_ratio = flops_adaptive[flops_key] / flops_static[flops_key]
         return dict(static_ms=lat['static'], adaptive_ms=lat['adaptive'],
                     latency_ratio=ratio, flops_ratio=flops_ratio,
@@ -263,7 +289,7 @@ def measure(args):
 
     result['model'] = compare(lat_model, 'gflops')
     result['encoder'] = compare(lat_enc, 'encoder_gflops')
-    overhead = lat_path['ours'] / lat_path['mmseg'] - 1
+    overhead = lat_path['ratio'] - 1
     result['static_path'] = dict(
         mmseg_ms=lat_path['mmseg'], ours_ms=lat_path['ours'],
         overhead=overhead, target_met=overhead <= STATIC_PATH_OVERHEAD_MAX)
@@ -272,9 +298,10 @@ def measure(args):
                             share=share,
                             target_met=share <= POLICY_SHARE_MAX)
     if not args.skip_train:
-        t = time_training(args, static, adaptive, batches[0])
-        ratio = t['adaptive'] / t['static']
+        t = time_training(args, static, adaptive, batches)
+        ratio = t['ratio']
         result['train_iter'] = dict(
+            batch_size=args.train_batch_size or args.batch_size,
             static_ms=t['static'], adaptive_ms=t['adaptive'], ratio=ratio,
             target_met=ratio <= TRAIN_RATIO_MAX)
     return result
@@ -327,8 +354,9 @@ def render(r) -> str:
     if 'train_iter' in r:
         t = r['train_iter']
         lines.append(
-            f"| training iteration: adaptive {t['adaptive_ms']:.1f} vs "
-            f"static {t['static_ms']:.1f} ms | {t['ratio']:.3f}x | "
+            f"| training iteration (batch {t['batch_size']}): adaptive "
+            f"{t['adaptive_ms']:.1f} vs static {t['static_ms']:.1f} ms | "
+            f"{t['ratio']:.3f}x | "
             f"<= {TRAIN_RATIO_MAX}x | {yes(t['target_met'])} |")
     return '\n'.join(lines)
 

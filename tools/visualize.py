@@ -221,16 +221,17 @@ def visualize(args):
                 images=written)
 
 
+def render(r) -> str:
+    return '\n'.join(
+        f"{w['file']}: {w['gflops']:.4f} GFLOPs executed (every block "
+        f"{w['full_gflops']:.4f})" for w in r['images'])
+
+
 def main(argv=None):
     args = parse_args(argv)
     with stdout_to_stderr():
         result = visualize(args)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for w in result['images']:
-            print(f"{w['file']}: {w['gflops']:.4f} GFLOPs executed "
-                  f"(every block {w['full_gflops']:.4f})")
+    print(json.dumps(result) if args.json else render(result))
 
 
 if __name__ == '__main__':

@@ -66,26 +66,39 @@ def test_closed_form_flops_match_mmengine_counter(hw):
 
 def test_policy_flops_match_counter():
     """The policy's share of an executed forward, counted by hand, equals
-    mmengine's count of the selectors' ops when every block runs."""
+    mmengine's count of every selector run on inputs of its stage's size,
+    and the rest equals the counter's count of the Swin."""
     ada = _swin(policy=dict(task_mode='per_task', tasks=TASK_NAMES)).eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         ada(x, budget=1.0)
     stats = ada.last_stats
     assert torch.all(stats.blocks == 1)
+    cost = ada.cost((64, 64))
 
-    class Wrapped(torch.nn.Module):
+    class Selectors(torch.nn.Module):
+        """Runs every selector once, as a forward with every block does."""
 
-        def __init__(self, m):
+        def __init__(self, policy):
             super().__init__()
-            self.m = m
+            self.policy = policy
 
-        def forward(self, x):
-            return self.m(x, budget=1.0)
+        def forward(self, budget):
+            outs = []
+            for i, sc in enumerate(cost.stages):
+                tokens = torch.ones(1, sc.blocks[0].tokens,
+                                    self.policy.embed_dims[i])
+                outs.append(self.policy.block_selectors[i](
+                    tokens, sc.hw, budget).sum())
+                for sel in self.policy.token_selectors[i]:
+                    outs.append(sel(tokens, budget).sum())
+            return torch.stack(outs)
 
-    total = counted_flops(Wrapped(ada), x)
-    assert float(stats.encoder_flops[0]) == pytest.approx(total, rel=0.02)
-    assert float(stats.policy_flops[0]) > 0
+    policy = counted_flops(Selectors(ada.policy), torch.ones(1))
+    assert float(stats.policy_flops[0]) == pytest.approx(policy, rel=0.02)
+    swin = counted_flops(_swin(), x)
+    assert float(stats.encoder_flops[0] - stats.policy_flops[0]) == \
+        pytest.approx(swin, rel=1e-6)
 
 
 def test_batched_skipping_equals_one_image_at_a_time():
@@ -265,3 +278,27 @@ def test_budget_loss_values():
     assert float(keep) == pytest.approx((0.5 + 0.1) / 2 + (0.6 + 0) / 2)
     with pytest.raises(ValueError, match='token_target'):
         MODELS.build(dict(type='BudgetLoss', token_target=2.0))
+
+
+def test_skipping_under_cpu_autocast_matches_float32():
+    """bfloat16 autocast (benchmark --amp): the skipping path runs, makes
+    the float32 decisions where the logits are not borderline, and its
+    features stay close to float32's."""
+    ada = _swin(policy=dict(task_mode='single'))
+    _shuffle_policy(ada, scale=3.0)
+    ada.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = ada(x, budget=0.5)
+        ref_stats = ada.last_stats
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            outs = ada(x, budget=0.5)
+    stats = ada.last_stats
+    assert ref_stats.encoder_flops.max() < ref_stats.static_flops
+    assert (stats.blocks == ref_stats.blocks).float().mean() > 0.8
+    for a, b in zip(outs, ref):
+        assert a.shape == b.shape and torch.isfinite(a).all()
+    if torch.equal(stats.blocks, ref_stats.blocks):
+        cos = torch.nn.functional.cosine_similarity(
+            outs[0].float().flatten(1), ref[0].flatten(1))
+        assert (cos > 0.9).all()

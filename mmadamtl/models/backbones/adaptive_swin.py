@@ -102,6 +102,7 @@ class AdaptiveSwinTransformer(SwinTransformer):
             self.policy = MODELS.build(policy)
         self.last_stats: Optional[AdaptiveStats] = None
         self._costs: Dict[Tuple[int, int], SwinCost] = {}
+        self._vectors: Dict[tuple, dict] = {}
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -133,45 +134,29 @@ class AdaptiveSwinTransformer(SwinTransformer):
         budget = budget.to(x.device, x.dtype)
         index = self.policy.task_index(tasks)
 
+        img_hw = tuple(x.shape[2:])
         x, hw_shape = self.patch_embed(x)
         if self.use_abs_pos_embed:
             x = x + self.absolute_pos_embed
         x = self.drop_after_pos(x)
 
-        zeros = x.new_zeros(batch)
-        policy_flops = zeros
-        block_flops = zeros
-        mlp_flops = zeros
-        block_keep, token_keep, token_maps, blocks = [], [], [], []
+        keeps, n_tokens, token_maps = [], [], []
         outs = []
+        run = self._blend_block if self.training else self._skip_block
         for i, stage in enumerate(self.stages):
-            sc = cost.stages[i]
             keep = self.policy.block_decisions(i, x, hw_shape, budget, index)
-            policy_flops = policy_flops + self.policy.block_selector_flops(
-                i, sc.blocks[0].tokens)
-            token_map = zeros.new_zeros(batch, x.shape[1])
-            stage_tokens = zeros
+            stage_tokens = []
             for j, block in enumerate(stage.blocks):
-                bc = sc.blocks[j]
-                run = self._blend_block if self.training else \
-                    self._skip_block
                 x, tokens = run(i, j, block, x, hw_shape, keep[:, j],
                                 budget, index)
                 # tokens: (B, L) MLP decisions, zero where the block was
                 # skipped.
-                n_tokens = tokens.sum(1)
-                block_flops = block_flops + keep[:, j] * bc.attn + \
-                    n_tokens * bc.mlp_per_token
-                mlp_flops = mlp_flops + n_tokens * bc.mlp_per_token
-                policy_flops = policy_flops + keep[:, j] * \
-                    self.policy.token_selector_flops(i, bc.tokens)
-                token_map = token_map + tokens.detach()
-                stage_tokens = stage_tokens + n_tokens.detach() / bc.tokens
-            depth = len(stage.blocks)
-            block_keep.append(keep.detach().mean(1))
-            token_keep.append(stage_tokens / depth)
-            token_maps.append((token_map / depth).view(batch, *hw_shape))
-            blocks.append(keep.detach())
+                stage_tokens.append(tokens)
+                n_tokens.append(tokens.sum(1))
+            keeps.append(keep)
+            token_maps.append(
+                torch.stack(stage_tokens).detach().mean(0).view(
+                    batch, *hw_shape))
 
             out, out_hw_shape = x, hw_shape
             if stage.downsample is not None:
@@ -182,20 +167,62 @@ class AdaptiveSwinTransformer(SwinTransformer):
                                            self.num_features[i])
                 outs.append(out.permute(0, 3, 1, 2).contiguous())
 
-        blocks_total = cost.blocks_total
-        mlp_total = sum(b.mlp_per_token * b.tokens for s in cost.stages
-                        for b in s.blocks)
+        # Per-block costs as vectors: one product per quantity instead of
+        # a dozen small operations per block.
+        vec = self._cost_vectors(cost, img_hw, x.device)
+        keep = torch.cat(keeps, 1).float()  # (B, blocks)
+        tokens = torch.stack(n_tokens, 1).float()  # (B, blocks)
+        mlp_flops = tokens @ vec['mlp_per_token']
+        block_flops = keep @ vec['attn'] + mlp_flops
+        policy_flops = vec['block_selectors'] + keep @ vec['token_selector']
         self.last_stats = AdaptiveStats(
             encoder_flops=cost.fixed_total + block_flops + policy_flops,
             policy_flops=policy_flops,
             static_flops=cost.total,
-            block_fraction=block_flops / blocks_total,
-            token_fraction=mlp_flops / mlp_total,
-            block_keep=torch.stack(block_keep, 1),
-            token_keep=torch.stack(token_keep, 1),
+            block_fraction=block_flops / cost.blocks_total,
+            token_fraction=mlp_flops / vec['mlp_total'],
+            block_keep=keep.detach() @ vec['stage_mean'],
+            token_keep=(tokens.detach() / vec['tokens']) @ vec['stage_mean'],
             token_maps=token_maps,
-            blocks=torch.cat(blocks, 1))
+            blocks=keep.detach())
         return outs
+
+    def _cost_vectors(self, cost: SwinCost, img_hw: Tuple[int, int],
+                      device) -> Dict[str, torch.Tensor]:
+        """Per-block multiply-adds of ``cost`` as float32 vectors over all
+        blocks, and the (blocks, stages) matrix averaging over a stage."""
+        key = (img_hw, str(device))
+        cache = self._vectors
+        if key not in cache:
+            blocks = [(i, b) for i, s in enumerate(cost.stages)
+                      for b in s.blocks]
+            depths = [len(s.blocks) for s in cost.stages]
+            mean = torch.zeros(len(blocks), len(depths))
+            for k, (i, _) in enumerate(blocks):
+                mean[k, i] = 1. / depths[i]
+
+            def vec(values):
+                return torch.tensor(values, dtype=torch.float64).float()
+
+            cache[key] = {
+                k: v.to(device)
+                for k, v in dict(
+                    attn=vec([b.attn for _, b in blocks]),
+                    mlp_per_token=vec([b.mlp_per_token for _, b in blocks]),
+                    tokens=vec([b.tokens for _, b in blocks]),
+                    token_selector=vec([
+                        self.policy.token_selector_flops(i, b.tokens)
+                        for i, b in blocks
+                    ]),
+                    stage_mean=mean).items()
+            }
+            cache[key].update(
+                block_selectors=float(sum(
+                    self.policy.block_selector_flops(i, s.blocks[0].tokens)
+                    for i, s in enumerate(cost.stages))),
+                mlp_total=float(sum(b.mlp_per_token * b.tokens
+                                    for _, b in blocks)))
+        return cache[key]
 
     def _blend_block(self, i: int, j: int, block, x: torch.Tensor,
                      hw_shape, keep: torch.Tensor, budget: torch.Tensor,
@@ -225,17 +252,23 @@ class AdaptiveSwinTransformer(SwinTransformer):
         sub = x if whole else x.index_select(0, idx)
         sub_budget = budget if whole else budget.index_select(0, idx)
         sel = self.policy.token_decisions(i, j, sub, sub_budget, index)
+        if sel is not None:
+            # Under autocast the decisions may come out in half precision.
+            sel = sel.to(x.dtype)
         y = sub + block.attn(block.norm1(sub), hw_shape)
         if sel is None:
             y = y + ffn_delta(block.ffn, block.norm2(y))
             sel = y.new_ones(y.shape[:2])
         else:
-            flat = y.reshape(-1, dims)
-            rows = sel.reshape(-1).nonzero().squeeze(1)
-            if rows.numel():
+            flat = y.view(-1, dims)
+            rows = sel.view(-1).nonzero().squeeze(1)
+            if rows.numel() == flat.shape[0]:
+                y = y + ffn_delta(block.ffn, block.norm2(y))
+            elif rows.numel():
+                # y is this block's own fresh tensor: add in place.
                 h = block.norm2(flat.index_select(0, rows))
-                flat = flat.index_add(0, rows, ffn_delta(block.ffn, h))
-            y = flat.view(-1, length, dims)
+                flat.index_add_(0, rows,
+                                ffn_delta(block.ffn, h).to(flat.dtype))
         if whole:
             return y, sel
         return x.index_copy(0, idx, y), tokens.index_copy(0, idx, sel)

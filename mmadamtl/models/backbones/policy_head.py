@@ -67,12 +67,13 @@ class _Selector(nn.Module):
         nn.init.constant_(self.out.bias, self.init_logit)
 
     def hidden(self, x: torch.Tensor,
-               budget: Optional[torch.Tensor]) -> torch.Tensor:
+               feature: Optional[torch.Tensor]) -> torch.Tensor:
+        """``feature``: the (B, 1) ``budget_feature`` of the budgets."""
         h = self.embed(x)
         if self.budget_conditioned:
-            b = self.budget_embed(budget_feature(budget, x.dtype))
+            b = self.budget_embed(feature)
             h = h + b.view(b.shape[0], *([1] * (h.dim() - 2)), -1)
-        return F.relu(h)
+        return F.relu(h, inplace=True)
 
 
 class TokenSelector(_Selector):
@@ -89,10 +90,11 @@ class TokenSelector(_Selector):
 
     def forward(self, x: torch.Tensor,
                 budget: Optional[torch.Tensor]) -> torch.Tensor:
-        logits = self.out(self.hidden(x, budget))
+        feature = budget_feature(budget, x.dtype) \
+            if self.budget_conditioned else None
+        logits = self.out(self.hidden(x, feature))
         if self.budget_conditioned:
-            b = self.budget_out(budget_feature(budget, x.dtype))
-            logits = logits + b.unsqueeze(1)
+            logits = logits + self.budget_out(feature).unsqueeze(1)
         return logits
 
 
@@ -121,13 +123,14 @@ class BlockSelector(_Selector):
     def forward(self, x: torch.Tensor, hw_shape: Sequence[int],
                 budget: Optional[torch.Tensor]) -> torch.Tensor:
         b = x.shape[0]
-        h = self.hidden(x, budget).transpose(1, 2).reshape(
+        feature = budget_feature(budget, x.dtype) \
+            if self.budget_conditioned else None
+        h = self.hidden(x, feature).transpose(1, 2).reshape(
             b, -1, *hw_shape)
         h = F.adaptive_avg_pool2d(h, self.pool_size).flatten(1)
         logits = self.out(h)
         if self.budget_conditioned:
-            logits = logits + self.budget_out(
-                budget_feature(budget, x.dtype))
+            logits = logits + self.budget_out(feature)
         return logits.view(b, self.num_tasks, self.depth)
 
 
@@ -240,6 +243,8 @@ class PolicyHead(BaseModule):
             logits = logits.index_select(
                 task_dim, torch.as_tensor(index, device=logits.device))
         if not self.training:
+            if logits.shape[task_dim] == 1:
+                return (logits.squeeze(task_dim) > 0).to(logits.dtype)
             return (logits > 0).any(dim=task_dim).to(logits.dtype)
         soft = gumbel_sigmoid(logits, self.tau)
         if soft.shape[task_dim] > 1:

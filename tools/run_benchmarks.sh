@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Every measurement of docs/benchmarks.md, one command each. Run it after
+# `make demo` (which trains the synthetic models this uses), on a quiet
+# machine:
+#   bash tools/run_benchmarks.sh [OUT_DIR]        (or `make benchmarks`)
+# Each tool's JSON goes to OUT_DIR/<name>.json and the table it renders
+# (with the command) to OUT_DIR/<name>.md; the sweep's CSV and plot and the visualisations go
+# to OUT_DIR/sweep_synthetic/ and OUT_DIR/vis/.
+# With a GPU, DEVICE=cuda runs the latency benchmarks on it instead
+# (batch 1 and 16).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${1:-work_dirs/benchmarks}"
+PY="${PYTHON:-.venv/bin/python}"
+DEVICE="${DEVICE:-cpu}"
+SYN=configs/adamtl_swin_synthetic.py
+SYN_CKPT=work_dirs/demo/adamtl/iter_500.pth
+SYN_STATIC=configs/static_swin_synthetic.py
+SYN_STATIC_CKPT=work_dirs/demo/static/iter_800.pth
+SWIN_T=configs/adamtl_swin_pascal.py
+mkdir -p "$OUT"
+for f in "$SYN_CKPT" "$SYN_STATIC_CKPT"; do
+    [ -f "$f" ] || { echo "$f is missing: run make demo first" >&2; exit 1; }
+done
+
+run() {  # run NAME TOOL ARGS...: JSON to NAME.json, its table to NAME.md
+    local name=$1 tool=$2; shift 2
+    echo "+ python $tool $* --json" | tee "$OUT/$name.md"
+    "$PY" "$tool" "$@" --json > "$OUT/$name.json"
+    "$PY" -c "import json, runpy, sys; print(runpy.run_path(sys.argv[1])[
+        'render'](json.load(open(sys.argv[2]))))" "$tool" "$OUT/$name.json" \
+        | tee -a "$OUT/$name.md"
+}
+
+run flops_synthetic tools/get_flops.py $SYN --checkpoint $SYN_CKPT \
+    --budget 0.5 --num-images 100
+run flops_swin_t_512 tools/get_flops.py $SWIN_T --num-images 0
+
+if [ "$DEVICE" = cuda ]; then
+    BATCHES="1 16"
+else
+    BATCHES="1 8"
+fi
+for B in $BATCHES; do
+    run "bench_synthetic_${DEVICE}_b$B" tools/benchmark.py $SYN \
+        --checkpoint $SYN_CKPT --budget 0.5 --batch-size "$B" \
+        --device "$DEVICE"
+    # Swin-T at 512x512: no trained policy here, so the policy is
+    # calibrated to the budget on the benchmark's (noise) inputs.
+    TRAIN_ARGS=(--train-batch-size 2)
+    [ "$B" = 1 ] && TRAIN_ARGS=(--skip-train)
+    run "bench_swin_t_512_${DEVICE}_b$B" tools/benchmark.py $SWIN_T \
+        --budget 0.5 --batch-size "$B" --device "$DEVICE" --random-inputs \
+        --calibrate --repeats 3 "${TRAIN_ARGS[@]}"
+done
+
+run sweep_synthetic tools/sweep_budget.py $SYN --checkpoint $SYN_CKPT \
+    --budgets 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1.0 \
+    --static-config $SYN_STATIC --static-checkpoint $SYN_STATIC_CKPT \
+    --out-dir "$OUT/sweep_synthetic"
+run vis_synthetic tools/visualize.py $SYN --checkpoint $SYN_CKPT \
+    --budget 0.5 --images val_0000 val_0001 val_0002 --out "$OUT/vis"
+echo "wrote $OUT"
