@@ -259,8 +259,9 @@ def measure(args):
 
     calibration = None
     if args.calibrate:
+        # Two images are enough to place the thresholds.
         calibration = calibrate_policy(
-            adaptive, batches[0]['inputs'], args.budget)
+            adaptive, batches[0]['inputs'][:2], args.budget)
     elif not adaptive.policy_loaded:
         print('warning: the policy is untrained (no checkpoint with policy '
               'weights); pass --calibrate to make it follow the budget',
