@@ -59,5 +59,5 @@ run sweep_synthetic tools/sweep_budget.py $SYN --checkpoint $SYN_CKPT \
     --static-config $SYN_STATIC --static-checkpoint $SYN_STATIC_CKPT \
     --out-dir "$OUT/sweep_synthetic"
 run vis_synthetic tools/visualize.py $SYN --checkpoint $SYN_CKPT \
-    --budget 0.5 --images val_0000 val_0001 val_0002 --out "$OUT/vis"
+    --budget 0.5 --images val_00000 val_00001 val_00002 --out "$OUT/vis"
 echo "wrote $OUT"

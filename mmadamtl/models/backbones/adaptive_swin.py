@@ -271,7 +271,12 @@ class AdaptiveSwinTransformer(SwinTransformer):
                                 ffn_delta(block.ffn, h).to(flat.dtype))
         if whole:
             return y, sel
-        return x.index_copy(0, idx, y), tokens.index_copy(0, idx, sel)
+        tokens = tokens.index_copy(0, idx, sel)
+        if torch.is_grad_enabled() and x.requires_grad:
+            return x.index_copy(0, idx, y), tokens
+        # x is the previous block's output, used by nothing else: write
+        # the images that ran into it instead of copying the whole batch.
+        return x.index_copy_(0, idx, y), tokens
 
     def _static_stats(self, x: torch.Tensor, cost: SwinCost) -> AdaptiveStats:
         batch = x.shape[0]
