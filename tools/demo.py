@@ -121,8 +121,9 @@ def time_models(models: dict, config: str, data_root: str,
     gflops = {name: [] for name in models}
     first = next(iter(models.values()))
     ids = []
+    from mmadamtl.apis import progress
     with torch.no_grad():
-        for i in range(len(dataset) + warmup):
+        for i in progress(range(len(dataset) + warmup), 'timing'):
             item = dataset[i % len(dataset)]
             # Every model's config shares the static one's preprocessor.
             data = first.data_preprocessor(pseudo_collate([item]))

@@ -211,9 +211,10 @@ def plot(result, path):
     ax.plot(*zip(*front), '-', color='0.7', zorder=1, label='Pareto front')
     ax.scatter(*zip(*pts), color='tab:blue', zorder=2,
                label='AdaMTL (budget)')
-    for r, (x, y) in zip(rows, pts):
+    for k, (r, (x, y)) in enumerate(zip(rows, pts)):
+        # Alternate above and below: neighbouring budgets may be close.
         ax.annotate(f"{r['budget']:g}", (x, y), textcoords='offset points',
-                    xytext=(4, 4), fontsize=8)
+                    xytext=(4, 5 if k % 2 == 0 else -11), fontsize=8)
     ax.scatter([static['gflops']], [value(static, metric)], marker='*',
                s=160, color='tab:red', zorder=3, label='static')
     ax.set_xlabel('executed GFLOPs per image (all tasks)')

@@ -156,6 +156,7 @@ def test_benchmark_json(capsys, tiny_synthetic, checkpoint):
         assert m['target_met'] == (m['latency_over_flops'] <= 1.15)
     p = r['static_path']
     assert p['overhead'] == pytest.approx(p['ours_ms'] / p['mmseg_ms'] - 1)
+    assert -0.5 < p['noise'] < 1
     assert r['policy']['share'] == pytest.approx(
         fa['policy_gflops'] / fa['gflops'])
     t = r['train_iter']
@@ -173,6 +174,17 @@ def test_benchmark_random_inputs_calibrated(capsys):
                                                                abs=0.15)
     assert 'train_iter' not in r
     assert r['encoder']['flops_ratio'] < 0.8
+
+
+def test_benchmark_amp_on_cpu(capsys):
+    r = _json(capsys, 'benchmark', [
+        TINY_ADAPTIVE, '--budget', '0.5', '--random-inputs', '--calibrate',
+        '--amp', '--num-images', '2', '--batch-size', '2', '--repeats', '1',
+        '--warmup', '0', '--train-repeats', '1', '--json'])
+    assert r['amp'] is True
+    for key in ('model', 'encoder'):
+        assert np.isfinite(r[key]['latency_ratio'])
+    assert r['train_iter']['adaptive_ms'] > 0
 
 
 def test_benchmark_errors():

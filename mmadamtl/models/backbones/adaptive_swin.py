@@ -155,7 +155,7 @@ class AdaptiveSwinTransformer(SwinTransformer):
                 n_tokens.append(tokens.sum(1))
             keeps.append(keep)
             token_maps.append(
-                torch.stack(stage_tokens).detach().mean(0).view(
+                torch.stack(stage_tokens).detach().float().mean(0).view(
                     batch, *hw_shape))
 
             out, out_hw_shape = x, hw_shape
