@@ -58,6 +58,11 @@ for B in $BATCHES; do
         --calibrate --repeats 3 "${TRAIN_ARGS[@]}"
 done
 
+# Where the static encoder's time goes, next to its FLOPs.
+run breakdown_synthetic tools/encoder_breakdown.py $SYN --checkpoint $SYN_CKPT
+[ -n "${SKIP_SWIN_T:-}" ] || \
+    run breakdown_swin_t_512 tools/encoder_breakdown.py $SWIN_T
+
 run sweep_synthetic tools/sweep_budget.py $SYN --checkpoint $SYN_CKPT \
     --budgets 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1.0 \
     --static-config $SYN_STATIC --static-checkpoint $SYN_STATIC_CKPT \

@@ -304,3 +304,23 @@ def test_tools_run_from_the_command_line(tiny_synthetic, checkpoint):
     r = json.loads(proc.stdout)
     assert r['budget'] == 0.5  # the config's test_cfg.budget
     assert r['executed']['num_images'] == 2
+
+
+def test_encoder_breakdown_json(capsys):
+    from mmadamtl.apis import init_model
+    from mmadamtl.utils.complexity import counted_flops
+    r = _json(capsys, 'encoder_breakdown', [
+        TINY_STATIC, '--repeats', '2', '--shape', '64', '96', '--json'])
+    parts = r['parts']
+    assert set(parts) == {'attention', 'MLP', 'fixed'}
+    assert sum(p['time_share'] for p in parts.values()) == pytest.approx(1)
+    assert sum(p['flops_share'] for p in parts.values()) == pytest.approx(1)
+    for p in parts.values():
+        assert 0 < p['time_share'] < 1 and 0 < p['flops_share'] < 1
+        assert p['time_per_flops'] == pytest.approx(p['time_share'] /
+                                                    p['flops_share'])
+    swin = init_model(TINY_STATIC).backbone
+    assert r['gflops_per_image'] == pytest.approx(
+        counted_flops(swin, torch.zeros(1, 3, 64, 96)) / 1e9, rel=1e-6)
+    # The MLPs hold most of a Swin block's FLOPs.
+    assert parts['MLP']['flops_share'] > parts['attention']['flops_share']
