@@ -9,7 +9,8 @@ from mmengine.runner import Runner
 
 import mmadamtl  # noqa: F401  (registers the components)
 from mmadamtl.models.backbones import check_checkpoint_matches
-from mmadamtl.utils import add_common_args, load_config, set_local_rank
+from mmadamtl.utils import (add_common_args, load_config, set_local_rank,
+                            shutdown_distributed)
 
 
 def parse_args():
@@ -37,6 +38,7 @@ def main():
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         with open(args.out, 'w', encoding='utf-8') as f:
             json.dump(metrics, f, indent=2)
+    shutdown_distributed(runner)
 
 
 if __name__ == '__main__':

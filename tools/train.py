@@ -7,7 +7,8 @@ from mmengine.runner import Runner
 
 import mmadamtl  # noqa: F401  (registers the components)
 from mmadamtl.models.backbones import check_checkpoint_matches
-from mmadamtl.utils import add_common_args, load_config, set_local_rank
+from mmadamtl.utils import (add_common_args, load_config, set_local_rank,
+                            shutdown_distributed)
 
 
 def parse_args():
@@ -62,6 +63,7 @@ def main():
         check_checkpoint_matches(runner.model, cfg.load_from,
                                  allow_missing=True)
     runner.train()
+    shutdown_distributed(runner)
 
 
 if __name__ == '__main__':

@@ -252,7 +252,7 @@ def calibrate_policy(model, inputs: torch.Tensor, budget: float,
 
     def bisect(mods, measure, target):
         lo, hi = -30., 30.
-        for _ in range(iters):
+        for _ in progress(range(iters), 'calibrating the policy'):
             mid = (lo + hi) / 2
             shift(mods, mid)
             if measure() < target:

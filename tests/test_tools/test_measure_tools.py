@@ -82,6 +82,15 @@ def test_get_flops_json(capsys, tiny_synthetic, checkpoint):
     r = _json(capsys, 'get_flops', [
         TINY_ADAPTIVE, '--checkpoint', checkpoint, '--budget', '0.5',
         '--num-images', '3', '--data-root', tiny_synthetic, '--json'])
+    # The keys docs/benchmarks.md documents.
+    assert set(r) == {'config', 'checkpoint', 'adaptive', 'budget', 'tasks',
+                      'static', 'executed'}
+    assert set(r['static']) == {'shape', 'tasks', 'gflops', 'params_m',
+                                'policy_params_m'}
+    assert set(r['executed']) == {
+        'num_images', 'shapes', 'gflops', 'encoder_gflops', 'policy_gflops',
+        'full_gflops', 'full_encoder_gflops', 'ratio', 'encoder_ratio',
+        'policy_share'}
     assert r['adaptive'] and r['budget'] == 0.5 and r['tasks'] == TASKS
     s, e = r['static'], r['executed']
     assert s['shape'] == [64, 64]
@@ -139,6 +148,13 @@ def test_benchmark_json(capsys, tiny_synthetic, checkpoint):
         '--batch-size', '2', '--num-images', '4', '--repeats', '1',
         '--warmup', '0', '--train-repeats', '1', '--data-root',
         tiny_synthetic, '--json'])
+    assert set(r) == {
+        'config', 'checkpoint', 'budget', 'batch_size', 'device',
+        'device_name', 'amp', 'threads', 'torch', 'inputs', 'repeats',
+        'calibration', 'executed', 'model', 'encoder', 'static_path',
+        'policy', 'train_iter'}
+    assert set(r['train_iter']) == {'batch_size', 'static_ms', 'adaptive_ms',
+                                    'ratio', 'target_met'}
     # With one round the paired ratios are the ratios of the times.
     assert r['budget'] == 0.5 and r['batch_size'] == 2
     assert r['torch'] == torch.__version__ and r['device'] == 'cpu'
@@ -204,6 +220,11 @@ def test_sweep_budget_csv_and_plot(capsys, tiny_synthetic, checkpoint,
         TINY_ADAPTIVE, '--checkpoint', checkpoint, '--budgets', *budgets,
         '--out-dir', str(out), '--data-root', tiny_synthetic,
         '--batch-size', '3', '--json'])
+    assert set(r) == {'config', 'checkpoint', 'static_config', 'num_images',
+                      'tasks', 'metric', 'static', 'rows', 'csv', 'plot'}
+    assert set(r['rows'][0]) == {'model', 'budget', 'gflops',
+                                 'encoder_gflops', 'gflops_ratio',
+                                 'encoder_ratio', 'delta_m', 'metrics'}
     with open(out / 'sweep.csv', newline='') as f:
         rows = list(csv.DictReader(f))
     assert [float(x['budget']) for x in rows] == [0.3, 0.6, 1.0]
@@ -279,6 +300,9 @@ def test_visualize_pngs(capsys, tiny_synthetic, checkpoint, tmp_path):
         TINY_ADAPTIVE, '--checkpoint', checkpoint, '--images', '0', by_id,
         str(outside), '--out', str(out), '--budget', '0.5', '--data-root',
         tiny_synthetic, '--json'])
+    assert set(r) == {'config', 'checkpoint', 'budget', 'tasks', 'images'}
+    assert set(r['images'][0]) == {'image', 'file', 'gflops',
+                                   'encoder_gflops', 'full_gflops', 'blocks'}
     names = [w['image'] for w in r['images']]
     assert names[1:] == [by_id, 'outside']
     for w in r['images']:
