@@ -32,7 +32,6 @@ benchmark inputs (see ``mmadamtl.apis.calibrate_policy``).
 import argparse
 import contextlib
 import copy
-import json
 import math
 import os.path as osp
 import platform
@@ -46,7 +45,7 @@ sys.path.insert(0, ROOT)
 
 from mmadamtl.apis import (alternate_timings, build_test_dataset,  # noqa
                            calibrate_policy, init_model, load_batch,
-                           random_batch, static_variant, stdout_to_stderr)
+                           random_batch, run_tool, static_variant)
 
 # The targets of docs/benchmarks.md.
 LATENCY_OVER_FLOPS_MAX = 1.15
@@ -375,10 +374,7 @@ def render(r) -> str:
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    with stdout_to_stderr():
-        result = measure(args)
-    print(json.dumps(result) if args.json else render(result))
+    run_tool(argv, parse_args, measure, render)
 
 
 if __name__ == '__main__':

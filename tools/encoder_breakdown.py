@@ -17,7 +17,6 @@ A policy that skips FLOPs whose share of the time is smaller than their
 share of the FLOPs saves less time than FLOPs: this shows by how much.
 """
 import argparse
-import json
 import os.path as osp
 import sys
 import time
@@ -27,7 +26,7 @@ import torch
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from mmadamtl.apis import init_model, progress, stdout_to_stderr  # noqa
+from mmadamtl.apis import init_model, progress, run_tool  # noqa
 
 PARTS = ('attention', 'MLP', 'fixed')
 
@@ -127,10 +126,7 @@ def render(r) -> str:
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    with stdout_to_stderr():
-        result = measure(args)
-    print(json.dumps(result) if args.json else render(result))
+    run_tool(argv, parse_args, measure, render)
 
 
 if __name__ == '__main__':

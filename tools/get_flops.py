@@ -19,7 +19,6 @@
 GFLOPs are multiply-adds / 1e9 (mmengine's convention).
 """
 import argparse
-import json
 import os.path as osp
 import sys
 
@@ -30,7 +29,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from mmadamtl.apis import (build_test_dataset, init_model,  # noqa: E402
-                           load_batch, progress, stdout_to_stderr)
+                           load_batch, progress, run_tool)
 
 _UNSET = object()
 
@@ -171,10 +170,7 @@ def render(r) -> str:
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    with stdout_to_stderr():
-        result = measure(args)
-    print(json.dumps(result) if args.json else render(result))
+    run_tool(argv, parse_args, measure, render)
 
 
 if __name__ == '__main__':

@@ -31,7 +31,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from mmadamtl.apis import (build_test_dataset, init_model,  # noqa: E402
-                           progress, static_variant, stdout_to_stderr)
+                           progress, run_tool, static_variant)
 
 
 def parse_args(argv=None):
@@ -247,10 +247,7 @@ def render(r) -> str:
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    with stdout_to_stderr():
-        result = sweep(args)
-    print(json.dumps(result) if args.json else render(result))
+    run_tool(argv, parse_args, sweep, render)
 
 
 if __name__ == '__main__':

@@ -19,7 +19,6 @@ The budget is ``--budget`` or the config's ``test_cfg.budget``; a static
 config draws the predictions only.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
@@ -30,7 +29,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from mmadamtl.apis import (build_test_dataset, init_model,  # noqa: E402
-                           progress, stdout_to_stderr)
+                           progress, run_tool)
 
 _UNSET = object()
 
@@ -228,10 +227,7 @@ def render(r) -> str:
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    with stdout_to_stderr():
-        result = visualize(args)
-    print(json.dumps(result) if args.json else render(result))
+    run_tool(argv, parse_args, visualize, render)
 
 
 if __name__ == '__main__':

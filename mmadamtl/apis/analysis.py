@@ -4,6 +4,7 @@ model from a config and checkpoint, get batches from the test set (or
 random ones), time callables alternately, show progress."""
 import contextlib
 import copy
+import json
 import logging
 import os.path as osp
 import sys
@@ -18,9 +19,8 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
-from mmadamtl.models.backbones.swin_checkpoint import (_describe,
-                                                       compare_state_dicts,
-                                                       load_state_dict_file)
+from mmadamtl.models.backbones.swin_checkpoint import (
+    check_checkpoint_matches, load_state_dict_file)
 from mmadamtl.utils import TASKS
 
 
@@ -80,16 +80,9 @@ def init_model(config: Union[str, Config],
                 raise FileNotFoundError(
                     f'checkpoint {checkpoint} does not exist')
             state_dict = load_state_dict_file(checkpoint)
-        expected = model.state_dict()
-        missing, unexpected, mismatched = compare_state_dicts(
-            expected, state_dict)
-        policy_missing = [k for k in missing if '.policy.' in k
-                          or k.startswith('policy.')]
-        missing = [k for k in missing if k not in policy_missing]
-        if missing or unexpected or mismatched:
-            raise ValueError(
-                _describe(where, type(model).__name__, missing, unexpected,
-                          mismatched, state_dict.keys()))
+        # Only the policy may be missing (a static checkpoint).
+        policy_missing = check_checkpoint_matches(
+            model, where, optional=[r'(^|\.)policy\.'], state=state_dict)
         model.load_state_dict(state_dict, strict=False)
         model.policy_loaded = getattr(model, 'adaptive', False) and \
             not policy_missing
@@ -296,3 +289,15 @@ def stdout_to_stderr():
     finally:
         for h in swapped:
             h.setStream(sys.stdout)
+
+
+def run_tool(argv, parse_args: Callable, work: Callable,
+             render: Callable) -> dict:
+    """The ``main`` of a measurement tool: parse ``argv``, run ``work``
+    with every log on stderr, and print its result as one JSON object
+    (``--json``) or as the table ``render`` makes of it."""
+    args = parse_args(argv)
+    with stdout_to_stderr():
+        result = work(args)
+    print(json.dumps(result) if args.json else render(result))
+    return result

@@ -7,7 +7,7 @@ unconverted or foreign checkpoint would quietly leave the model random.
 """
 import re
 from collections import OrderedDict
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 from mmengine.model import is_model_wrapper
@@ -137,20 +137,30 @@ def check_pretrained_backbone(backbone: torch.nn.Module) -> None:
 
 def check_checkpoint_matches(model: torch.nn.Module,
                              path: str,
-                             allow_missing: bool = False) -> None:
+                             allow_missing: bool = False,
+                             optional: Iterable[str] = (),
+                             state: Optional[Dict[str, torch.Tensor]] = None
+                             ) -> List[str]:
     """Raise if a whole-model checkpoint (``load_from``, test) was saved
     from another architecture: keys the model does not have, or shapes
     that differ. ``allow_missing`` accepts a checkpoint that covers only
     part of the model (a stage hand-off that adds modules), as long as
-    it covers some of it."""
+    it covers some of it; keys matching a regex in ``optional`` may be
+    missing. ``state`` checks already-loaded weights (``path`` then only
+    names them). Returns the missing ``optional`` keys."""
     if is_model_wrapper(model):
         model = model.module
-    state = load_state_dict_file(path)
+    if state is None:
+        state = load_state_dict_file(path)
     expected = model.state_dict()
     missing, unexpected, mismatched = compare_state_dicts(expected, state)
+    patterns = [re.compile(p) for p in optional]
+    skipped = [k for k in missing if any(p.search(k) for p in patterns)]
+    missing = [k for k in missing if k not in skipped]
     if allow_missing and len(missing) < len(expected):
         missing = []
     if missing or unexpected or mismatched:
         raise ValueError(
             _describe(path, type(model).__name__, missing, unexpected,
                       mismatched, state.keys()))
+    return skipped
