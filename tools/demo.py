@@ -143,18 +143,11 @@ def time_models(models: dict, config: str, data_root: str,
 
 
 def load_model(config: str, checkpoint: str, budget=None):
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmengine.runner import load_checkpoint
-    from mmseg.registry import MODELS
-
-    init_default_scope('mmseg')
-    cfg = Config.fromfile(osp.join(ROOT, config))
-    model = MODELS.build(cfg.model)
-    load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
+    from mmadamtl.apis import init_model
+    model = init_model(osp.join(ROOT, config), checkpoint)
     if budget is not None:
         model.set_budget(budget)
-    return model.eval()
+    return model
 
 
 def main():
