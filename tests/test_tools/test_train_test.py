@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from mmadamtl.utils import load_checkpoint_file
 from tests.conftest import ROOT, TINY_CONFIG
 
 
@@ -36,7 +37,7 @@ def test_train_resume_test(tiny_synthetic, tmp_path):
                  '--resume', osp.join(work, 'iter_2.pth'), '--cfg-options',
                  'train_cfg.max_iters=6', *opts])
     assert 'resumed epoch: 0, iter: 2' in proc.stdout + proc.stderr
-    ckpt = torch.load(osp.join(work, 'iter_6.pth'), map_location='cpu')
+    ckpt = load_checkpoint_file(osp.join(work, 'iter_6.pth'))
     assert ckpt['meta']['iter'] == 6
     assert 'message_hub' in ckpt
     out = str(tmp_path / 'metrics.json')
@@ -94,7 +95,7 @@ def test_dist_train_two_processes(tiny_synthetic, tmp_path):
     # torchrun exits 0 only when every rank finished without error.
     assert proc.returncode == 0, log[-6000:]
     assert 'Distributed training: True' in log
-    ckpt = torch.load(osp.join(work, 'iter_2.pth'), map_location='cpu')
+    ckpt = load_checkpoint_file(osp.join(work, 'iter_2.pth'))
     assert ckpt['meta']['iter'] == 2
     # The DDP checkpoint loads into a fresh single-process model.
     from mmengine.config import Config
@@ -135,27 +136,34 @@ def test_adamtl_three_stages_and_test_at_budgets(tiny_synthetic, tmp_path):
     dirs = {k: str(tmp_path / k) for k in ('static', 'policy', 'joint')}
     _run(['tools/train.py', TINY_CONFIG, '--work-dir', dirs['static'],
           '--cfg-options', *opts])
-    static = torch.load(osp.join(dirs['static'], 'iter_4.pth'),
-                        map_location='cpu')['state_dict']
+    static = load_checkpoint_file(
+        osp.join(dirs['static'], 'iter_4.pth'))['state_dict']
     proc = _run(['tools/train.py', TINY_POLICY, '--work-dir',
                  dirs['policy'], '--cfg-options', *opts,
                  f'load_from={dirs["static"]}/iter_4.pth'])
     log = proc.stdout + proc.stderr
     assert 'loss_budget' in log and 'executed_fraction' in log
     assert 'block_keep_s0' in log and 'tau' in log
-    policy = torch.load(osp.join(dirs['policy'], 'iter_4.pth'),
-                        map_location='cpu')['state_dict']
+    policy = load_checkpoint_file(
+        osp.join(dirs['policy'], 'iter_4.pth'))['state_dict']
     # Everything but the policy stayed frozen; the policy trained.
     for k, v in static.items():
         assert torch.equal(v, policy[k]), k
     assert any(k.startswith('backbone.policy.') for k in policy)
     _run(['tools/train.py', TINY_ADAPTIVE, '--work-dir', dirs['joint'],
           '--cfg-options', *opts, f'load_from={dirs["policy"]}/iter_4.pth'])
-    joint = torch.load(osp.join(dirs['joint'], 'iter_4.pth'),
-                       map_location='cpu')['state_dict']
+    joint = load_checkpoint_file(
+        osp.join(dirs['joint'], 'iter_4.pth'))['state_dict']
     # Joint training trains the whole model.
     key = 'decode_head.decoders.semseg.cls.weight'
     assert not torch.equal(joint[key], static[key])
+    # Both adaptive stages' checkpoints (message hub included) resume.
+    for stage, config in (('policy', TINY_POLICY), ('joint', TINY_ADAPTIVE)):
+        proc = _run(['tools/train.py', config, '--work-dir',
+                     str(tmp_path / f'{stage}_resumed'), '--resume',
+                     osp.join(dirs[stage], 'iter_2.pth'), '--cfg-options',
+                     *opts])
+        assert 'resumed epoch: 0, iter: 2' in proc.stdout + proc.stderr
     results = {}
     for budget in ('0.3', '1.0'):
         out = str(tmp_path / f'm{budget}.json')
