@@ -3,8 +3,7 @@ import pytest
 import torch
 from mmseg.registry import MODELS
 
-from mmadamtl.models.backbones.swin_flops import swin_cost
-from mmadamtl.utils.complexity import counted_flops
+from mmadamtl.models.utils import counted_flops, swin_cost
 
 TASK_NAMES = ['semseg', 'human_parts', 'saliency', 'normals', 'edge',
               'depth']

@@ -1,11 +1,10 @@
-from .adaptive_swin import AdaptiveStats, AdaptiveSwinTransformer, check_budget
-from .policy_head import PolicyHead
+from .adaptive_swin import AdaptiveStats, AdaptiveSwinTransformer
 from .swin_checkpoint import (check_checkpoint_matches,
                               check_pretrained_backbone, convert_official_swin)
-from .swin_flops import swin_cost
+from .swin_encoder import SwinEncoder
 
 __all__ = [
+    'SwinEncoder', 'AdaptiveSwinTransformer', 'AdaptiveStats',
     'convert_official_swin', 'check_pretrained_backbone',
-    'check_checkpoint_matches', 'AdaptiveSwinTransformer', 'PolicyHead',
-    'AdaptiveStats', 'check_budget', 'swin_cost'
+    'check_checkpoint_matches'
 ]

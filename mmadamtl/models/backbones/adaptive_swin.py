@@ -1,15 +1,15 @@
-"""mmseg's Swin Transformer with AdaMTL's input-dependent block and token
-skipping."""
+"""AdaMTL's Swin: the package's Swin encoder, its blocks and MLP tokens
+run by the decisions of a policy."""
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
-from mmseg.models.backbones import SwinTransformer
 from mmseg.registry import MODELS
 
-from .swin_flops import SwinCost, swin_cost
-
-Budget = Union[None, float, torch.Tensor]
+from ..layers.block_runners import BlendRunner, PolicyRunner, SkipRunner
+from ..utils.budget import Budget, budget_tensor
+from ..utils.swin_cost import SwinCost, swin_cost
+from .swin_encoder import SwinEncoder
 
 
 @dataclass
@@ -37,30 +37,8 @@ class AdaptiveStats:
     blocks: torch.Tensor
 
 
-def ffn_delta(ffn, x: torch.Tensor) -> torch.Tensor:
-    """The residual branch of mmcv's ``FFN`` (what it adds to identity)."""
-    return ffn.dropout_layer(ffn.gamma2(ffn.layers(x)))
-
-
-def check_budget(budget: Budget, where: str = 'budget') -> Budget:
-    """``budget`` must be None or in (0, 1]."""
-    if budget is None:
-        return None
-    if isinstance(budget, torch.Tensor):
-        bad = budget[(budget <= 0) | (budget > 1) | budget.isnan()]
-        if bad.numel():
-            raise ValueError(f'{where}: budgets must lie in (0, 1], got '
-                             f'{bad.tolist()}')
-        return budget
-    if isinstance(budget, bool) or not isinstance(budget, (int, float)) \
-            or not 0 < budget <= 1:
-        raise ValueError(f'{where} must be None (run every block) or a '
-                         f'number in (0, 1], got {budget!r}')
-    return float(budget)
-
-
 @MODELS.register_module()
-class AdaptiveSwinTransformer(SwinTransformer):
+class AdaptiveSwinTransformer(SwinEncoder):
     """Swin Transformer whose blocks and MLP tokens a policy may skip.
 
     Takes every argument of mmseg's ``SwinTransformer``; its Swin
@@ -68,20 +46,23 @@ class AdaptiveSwinTransformer(SwinTransformer):
     ``policy.``), so mmseg and converted Swin checkpoints load unchanged.
 
     ``forward(x, budget=None, tasks=None)``: with ``policy=None`` or
-    ``budget=None`` it is mmseg's forward. Otherwise the policy decides
-    per image, for the target ``budget`` (a float or one per image) and
-    the ``tasks`` being run (per-task policies take the union):
+    ``budget=None`` it is mmseg's forward (the encoder's ``FullRunner``).
+    Otherwise the policy decides per image, for the target ``budget`` (a
+    float or one per image) and the ``tasks`` being run (per-task
+    policies take the union), and the stage loop runs each block with
 
-    - training: Gumbel-sigmoid decisions with straight-through gradients;
-      a skipped block or an unselected token's MLP is blended away
-      (``x + m * (f(x) - x)``), so no compute is saved;
-    - inference: deterministic decisions, and compute is really skipped
-      for any batch size: each block runs only on the images that keep
-      it, and its MLP only on the selected tokens (gathered over the
-      whole sub-batch and scattered back). Skipped work is identity.
+    - ``BlendRunner`` in training: Gumbel-sigmoid decisions with
+      straight-through gradients; a skipped block or an unselected
+      token's MLP is blended away (``x + m * (f(x) - x)``), so no compute
+      is saved;
+    - ``SkipRunner`` in inference: deterministic decisions, and compute is
+      really skipped for any batch size: each block runs only on the
+      images that keep it, and its MLP only on the selected tokens.
 
-    After every forward, ``last_stats`` (an ``AdaptiveStats``) holds what
-    was executed per image.
+    After every forward, ``last_stats`` (an :class:`AdaptiveStats`) holds
+    what was executed per image, summed from the decisions the runner
+    recorded; the segmentor reads it (``MultiTaskEncoderDecoder``'s
+    ``loss`` and ``predict``).
 
     Args:
         policy: A ``PolicyHead`` config (``embed_dims`` and ``depths`` are
@@ -127,55 +108,28 @@ class AdaptiveSwinTransformer(SwinTransformer):
             outs = super().forward(x)
             self.last_stats = self._static_stats(x, cost)
             return outs
-        check_budget(budget)
-        batch = x.shape[0]
-        if not isinstance(budget, torch.Tensor):
-            budget = x.new_full((batch, ), budget)
-        budget = budget.to(x.device, x.dtype)
-        index = self.policy.task_index(tasks)
+        budget = budget_tensor(budget, x)
+        runner_type = BlendRunner if self.training else SkipRunner
+        runner = runner_type(self.policy, budget,
+                             self.policy.task_index(tasks))
+        outs = super().forward(x, runner)
+        self.last_stats = self._executed_stats(runner, cost,
+                                               tuple(x.shape[2:]), x.device)
+        return outs
 
-        img_hw = tuple(x.shape[2:])
-        x, hw_shape = self.patch_embed(x)
-        if self.use_abs_pos_embed:
-            x = x + self.absolute_pos_embed
-        x = self.drop_after_pos(x)
-
-        keeps, n_tokens, token_maps = [], [], []
-        outs = []
-        run = self._blend_block if self.training else self._skip_block
-        for i, stage in enumerate(self.stages):
-            keep = self.policy.block_decisions(i, x, hw_shape, budget, index)
-            stage_tokens = []
-            for j, block in enumerate(stage.blocks):
-                x, tokens = run(i, j, block, x, hw_shape, keep[:, j],
-                                budget, index)
-                # tokens: (B, L) MLP decisions, zero where the block was
-                # skipped.
-                stage_tokens.append(tokens)
-                n_tokens.append(tokens.sum(1))
-            keeps.append(keep)
-            token_maps.append(
-                torch.stack(stage_tokens).detach().float().mean(0).view(
-                    batch, *hw_shape))
-
-            out, out_hw_shape = x, hw_shape
-            if stage.downsample is not None:
-                x, hw_shape = stage.downsample(x, hw_shape)
-            if i in self.out_indices:
-                norm_layer = getattr(self, f'norm{i}')
-                out = norm_layer(out).view(-1, *out_hw_shape,
-                                           self.num_features[i])
-                outs.append(out.permute(0, 3, 1, 2).contiguous())
-
-        # Per-block costs as vectors: one product per quantity instead of
-        # a dozen small operations per block.
-        vec = self._cost_vectors(cost, img_hw, x.device)
-        keep = torch.cat(keeps, 1).float()  # (B, blocks)
-        tokens = torch.stack(n_tokens, 1).float()  # (B, blocks)
+    def _executed_stats(self, runner: PolicyRunner, cost: SwinCost,
+                        img_hw: Tuple[int, int], device) -> AdaptiveStats:
+        """Executed multiply-adds from the decisions ``runner`` recorded:
+        per-block costs as vectors, one product per quantity instead of a
+        dozen small operations per block."""
+        vec = self._cost_vectors(cost, img_hw, device)
+        keep = torch.cat(runner.keeps, 1).float()  # (B, blocks)
+        tokens = torch.stack([t.sum(1) for t in runner.tokens],
+                             1).float()  # (B, blocks)
         mlp_flops = tokens @ vec['mlp_per_token']
         block_flops = keep @ vec['attn'] + mlp_flops
         policy_flops = vec['block_selectors'] + keep @ vec['token_selector']
-        self.last_stats = AdaptiveStats(
+        return AdaptiveStats(
             encoder_flops=cost.fixed_total + block_flops + policy_flops,
             policy_flops=policy_flops,
             static_flops=cost.total,
@@ -183,9 +137,8 @@ class AdaptiveSwinTransformer(SwinTransformer):
             token_fraction=mlp_flops / vec['mlp_total'],
             block_keep=keep.detach() @ vec['stage_mean'],
             token_keep=(tokens.detach() / vec['tokens']) @ vec['stage_mean'],
-            token_maps=token_maps,
+            token_maps=runner.token_maps,
             blocks=keep.detach())
-        return outs
 
     def _cost_vectors(self, cost: SwinCost, img_hw: Tuple[int, int],
                       device) -> Dict[str, torch.Tensor]:
@@ -220,63 +173,8 @@ class AdaptiveSwinTransformer(SwinTransformer):
                 block_selectors=float(sum(
                     self.policy.block_selector_flops(i, s.blocks[0].tokens)
                     for i, s in enumerate(cost.stages))),
-                mlp_total=float(sum(b.mlp_per_token * b.tokens
-                                    for _, b in blocks)))
+                mlp_total=float(cost.mlp_total))
         return cache[key]
-
-    def _blend_block(self, i: int, j: int, block, x: torch.Tensor,
-                     hw_shape, keep: torch.Tensor, budget: torch.Tensor,
-                     index: List[int]):
-        """Training: run the block for every image and blend with the
-        (straight-through) decisions."""
-        tokens = self.policy.token_decisions(i, j, x, budget, index)
-        y = x + block.attn(block.norm1(x), hw_shape)
-        delta = ffn_delta(block.ffn, block.norm2(y))
-        if tokens is None:
-            tokens = x.new_ones(x.shape[:2])
-        y = y + delta * tokens.unsqueeze(-1)
-        x = x + keep.view(-1, 1, 1) * (y - x)
-        return x, tokens * keep.unsqueeze(1)
-
-    def _skip_block(self, i: int, j: int, block, x: torch.Tensor,
-                    hw_shape, keep: torch.Tensor, budget: torch.Tensor,
-                    index: List[int]):
-        """Inference: run the block only on the images that keep it, and
-        its MLP only on their selected tokens."""
-        batch, length, dims = x.shape
-        idx = keep.nonzero().squeeze(1)
-        tokens = x.new_zeros(batch, length)
-        if idx.numel() == 0:
-            return x, tokens
-        whole = idx.numel() == batch
-        sub = x if whole else x.index_select(0, idx)
-        sub_budget = budget if whole else budget.index_select(0, idx)
-        sel = self.policy.token_decisions(i, j, sub, sub_budget, index)
-        if sel is not None:
-            # Under autocast the decisions may come out in half precision.
-            sel = sel.to(x.dtype)
-        y = sub + block.attn(block.norm1(sub), hw_shape)
-        if sel is None:
-            y = y + ffn_delta(block.ffn, block.norm2(y))
-            sel = y.new_ones(y.shape[:2])
-        else:
-            flat = y.view(-1, dims)
-            rows = sel.view(-1).nonzero().squeeze(1)
-            if rows.numel() == flat.shape[0]:
-                y = y + ffn_delta(block.ffn, block.norm2(y))
-            elif rows.numel():
-                # y is this block's own fresh tensor: add in place.
-                h = block.norm2(flat.index_select(0, rows))
-                flat.index_add_(0, rows,
-                                ffn_delta(block.ffn, h).to(flat.dtype))
-        if whole:
-            return y, sel
-        tokens = tokens.index_copy(0, idx, sel)
-        if torch.is_grad_enabled() and x.requires_grad:
-            return x.index_copy(0, idx, y), tokens
-        # x is the previous block's output, used by nothing else: write
-        # the images that ran into it instead of copying the whole batch.
-        return x.index_copy_(0, idx, y), tokens
 
     def _static_stats(self, x: torch.Tensor, cost: SwinCost) -> AdaptiveStats:
         batch = x.shape[0]
@@ -291,5 +189,4 @@ class AdaptiveSwinTransformer(SwinTransformer):
             block_keep=x.new_ones(batch, stages),
             token_keep=x.new_ones(batch, stages),
             token_maps=[x.new_ones(batch, *s.hw) for s in cost.stages],
-            blocks=x.new_ones(batch, sum(len(s.blocks)
-                                         for s in cost.stages)))
+            blocks=x.new_ones(batch, len(cost.blocks)))

@@ -10,20 +10,6 @@ from mmseg.structures import SegDataSample
 
 from mmadamtl.utils import TASKS, check_tasks
 
-# AdaMTL's loss and weight for each task, used where a task's config gives
-# no ``loss``.
-DEFAULT_LOSSES = dict(
-    semseg=dict(
-        type='CrossEntropyLoss', loss_weight=1.0, avg_non_ignore=True),
-    human_parts=dict(
-        type='CrossEntropyLoss', loss_weight=2.0, avg_non_ignore=True),
-    saliency=dict(type='BalancedBCELoss', loss_weight=5.0),
-    normals=dict(type='NormalsL1Loss', loss_weight=10.0),
-    edge=dict(type='BalancedBCELoss', pos_weight=0.95, loss_weight=50.0),
-    depth=dict(type='DepthL1Loss', loss_weight=1.0),
-)
-
-
 @MODELS.register_module()
 class MultiTaskHead(BaseModule):
     """Dense multi-task head: a decoder per task on the shared features.
@@ -43,8 +29,8 @@ class MultiTaskHead(BaseModule):
     Args:
         in_channels: Channels of the backbone outputs.
         tasks: Per task ``out_channels`` and optionally ``loss``; without
-            it the task gets AdaMTL's loss and weight
-            (:data:`DEFAULT_LOSSES`).
+            it the task gets AdaMTL's loss and weight (its ``TaskSpec``'s
+            ``loss`` in :data:`mmadamtl.utils.TASKS`).
         decoder: Decoder config shared by all tasks (``in_channels`` and
             ``out_channels`` are filled in per task).
         align_corners: ``align_corners`` of the upsampling to label size.
@@ -80,7 +66,7 @@ class MultiTaskHead(BaseModule):
                 dict(decoder, in_channels=list(in_channels),
                      out_channels=out, align_corners=align_corners))
             self.losses[task] = MODELS.build(
-                cfg.get('loss', DEFAULT_LOSSES[task]))
+                cfg.get('loss', dict(spec.loss)))
 
     def forward(self,
                 inputs: List[torch.Tensor],

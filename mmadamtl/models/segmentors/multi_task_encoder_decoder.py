@@ -1,5 +1,6 @@
 """A shared encoder with one decoder per dense task, optionally adaptive."""
-from typing import Dict, List, Optional, Sequence, Tuple
+import contextlib
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -10,10 +11,14 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import OptConfigType, OptMultiConfig, OptSampleList
 
-from mmadamtl.models.backbones.adaptive_swin import check_budget
-from mmadamtl.models.backbones.swin_checkpoint import check_pretrained_backbone
 from mmadamtl.utils import TASKS, check_tasks
-from mmadamtl.utils.complexity import ComplexityCounter
+
+from ..backbones.swin_checkpoint import check_pretrained_backbone
+from ..utils.budget import check_budget
+from ..utils.complexity import ComplexityCounter
+
+# runtime()'s "leave as it is".
+_UNCHANGED = object()
 
 
 @MODELS.register_module()
@@ -33,6 +38,22 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
     ``metainfo['policy']`` (its decisions), from the decisions executed
     for that image in that forward pass (multiply-adds, the convention
     of mmengine's counter).
+
+    Call graph (adaptive backbone; a static one ignores the budget)::
+
+        loss(): _training_budgets() -> extract_feat(inputs, budgets,
+                all tasks) -> decode_head.loss() + budget_loss(
+                backbone.last_stats, budgets)
+        predict(): _decode() -> extract_feat(inputs, self.budget,
+                   self.active_tasks) -> decode_head(feats, active tasks)
+                   -> _set_complexity() (reads backbone.last_stats)
+                   -> postprocess_result()
+
+    The run-time state is set through methods, never by writing
+    attributes: ``set_budget``, ``set_active_tasks`` and the context
+    manager ``runtime(budget=..., tasks=...)`` for inference;
+    ``set_train_budgets`` and ``set_policy_temperature`` for training
+    (``BudgetScheduleHook`` calls them every iteration).
 
     Args:
         backbone: Encoder config (e.g. mmseg's ``SwinTransformer`` or
@@ -73,8 +94,8 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         self.train_budget = check_budget(
             self.train_cfg.get('budget', 1.0), 'train_cfg.budget')
         # Per-image training budgets, set each iteration by
-        # BudgetScheduleHook.
-        self.train_budgets: Optional[torch.Tensor] = None
+        # BudgetScheduleHook through set_train_budgets.
+        self._train_budgets: Optional[torch.Tensor] = None
         self.budget_loss = None
         if self.adaptive:
             self.budget_loss = MODELS.build(
@@ -105,6 +126,46 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         other tasks do not run."""
         self.active_tasks = self.tasks if tasks is None else check_tasks(
             tasks, self.tasks, where='active tasks')
+
+    @contextlib.contextmanager
+    def runtime(self, budget=_UNCHANGED,
+                tasks=_UNCHANGED) -> Iterator['MultiTaskEncoderDecoder']:
+        """Run inference at ``budget`` and/or on ``tasks`` inside the
+        ``with`` block, and restore the previous settings after it::
+
+            with model.runtime(budget=0.5, tasks=['semseg']):
+                model.predict(inputs)
+
+        Args:
+            budget: As :meth:`set_budget` (None runs every block); left as
+                it is when not given.
+            tasks: As :meth:`set_active_tasks`; left as it is when not
+                given.
+        """
+        saved = self.budget, self.active_tasks
+        try:
+            if budget is not _UNCHANGED:
+                self.set_budget(budget)
+            if tasks is not _UNCHANGED:
+                self.set_active_tasks(tasks)
+            yield self
+        finally:
+            self.budget, self.active_tasks = saved
+
+    def set_train_budgets(self, budgets: Optional[torch.Tensor]) -> None:
+        """Per-image budgets (B,) for the next training iterations; None
+        falls back to ``train_cfg.budget``."""
+        self._train_budgets = check_budget(budgets, 'training budgets')
+
+    def set_policy_temperature(self, tau: float) -> None:
+        """The Gumbel-sigmoid temperature of the backbone's policy."""
+        if not self.adaptive:
+            raise ValueError('set_policy_temperature needs an adaptive '
+                             'backbone (AdaptiveSwinTransformer with a '
+                             'policy)')
+        if not tau > 0:
+            raise ValueError(f'policy temperature must be > 0, got {tau!r}')
+        self.backbone.policy.tau = float(tau)
 
     def init_weights(self) -> None:
         check_pretrained_backbone(self.backbone)
@@ -137,18 +198,29 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         """Raw outputs of the active tasks at the input's size."""
         return self._decode(inputs)[0]
 
-    def _train_budgets(self, batch: int, device) -> torch.Tensor:
-        budgets = self.train_budgets
+    def _training_budgets(self, batch: int, device) -> torch.Tensor:
+        budgets = self._train_budgets
         if budgets is None or budgets.numel() != batch:
             return torch.full((batch, ), self.train_budget, device=device)
         return budgets.to(device)
 
     def loss(self, inputs: torch.Tensor,
              data_samples: List[SegDataSample]) -> dict:
+        """Losses of a training batch.
+
+        Args:
+            inputs: Preprocessed images (B, 3, H, W).
+            data_samples: With every task's ground truth.
+
+        Returns:
+            dict: ``<task>.<loss name>`` per task; with an adaptive
+            backbone also ``loss_budget`` and, logged only,
+            ``executed_fraction`` and ``budget_target``.
+        """
         if not self.adaptive:
             return self.decode_head.loss(self.extract_feat(inputs),
                                          data_samples)
-        budgets = self._train_budgets(inputs.shape[0], inputs.device)
+        budgets = self._training_budgets(inputs.shape[0], inputs.device)
         feats = self.extract_feat(inputs, budgets, self.tasks)
         losses = {}
         if self.task_losses:
@@ -163,6 +235,19 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
     def predict(self,
                 inputs: torch.Tensor,
                 data_samples: OptSampleList = None) -> List[SegDataSample]:
+        """Predict the active tasks at the current budget.
+
+        Args:
+            inputs: Preprocessed images (B, 3, H, W).
+            data_samples: Their samples (meta information); made up from
+                the input size when None.
+
+        Returns:
+            list[SegDataSample]: ``pred_<task>`` per active task at the
+            original image size, and in ``metainfo`` what the image
+            executed: ``gflops``, ``encoder_gflops`` and, with a policy,
+            ``policy`` (see ``mmadamtl.evaluation.image_complexity``).
+        """
         if data_samples is None:
             data_samples = [
                 SegDataSample(metainfo=dict(

@@ -51,8 +51,23 @@ class SwinCost:
     stages: List[StageCost]
 
     @property
+    def blocks(self) -> List[BlockCost]:
+        """Every block of every stage, in order."""
+        return [b for s in self.stages for b in s.blocks]
+
+    @property
     def blocks_total(self) -> float:
-        return sum(b.full for s in self.stages for b in s.blocks)
+        return sum(b.full for b in self.blocks)
+
+    @property
+    def attn_total(self) -> float:
+        """Norm1 and window attention of every block."""
+        return sum(b.attn for b in self.blocks)
+
+    @property
+    def mlp_total(self) -> float:
+        """Norm2 and the MLP of every token of every block."""
+        return sum(b.mlp_per_token * b.tokens for b in self.blocks)
 
     @property
     def fixed_total(self) -> float:

@@ -1,0 +1,8 @@
+from .block_runners import (BlendRunner, BlockRunner, FullRunner,
+                            PolicyRunner, SkipRunner, attention_residual,
+                            mlp_delta, mlp_on_tokens, scatter_images)
+
+__all__ = [
+    'BlockRunner', 'FullRunner', 'PolicyRunner', 'BlendRunner', 'SkipRunner',
+    'attention_residual', 'mlp_delta', 'mlp_on_tokens', 'scatter_images'
+]

@@ -1,0 +1,37 @@
+"""Checks and per-image tensors of compute budgets."""
+from typing import Union
+
+import torch
+
+Budget = Union[None, float, torch.Tensor]
+
+
+def check_budget(budget: Budget, where: str = 'budget') -> Budget:
+    """``budget`` must be None (run every block) or in (0, 1], a number or
+    a tensor of per-image budgets.
+
+    Raises:
+        ValueError: Naming ``where`` and the bad values.
+    """
+    if budget is None:
+        return None
+    if isinstance(budget, torch.Tensor):
+        bad = budget[(budget <= 0) | (budget > 1) | budget.isnan()]
+        if bad.numel():
+            raise ValueError(f'{where}: budgets must lie in (0, 1], got '
+                             f'{bad.tolist()}')
+        return budget
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) \
+            or not 0 < budget <= 1:
+        raise ValueError(f'{where} must be None (run every block) or a '
+                         f'number in (0, 1], got {budget!r}')
+    return float(budget)
+
+
+def budget_tensor(budget: Union[float, torch.Tensor],
+                  x: torch.Tensor) -> torch.Tensor:
+    """Checked (B,) budgets for the batch ``x``, on its device and dtype."""
+    check_budget(budget)
+    if not isinstance(budget, torch.Tensor):
+        budget = x.new_full((x.shape[0], ), budget)
+    return budget.to(x.device, x.dtype)
