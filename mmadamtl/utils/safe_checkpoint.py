@@ -31,6 +31,7 @@ unpickler limits what a file can do, it does not vouch for its weights.
 """
 import os.path as osp
 import pickle
+import zipfile
 from typing import Any, Callable, List, Tuple, Union
 
 import numpy as np
@@ -97,6 +98,9 @@ def load_checkpoint_file(filename: str, map_location=None) -> Any:
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename} does not exist')
+    if not _looks_like_torch_file(filename):
+        raise ValueError(f'checkpoint {filename} is unreadable: it is '
+                         f'neither a zip archive (torch.save) nor a pickle')
     try:
         with torch.serialization.safe_globals(checkpoint_safe_globals()):
             return torch.load(filename, map_location=map_location,
@@ -109,6 +113,15 @@ def load_checkpoint_file(filename: str, map_location=None) -> Any:
         raise ValueError(
             f'checkpoint {filename} is unreadable (truncated, corrupt or '
             f'not a torch checkpoint): {type(e).__name__}: {e}') from None
+
+
+def _looks_like_torch_file(filename: str) -> bool:
+    """torch.save writes a zip archive (or, in its legacy format, a pickle
+    starting with the PROTO opcode)."""
+    if zipfile.is_zipfile(filename):
+        return True
+    with open(filename, 'rb') as f:
+        return f.read(1) == pickle.PROTO
 
 
 def load_from_local_weights_only(filename: str, map_location=None) -> Any:
