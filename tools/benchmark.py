@@ -27,7 +27,7 @@ pipeline), or with ``--random-inputs`` noise images of ``--shape``
 (default: the config's crop size) with random ground truth.
 ``--calibrate`` is for a policy that was never trained: it shifts the
 policy's output biases until it executes about ``--budget`` on the
-benchmark inputs (see ``mmadamtl.apis.calibrate_policy``).
+benchmark inputs (see ``mmadamtl.models.policies.calibrate_policy``).
 """
 import argparse
 import contextlib
@@ -43,9 +43,13 @@ import torch
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from mmadamtl.apis import (alternate_timings, build_test_dataset,  # noqa
-                           calibrate_policy, init_model, load_batch,
-                           random_batch, run_tool, static_variant)
+from mmadamtl.apis import (build_test_dataset, init_model,  # noqa: E402
+                           load_batch, random_batch, static_variant)
+from mmadamtl.evaluation import (image_complexity,  # noqa: E402
+                                 summarize_complexity)
+from mmadamtl.models.policies import calibrate_policy  # noqa: E402
+from mmadamtl.utils.cli import run_tool  # noqa: E402
+from mmadamtl.utils.timing import alternate_timings  # noqa: E402
 
 # The targets of docs/benchmarks.md.
 LATENCY_OVER_FLOPS_MAX = 1.15
@@ -138,23 +142,15 @@ def make_batches(args, model, cfg):
 def executed(model, batches):
     """Mean per-image GFLOPs (all tasks) and encoder GFLOPs, and the
     mean block/token keep rates, of what ``model`` executes."""
-    gflops, enc, policy, blocks, tokens = [], [], [], [], []
     with torch.no_grad():
-        for b in batches:
-            for s in model.predict(b['inputs'], copy.deepcopy(
-                    b['data_samples'])):
-                gflops.append(s.metainfo['gflops'])
-                enc.append(s.metainfo['encoder_gflops'])
-                p = s.metainfo.get('policy')
-                if p:
-                    policy.append(p['policy_gflops'])
-                    blocks.append(np.mean(p['block_keep']))
-                    tokens.append(np.mean(p['token_keep']))
-    return dict(gflops=float(np.mean(gflops)),
-                encoder_gflops=float(np.mean(enc)),
-                policy_gflops=float(np.mean(policy)) if policy else 0.,
-                block_keep=float(np.mean(blocks)) if blocks else 1.,
-                token_keep=float(np.mean(tokens)) if tokens else 1.)
+        mean = summarize_complexity(
+            image_complexity(s) for b in batches for s in model.predict(
+                b['inputs'], copy.deepcopy(b['data_samples'])))
+    return dict(gflops=mean['gflops'],
+                encoder_gflops=mean['encoder_gflops'],
+                policy_gflops=mean.get('policy_gflops', 0.),
+                block_keep=float(np.mean(mean.get('block_keep', 1.))),
+                token_keep=float(np.mean(mean.get('token_keep', 1.))))
 
 
 def time_inference(args, static, adaptive, batches, images):
@@ -222,8 +218,8 @@ def time_training(args, static, adaptive, batches):
         raise ValueError(f'--train-batch-size {size} is more than the '
                          f'{len(samples)} loaded images of one size '
                          f'(--num-images)')
-    models['adaptive'].train_budgets = torch.full((size, ), budget,
-                                                  device=args.device)
+    models['adaptive'].set_train_budgets(
+        torch.full((size, ), budget, device=args.device))
 
     def step(name):
         # BaseModel.train_step without the data preprocessor (the batch

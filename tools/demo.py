@@ -32,10 +32,10 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 STATIC = 'configs/static_swin_synthetic.py'
 POLICY = 'configs/adamtl_swin_synthetic_policy.py'
 ADAPTIVE = 'configs/adamtl_swin_synthetic.py'
-# One column per task: its main metric (the one Δm uses).
-COLUMNS = [('semseg/mIoU', 'semseg mIoU'), ('human_parts/mIoU', 'parts mIoU'),
-           ('saliency/maxIoU', 'sal maxIoU'), ('normals/mean', 'normals mErr'),
-           ('edge/odsF', 'edge odsF'), ('depth/rmse', 'depth RMSE')]
+# The synthetic dataset's tasks; one column each: its main metric (the
+# one Δm uses).
+TASK_COLUMNS = ['semseg', 'human_parts', 'saliency', 'normals', 'edge',
+                'depth']
 
 
 def run(cmd):
@@ -63,7 +63,9 @@ def metrics_table(metrics: dict) -> str:
 
 def results_table(rows: list) -> str:
     """One line per model: main metric per task, Δm, GFLOPs, latency."""
-    head = ['model', 'budget'] + [c[1] for c in COLUMNS] + [
+    from mmadamtl.utils import TASKS
+    specs = [TASKS[t] for t in TASK_COLUMNS]
+    head = ['model', 'budget'] + [spec.label for spec in specs] + [
         'Δm vs static (%)', 'GFLOPs', 'encoder GFLOPs', 'encoder ratio',
         'CPU latency (ms/img)', 'latency ratio']
     lines = ['| ' + ' | '.join(head) + ' |',
@@ -72,7 +74,7 @@ def results_table(rows: list) -> str:
         m = r['metrics']
         budget = '-' if r['budget'] is None else f"{r['budget']:g}"
         cells = [r['model'], budget]
-        cells += [f'{m[k]:.2f}' for k, _ in COLUMNS]
+        cells += [f'{m[spec.main_key]:.2f}' for spec in specs]
         cells += [f"{r['delta_m']:+.2f}", f"{m['gflops']:.4f}",
                   f"{m['encoder_gflops']:.4f}",
                   f"{r['encoder_ratio']:.3f}",
@@ -109,19 +111,17 @@ def time_models(models: dict, config: str, data_root: str,
     import torch
     from mmengine.config import Config
     from mmengine.dataset import pseudo_collate
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import DATASETS
 
-    init_default_scope('mmseg')
-    cfg = Config.fromfile(osp.join(ROOT, config))
-    ds_cfg = cfg.test_dataloader.dataset
-    ds_cfg.data_root = data_root
-    dataset = DATASETS.build(ds_cfg)
+    from mmadamtl.apis import build_test_dataset
+    from mmadamtl.evaluation import image_complexity
+    from mmadamtl.utils.cli import progress
+
+    dataset = build_test_dataset(Config.fromfile(osp.join(ROOT, config)),
+                                 data_root)
     times = {name: [] for name in models}
     gflops = {name: [] for name in models}
     first = next(iter(models.values()))
     ids = []
-    from mmadamtl.apis import progress
     with torch.no_grad():
         for i in progress(range(len(dataset) + warmup), 'timing'):
             item = dataset[i % len(dataset)]
@@ -133,7 +133,8 @@ def time_models(models: dict, config: str, data_root: str,
                 elapsed = time.perf_counter() - start
                 if i >= warmup:
                     times[name].append(elapsed)
-                    gflops[name].append(out[0].metainfo['encoder_gflops'])
+                    gflops[name].append(
+                        image_complexity(out[0])['encoder_gflops'])
             if i >= warmup:
                 ids.append(osp.splitext(osp.basename(
                     item['data_samples'].img_path))[0])
@@ -143,10 +144,10 @@ def time_models(models: dict, config: str, data_root: str,
 
 
 def load_model(config: str, checkpoint: str, budget=None):
+    """The evaluated model, running at ``budget``."""
     from mmadamtl.apis import init_model
     model = init_model(osp.join(ROOT, config), checkpoint)
-    if budget is not None:
-        model.set_budget(budget)
+    model.set_budget(budget)
     return model
 
 
@@ -161,9 +162,8 @@ def main():
     sys.path.insert(0, ROOT)
     import numpy as np
 
-    import mmadamtl  # noqa: F401
-    from mmadamtl.evaluation.metrics.multi_task_metric import (MAIN_METRIC,
-                                                               delta_m)
+    from mmadamtl.evaluation.metrics.multi_task_metric import delta_m
+    from mmadamtl.utils import TASKS
 
     py = sys.executable
     work_dir = osp.join(ROOT, args.work_dir)
@@ -200,9 +200,7 @@ def main():
                          r['budget']) for r in results}
     timing = time_models(models, STATIC, data_root)
     static = results[0]['metrics']
-    baselines = {k.split('/')[0]: static[k] for k, _ in COLUMNS}
-    assert all(MAIN_METRIC[t] == k.split('/')[1]
-               for t, (k, _) in zip(baselines, COLUMNS))
+    baselines = {t: static[TASKS[t].main_key] for t in TASK_COLUMNS}
     with open(osp.join(data_root, 'meta.json'), encoding='utf-8') as f:
         objects = json.load(f)['num_objects']
     num_objects = np.array([objects[i] for i in timing['ids']], float)

@@ -3,15 +3,16 @@
     python tools/encoder_breakdown.py CONFIG [--checkpoint F]
         [--batch-size N] [--shape H W] [--repeats R] [--json]
 
-Runs the config's backbone with every block (mmseg's forward, taken apart
-part by part) on noise images of ``--shape`` (default: the config's
-``crop_size``) and reports, per part, its share of the measured time and
-its share of the FLOPs (the closed-form count that equals mmengine's):
+Runs the config's backbone with every block (the package's Swin stage
+loop with a runner that times each block's attention and MLP) on noise
+images of ``--shape`` (default: the config's ``crop_size``) and reports,
+per part, its share of the measured time and its share of the FLOPs (the
+closed-form count that equals mmengine's):
 
 - ``attention``: norm1 + shifted-window attention of every block;
 - ``MLP``: norm2 + MLP of every block (what token skipping saves);
-- ``fixed``: patch embedding, patch merging and the output norms (run
-  whatever the policy decides).
+- ``fixed``: the rest of the forward: patch embedding, patch merging and
+  the output norms (run whatever the policy decides).
 
 A policy that skips FLOPs whose share of the time is smaller than their
 share of the FLOPs saves less time than FLOPs: this shows by how much.
@@ -26,7 +27,12 @@ import torch
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from mmadamtl.apis import init_model, progress, run_tool  # noqa
+from mmadamtl.apis import init_model  # noqa: E402
+from mmadamtl.models.backbones import SwinEncoder  # noqa: E402
+from mmadamtl.models.layers import (BlockRunner,  # noqa: E402
+                                    attention_residual)
+from mmadamtl.models.utils import swin_cost  # noqa: E402
+from mmadamtl.utils.cli import progress, run_tool  # noqa: E402
 
 PARTS = ('attention', 'MLP', 'fixed')
 
@@ -43,40 +49,34 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def timed_forward(swin, x, times):
-    """mmseg's SwinTransformer.forward, adding each part's seconds to
-    ``times``."""
+class TimedRunner(BlockRunner):
+    """Runs every block in full (the same operations as mmseg's block),
+    adding the seconds of its attention and of its MLP to ``times``."""
 
-    def tick(part, start):
-        times[part] += time.perf_counter() - start
+    def __init__(self, times):
+        self.times = times
 
-    start = time.perf_counter()
-    x, hw = swin.patch_embed(x)
-    if swin.use_abs_pos_embed:
-        x = x + swin.absolute_pos_embed
-    x = swin.drop_after_pos(x)
-    tick('fixed', start)
-    for i, stage in enumerate(swin.stages):
-        for block in stage.blocks:
-            start = time.perf_counter()
-            x = x + block.attn(block.norm1(x), hw)
-            tick('attention', start)
-            start = time.perf_counter()
-            x = block.ffn(block.norm2(x), identity=x)
-            tick('MLP', start)
+    def run_block(self, stage, index, block, x, hw_shape):
         start = time.perf_counter()
-        out, out_hw = x, hw
-        if stage.downsample is not None:
-            x, hw = stage.downsample(x, hw)
-        if i in swin.out_indices:
-            out = getattr(swin, f'norm{i}')(out).view(
-                -1, *out_hw, swin.num_features[i]).permute(0, 3, 1,
-                                                           2).contiguous()
-        tick('fixed', start)
+        x = attention_residual(block, x, hw_shape)
+        mid = time.perf_counter()
+        x = block.ffn(block.norm2(x), identity=x)
+        self.times['attention'] += mid - start
+        self.times['MLP'] += time.perf_counter() - mid
+        return x
+
+
+def timed_forward(swin, x, times):
+    """The encoder's forward; the time outside the blocks is 'fixed'."""
+    before = times['attention'] + times['MLP']
+    start = time.perf_counter()
+    # The package's stage loop runs on mmseg's Swin modules too.
+    SwinEncoder.forward(swin, x, TimedRunner(times))
+    in_blocks = times['attention'] + times['MLP'] - before
+    times['fixed'] += time.perf_counter() - start - in_blocks
 
 
 def measure(args):
-    from mmadamtl.models.backbones.swin_flops import swin_cost
     model = init_model(args.config, args.checkpoint)
     swin = model.backbone
     shape = args.shape or list(model.cfg.get('crop_size', (512, 512)))
@@ -88,11 +88,8 @@ def measure(args):
                 times = dict.fromkeys(PARTS, 0.)
             timed_forward(swin, x, times)
     cost = swin_cost(swin, shape)
-    flops = dict(
-        attention=sum(b.attn for s in cost.stages for b in s.blocks),
-        MLP=sum(b.mlp_per_token * b.tokens for s in cost.stages
-                for b in s.blocks),
-        fixed=cost.fixed_total)
+    flops = dict(attention=cost.attn_total, MLP=cost.mlp_total,
+                 fixed=cost.fixed_total)
     total_t, total_f = sum(times.values()), sum(flops.values())
     per_image_ms = 1e3 * total_t / args.repeats / args.batch_size
     return dict(

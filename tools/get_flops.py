@@ -28,8 +28,10 @@ import torch
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from mmadamtl.apis import (build_test_dataset, init_model,  # noqa: E402
-                           load_batch, progress, run_tool)
+from mmadamtl.apis import build_test_dataset, init_model, load_batch  # noqa
+from mmadamtl.evaluation import image_complexity  # noqa: E402
+from mmadamtl.models.utils import counted_flops  # noqa: E402
+from mmadamtl.utils.cli import progress, run_tool  # noqa: E402
 
 _UNSET = object()
 
@@ -61,17 +63,11 @@ def parse_args(argv=None):
 
 def static_complexity(model, shape):
     """mmengine's counter on the whole model (every task, every block)."""
-    from mmadamtl.utils.complexity import counted_flops
-    budget, tasks = model.budget, model.tasks
-    model.budget = None
-    try:
-        with torch.no_grad():
-            flops = counted_flops(model, torch.zeros(1, 3, *shape))
-    finally:
-        model.budget = budget
+    with torch.no_grad(), model.runtime(budget=None):
+        flops = counted_flops(model, torch.zeros(1, 3, *shape))
     policy = getattr(model.backbone, 'policy', None)
     return dict(
-        shape=list(shape), tasks=tasks,
+        shape=list(shape), tasks=model.tasks,
         gflops=flops / 1e9,
         params_m=sum(p.numel() for p in model.parameters()) / 1e6,
         policy_params_m=0. if policy is None else
@@ -92,15 +88,15 @@ def executed_complexity(model, dataset, num_images, budget):
     with torch.no_grad():
         for i in progress(range(n), 'executed GFLOPs'):
             data = load_batch(model, dataset, [i])
-            model.budget = None
-            full = model.predict(**data)[0].metainfo
-            model.budget = budget
-            meta = model.predict(**data)[0].metainfo
-            policy = meta.get('policy', {})
+            with model.runtime(budget=None):
+                full = image_complexity(model.predict(**data)[0])
+            with model.runtime(budget=budget):
+                executed = image_complexity(model.predict(**data)[0])
             rows.append(dict(
                 shape=list(data['inputs'].shape[2:]),
-                gflops=meta['gflops'], encoder_gflops=meta['encoder_gflops'],
-                policy_gflops=policy.get('policy_gflops', 0.),
+                gflops=executed['gflops'],
+                encoder_gflops=executed['encoder_gflops'],
+                policy_gflops=executed.get('policy_gflops', 0.),
                 full_gflops=full['gflops'],
                 full_encoder_gflops=full['encoder_gflops']))
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]

@@ -31,7 +31,11 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from mmadamtl.apis import (build_test_dataset, init_model,  # noqa: E402
-                           progress, run_tool, static_variant)
+                           static_variant)
+from mmadamtl.evaluation.metrics.multi_task_metric import (  # noqa: E402
+    LOWER_IS_BETTER, delta_m)
+from mmadamtl.utils import TASKS  # noqa: E402
+from mmadamtl.utils.cli import progress, run_tool  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -94,8 +98,6 @@ def load_batches(cfg, args):
 
 
 def sweep(args):
-    from mmadamtl.evaluation.metrics.multi_task_metric import (MAIN_METRIC,
-                                                               delta_m)
     for b in args.budgets:
         if not 0 < b <= 1:
             raise ValueError(f'--budgets: {b} is not in (0, 1]')
@@ -118,9 +120,10 @@ def sweep(args):
     evaluator_cfg = cfg.test_evaluator
 
     static_metrics = evaluate(static, batches, evaluator_cfg, 'static')
-    tasks = [t for t in adaptive.active_tasks
-             if f'{t}/{MAIN_METRIC[t]}' in static_metrics]
-    baselines = {t: static_metrics[f'{t}/{MAIN_METRIC[t]}'] for t in tasks}
+    baselines = {
+        t: static_metrics[TASKS[t].main_key]
+        for t in adaptive.active_tasks if TASKS[t].main_key in static_metrics
+    }
     if args.metric != 'delta_m' and args.metric not in static_metrics:
         raise ValueError(f'--metric {args.metric!r} is not a metric of this '
                          f'model; choose delta_m or one of '
@@ -139,10 +142,10 @@ def sweep(args):
 
     rows = []
     for b in args.budgets:
-        adaptive.set_budget(b)
-        rows.append(row('adaptive', b, evaluate(adaptive, batches,
-                                                evaluator_cfg,
-                                                f'budget {b:g}')))
+        with adaptive.runtime(budget=b):
+            rows.append(row('adaptive', b, evaluate(adaptive, batches,
+                                                    evaluator_cfg,
+                                                    f'budget {b:g}')))
     out_dir = args.out_dir or osp.join(
         'work_dirs', 'sweep_' + osp.splitext(osp.basename(args.config))[0])
     os.makedirs(out_dir, exist_ok=True)
@@ -174,10 +177,6 @@ def write_csv(path, rows):
             writer.writerow([r['budget']] + [
                 r[k] for k in head[1:6]] + [r['metrics'][k]
                                             for k in head[6:]])
-
-
-# Metric names (after 'task/') where lower is better.
-LOWER_IS_BETTER = ('mean', 'median', 'rmse', 'abs_rel')
 
 
 def value(r, metric):

@@ -28,8 +28,8 @@ import numpy as np
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from mmadamtl.apis import (build_test_dataset, init_model,  # noqa: E402
-                           progress, run_tool)
+from mmadamtl.apis import build_test_dataset, init_model  # noqa: E402
+from mmadamtl.utils.cli import progress, run_tool  # noqa: E402
 
 _UNSET = object()
 
@@ -196,10 +196,8 @@ def visualize(args):
     written = []
     for name, item in progress(items, 'drawing'):
         with torch.no_grad():
-            budget = model.budget
-            model.budget = None
-            full = model.test_step(pseudo_collate([item]))[0].metainfo
-            model.budget = budget
+            with model.runtime(budget=None):
+                full = model.test_step(pseudo_collate([item]))[0].metainfo
             sample = model.test_step(pseudo_collate([item]))[0]
         meta = sample.metainfo
         image = mmcv.imread(meta['img_path'], channel_order='rgb')

@@ -1,6 +1,8 @@
 """The segmentor with an adaptive backbone: budgets, tasks, GFLOPs."""
 import copy
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from mmengine.analysis import get_model_complexity_info
@@ -106,7 +108,7 @@ def test_budget_on_static_model_and_unknown_task(tiny_cfg, adaptive_cfg):
 
 def test_loss_adds_budget_loss(adaptive_cfg):
     model = _build(adaptive_cfg).train()
-    model.train_budgets = torch.tensor([0.4, 0.6])
+    model.set_train_budgets(torch.tensor([0.4, 0.6]))
     samples = [_sample(64, 64, seed=i) for i in range(2)]
     losses = model.loss(torch.rand(2, 3, 64, 64), samples)
     assert 'loss_budget' in losses and 'semseg.loss_ce' in losses
@@ -131,6 +133,18 @@ def test_budget_schedule_hook():
         HOOKS.build(dict(type='BudgetScheduleHook'))
     with pytest.raises(ValueError, match='budget'):
         HOOKS.build(dict(type='BudgetScheduleHook', budget=2))
+    # anneal_ratio: the anneal's share of the run, set at before_train.
+    hook = HOOKS.build(dict(type='BudgetScheduleHook', budget=0.5,
+                            anneal_ratio=0.4))
+    hook.before_train(SimpleNamespace(max_iters=500))
+    assert hook.anneal_iters == 200
+    assert hook.current(100)[0] == pytest.approx(0.75)
+    with pytest.raises(ValueError, match='not both'):
+        HOOKS.build(dict(type='BudgetScheduleHook', budget=0.5,
+                         anneal_iters=10, anneal_ratio=0.5))
+    with pytest.raises(ValueError, match='anneal_ratio'):
+        HOOKS.build(dict(type='BudgetScheduleHook', budget=0.5,
+                         anneal_ratio=1.5))
 
 
 def test_delta_m():
@@ -139,3 +153,41 @@ def test_delta_m():
     # (+10% - 10%) / 2
     assert delta_m(metrics, base) == pytest.approx(0.0)
     assert delta_m({'semseg/mIoU': 45.0}, base) == pytest.approx(-10.0)
+
+
+def test_runtime_sets_and_restores(adaptive_cfg):
+    model = _build(adaptive_cfg).eval()
+    model.set_budget(0.5)
+    with model.runtime(budget=None, tasks=['semseg']) as m:
+        assert m is model
+        assert model.budget is None and model.active_tasks == ['semseg']
+        out = model.predict(torch.rand(1, 3, 64, 64))[0]
+        assert 'pred_sem_seg' in out and 'pred_depth' not in out
+    assert model.budget == 0.5 and model.active_tasks == model.tasks
+    with model.runtime(tasks=['depth']):  # the budget stays
+        assert model.budget == 0.5
+    # Restored after an error, and bad values raise naming them.
+    with pytest.raises(RuntimeError):
+        with model.runtime(budget=0.3):
+            raise RuntimeError
+    assert model.budget == 0.5
+    with pytest.raises(ValueError, match='1.5'):
+        with model.runtime(budget=1.5):
+            pass
+    with pytest.raises(ValueError, match="unknown task 'surface'"):
+        with model.runtime(tasks=['surface']):
+            pass
+    assert model.budget == 0.5 and model.active_tasks == model.tasks
+
+
+def test_training_setters(adaptive_cfg, tiny_cfg):
+    model = _build(adaptive_cfg)
+    model.set_policy_temperature(2.5)
+    assert model.backbone.policy.tau == 2.5
+    with pytest.raises(ValueError, match='> 0'):
+        model.set_policy_temperature(0)
+    with pytest.raises(ValueError, match='training budgets'):
+        model.set_train_budgets(torch.tensor([0.5, 0.0]))
+    static = _build(tiny_cfg.model)
+    with pytest.raises(ValueError, match='adaptive backbone'):
+        static.set_policy_temperature(1.0)

@@ -32,7 +32,9 @@ def test_metrics_table():
 
 
 def test_results_table_one_row_per_model():
-    metrics = {k: 1.0 for k, _ in _demo().COLUMNS}
+    from mmadamtl.utils import TASKS
+    metrics = {TASKS[t].main_key: float(i)
+               for i, t in enumerate(_demo().TASK_COLUMNS)}
     metrics.update(gflops=0.5, encoder_gflops=0.25)
     rows = [dict(model='static', budget=None, metrics=metrics, delta_m=0.0,
                  encoder_ratio=1.0, latency_ms=10.0, latency_ratio=1.0),
@@ -46,3 +48,8 @@ def test_results_table_one_row_per_model():
     row = dict(zip(head, cells))
     assert row['budget'] == '0.5' and row['Δm vs static (%)'] == '-1.25'
     assert row['encoder ratio'] == '0.500' and row['latency ratio'] == '0.600'
+    # One column per task, with its main metric, in the table's order.
+    assert [row[TASKS[t].label] for t in _demo().TASK_COLUMNS] == [
+        f'{i:.2f}' for i in range(6)]
+    assert head[2:8] == ['semseg mIoU', 'parts mIoU', 'sal maxIoU',
+                         'normals mErr', 'edge odsF', 'depth RMSE']

@@ -45,7 +45,7 @@ def checkpoint(tiny_synthetic, tmp_path_factory):
     """Tiny adaptive model (random weights) whose policy is calibrated to
     run about half the blocks' compute at budget 0.5."""
     from mmadamtl.apis import build_test_dataset, init_model, load_batch
-    from mmadamtl.apis.analysis import calibrate_policy
+    from mmadamtl.models.policies import calibrate_policy
     torch.manual_seed(0)
     model = init_model(TINY_ADAPTIVE)
     dataset = build_test_dataset(model.cfg, tiny_synthetic)
@@ -60,7 +60,7 @@ def checkpoint(tiny_synthetic, tmp_path_factory):
 
 def test_calibrated_policy_follows_budget(tiny_synthetic):
     from mmadamtl.apis import build_test_dataset, init_model, load_batch
-    from mmadamtl.apis.analysis import calibrate_policy
+    from mmadamtl.models.policies import calibrate_policy
     torch.manual_seed(1)
     model = init_model(TINY_ADAPTIVE)
     data = load_batch(model, build_test_dataset(model.cfg, tiny_synthetic),
@@ -332,7 +332,7 @@ def test_tools_run_from_the_command_line(tiny_synthetic, checkpoint):
 
 def test_encoder_breakdown_json(capsys):
     from mmadamtl.apis import init_model
-    from mmadamtl.utils.complexity import counted_flops
+    from mmadamtl.models.utils import counted_flops
     r = _json(capsys, 'encoder_breakdown', [
         TINY_STATIC, '--repeats', '2', '--shape', '64', '96', '--json'])
     parts = r['parts']

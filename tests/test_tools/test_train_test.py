@@ -5,8 +5,10 @@ import os.path as osp
 import subprocess
 import sys
 
+import mmseg
 import pytest
 import torch
+from mmengine.logging import HistoryBuffer
 
 from mmadamtl.utils import load_checkpoint_file
 from tests.conftest import ROOT, TINY_CONFIG
@@ -53,6 +55,35 @@ def test_train_resume_test(tiny_synthetic, tmp_path):
     _run(['tools/train.py', TINY_CONFIG, '--work-dir', str(tmp_path / 'ft'),
           '--cfg-options', f'load_from={osp.join(work, "iter_6.pth")}',
           'train_cfg.max_iters=1', *opts])
+
+
+MMSEG_TOOLS = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools')
+
+
+def test_mmseg_own_test_tool(tiny_synthetic, tmp_path):
+    """mmseg's tools/test.py, as users run it with our configs: a real
+    checkpoint evaluates; a crafted one is refused and runs no code."""
+    from tests.test_utils.test_safe_checkpoint import _eval_payload
+    work = str(tmp_path / 'work')
+    opts = _data_opts(tiny_synthetic)
+    _run(['tools/train.py', TINY_CONFIG, '--work-dir', work,
+          '--cfg-options', 'train_cfg.max_iters=2', *opts])
+    proc = _run([osp.join(MMSEG_TOOLS, 'test.py'), TINY_CONFIG,
+                 osp.join(work, 'iter_2.pth'), '--work-dir', work,
+                 '--cfg-options', *opts])
+    assert 'semseg/mIoU' in proc.stdout + proc.stderr
+    marker = str(tmp_path / 'ran')
+    crafted = str(tmp_path / 'crafted.pth')
+    torch.save(dict(state_dict={}, meta=_eval_payload(HistoryBuffer,
+                                                      marker)), crafted)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.run(
+        [sys.executable, osp.join(MMSEG_TOOLS, 'test.py'), TINY_CONFIG,
+         crafted, '--work-dir', work, '--cfg-options', *opts],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "refused getattr(<HistoryBuffer>, '__init__')" in proc.stderr
+    assert not osp.exists(marker)
 
 
 def test_test_rejects_checkpoint_of_other_architecture(tiny_synthetic,

@@ -28,6 +28,16 @@ class PackMultiTaskInputs(BaseTransform):
 
     Unlike mmseg's ``PackSegInputs`` no task field is dropped.
 
+    Required Keys:
+
+    - img
+    - task_fields
+    - the ``meta_keys`` present
+
+    Added Keys:
+
+    - inputs, data_samples (with one ``gt_*`` field per task)
+
     Args:
         meta_keys: Keys copied into the data sample's metainfo.
     """

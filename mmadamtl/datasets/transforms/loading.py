@@ -166,6 +166,16 @@ class LoadMultiTaskAnnotations(BaseTransform):
     stored under the task's ``gt_*`` key and listed in
     ``results['task_fields']`` so the multi-task transforms find them.
 
+    Required Keys:
+
+    - ann_info (per task: ``path`` and ``format``)
+    - ori_shape
+
+    Added Keys:
+
+    - one ``gt_*`` key per task (see ``mmadamtl.utils.TASKS``)
+    - task_fields
+
     Args:
         tasks: Tasks to load; ``None`` loads all the dataset provides.
     """

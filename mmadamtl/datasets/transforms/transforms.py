@@ -19,6 +19,20 @@ class MultiTaskResize(BaseTransform):
     """Resize the image bilinearly and every task map with nearest
     neighbour (labels and ignore marks must not blend).
 
+    Required Keys:
+
+    - img
+    - task_fields (the ``gt_*`` keys of the task maps)
+
+    Modified Keys:
+
+    - img, img_shape
+    - every key in task_fields
+
+    Added Keys:
+
+    - scale_factor, keep_ratio
+
     Args:
         scale: Target ``(w, h)``; with ``keep_ratio`` the image is rescaled
             to fit inside it (mmcv's ``rescale`` rule).
@@ -70,6 +84,16 @@ class MultiTaskResize(BaseTransform):
 class MultiTaskRandomCrop(BaseTransform):
     """Crop the image and every task map at the same random window.
 
+    Required Keys:
+
+    - img
+    - task_fields
+
+    Modified Keys:
+
+    - img, img_shape
+    - every key in task_fields
+
     Args:
         crop_size: ``(h, w)`` of the crop; smaller images are left whole
             (the data preprocessor pads the batch).
@@ -107,6 +131,21 @@ class MultiTaskRandomFlip(BaseTransform):
     maps whose classes come in left/right pairs swap them: a dataset lists
     them as ``results['flip_pairs'] = {task: [(left, right), ...]}`` (or
     pass ``flip_pairs`` here to override).
+
+    Required Keys:
+
+    - img
+    - task_fields
+    - flip_pairs (optional)
+
+    Modified Keys:
+
+    - img
+    - every key in task_fields
+
+    Added Keys:
+
+    - flip, flip_direction
 
     Args:
         prob: Probability of flipping.

@@ -6,7 +6,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
-from mmadamtl.models.backbones.adaptive_swin import check_budget
+from mmadamtl.models.utils import check_budget
 
 
 def _unwrap(model):
@@ -18,8 +18,10 @@ class BudgetScheduleHook(Hook):
     """Sets the per-image target budgets and the policy's temperature
     before every training iteration.
 
-    Over the first ``anneal_iters`` iterations the target moves linearly
-    from 1.0 (run everything) to its final value, and the temperature
+    Over the first ``anneal_iters`` iterations (or the first
+    ``anneal_ratio`` of the run's ``max_iters``, so that one recipe serves
+    runs of any length) the target moves linearly from 1.0 (run
+    everything) to its final value, and the temperature
     from ``tau[0]`` to ``tau[1]``. With ``budget_range=(lo, hi)``
     (budget-conditioning) each image draws its own budget uniformly from
     the annealed range ``[1 - p (1 - lo), 1 - p (1 - hi)]`` (p the
@@ -30,6 +32,8 @@ class BudgetScheduleHook(Hook):
         budget: Fixed final budget in (0, 1] (without conditioning).
         budget_range: Final range of budgets in (0, 1] to sample from.
         anneal_iters: Iterations of the anneal (0: no anneal).
+        anneal_ratio: The anneal's share of the run's iterations, in
+            [0, 1]; instead of ``anneal_iters``.
         tau: Start and end temperature.
         seed: Seed of the sampler of budgets.
     """
@@ -39,6 +43,7 @@ class BudgetScheduleHook(Hook):
                  budget: Optional[float] = None,
                  budget_range: Optional[Sequence[float]] = None,
                  anneal_iters: int = 0,
+                 anneal_ratio: Optional[float] = None,
                  tau: Sequence[float] = (5.0, 5.0),
                  seed: int = 0) -> None:
         if (budget is None) == (budget_range is None):
@@ -55,13 +60,25 @@ class BudgetScheduleHook(Hook):
         if anneal_iters < 0:
             raise ValueError(f'BudgetScheduleHook: anneal_iters must be >= '
                              f'0, got {anneal_iters}')
+        if anneal_ratio is not None:
+            if anneal_iters:
+                raise ValueError('BudgetScheduleHook: give anneal_iters or '
+                                 'anneal_ratio, not both')
+            if not 0 <= anneal_ratio <= 1:
+                raise ValueError(f'BudgetScheduleHook: anneal_ratio must be '
+                                 f'in [0, 1], got {anneal_ratio!r}')
         if len(tau) != 2 or min(tau) <= 0:
             raise ValueError(f'BudgetScheduleHook: tau must be (start, end) '
                              f'> 0, got {tau!r}')
         self.low, self.high = lo, hi
         self.anneal_iters = anneal_iters
+        self.anneal_ratio = anneal_ratio
         self.tau = tuple(float(t) for t in tau)
         self.generator = torch.Generator().manual_seed(seed)
+
+    def before_train(self, runner) -> None:
+        if self.anneal_ratio is not None:
+            self.anneal_iters = round(self.anneal_ratio * runner.max_iters)
 
     def progress(self, it: int) -> float:
         if self.anneal_iters == 0:
@@ -83,8 +100,8 @@ class BudgetScheduleHook(Hook):
             raise RuntimeError('BudgetScheduleHook needs a model with an '
                                'adaptive backbone')
         low, high, tau = self.current(runner.iter)
-        model.backbone.policy.tau = tau
+        model.set_policy_temperature(tau)
         batch = len(data_batch['inputs']) if data_batch else 1
         u = torch.rand(batch, generator=self.generator)
-        model.train_budgets = low + (high - low) * u
+        model.set_train_budgets(low + (high - low) * u)
         runner.message_hub.update_scalar('train/tau', tau)

@@ -1,9 +1,11 @@
 """Log the executed compute of an adaptive model."""
-from collections import defaultdict
+from typing import Optional
 
-import numpy as np
-from mmengine.hooks import Hook
+from mmengine.hooks import Hook, LoggerHook
 from mmseg.registry import HOOKS
+
+from mmadamtl.evaluation.complexity import (image_complexity,
+                                            summarize_complexity)
 
 from .budget_schedule_hook import _unwrap
 
@@ -12,18 +14,25 @@ from .budget_schedule_hook import _unwrap
 class ComplexityLoggerHook(Hook):
     """Logs mean executed GFLOPs and per-stage keep rates.
 
-    Training: every ``interval`` iterations, from the backbone's
+    Training: every ``interval`` iterations (by default the
+    ``LoggerHook``'s, so the figures land in its log lines), from the
+    backbone's
     ``last_stats`` (the decisions of that iteration), as
     ``train/encoder_gflops``, ``train/block_keep_s<i>`` and
-    ``train/token_keep_s<i>``. Validation and test: averaged over all the
-    predictions' ``metainfo`` and logged at the end of the loop as
-    ``val/...`` or ``test/...``.
+    ``train/token_keep_s<i>``. Validation and test: what every prediction
+    executed (``mmadamtl.evaluation.image_complexity``), averaged and
+    logged at the end of the loop as ``val/...`` or ``test/...``.
     """
     priority = 'BELOW_NORMAL'
 
-    def __init__(self, interval: int = 50) -> None:
+    def __init__(self, interval: Optional[int] = None) -> None:
         self.interval = interval
-        self._eval = defaultdict(list)
+        self._eval = []
+
+    def before_train(self, runner) -> None:
+        if self.interval is None:
+            loggers = [h for h in runner.hooks if isinstance(h, LoggerHook)]
+            self.interval = loggers[0].interval if loggers else 50
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
@@ -42,14 +51,9 @@ class ComplexityLoggerHook(Hook):
 
     def _collect(self, outputs) -> None:
         for sample in outputs or []:
-            meta = sample.metainfo
-            if 'gflops' in meta:
-                self._eval['gflops'].append(meta['gflops'])
-                self._eval['encoder_gflops'].append(meta['encoder_gflops'])
-            policy = meta.get('policy')
-            if policy:
-                self._eval['block_keep'].append(policy['block_keep'])
-                self._eval['token_keep'].append(policy['token_keep'])
+            record = image_complexity(sample)
+            if record:
+                self._eval.append(record)
 
     def after_val_iter(self, runner, batch_idx, data_batch=None,
                        outputs=None) -> None:
@@ -63,16 +67,14 @@ class ComplexityLoggerHook(Hook):
         if not self._eval:
             return
         parts = []
-        for key, values in self._eval.items():
-            mean = np.mean(np.asarray(values, dtype=np.float64), axis=0)
-            if np.ndim(mean) == 0:
+        for key, mean in summarize_complexity(self._eval).items():
+            if isinstance(mean, float):
                 parts.append(f'{key}={mean:.4f}')
-                runner.message_hub.update_scalar(f'{prefix}/{key}',
-                                                 float(mean))
+                runner.message_hub.update_scalar(f'{prefix}/{key}', mean)
             else:
                 for i, v in enumerate(mean):
-                    runner.message_hub.update_scalar(
-                        f'{prefix}/{key}_s{i}', float(v))
+                    runner.message_hub.update_scalar(f'{prefix}/{key}_s{i}',
+                                                     v)
                 parts.append(f'{key}=' + '/'.join(f'{v:.2f}' for v in mean))
         runner.logger.info(f'{prefix} executed compute (per image): ' +
                            ', '.join(parts))

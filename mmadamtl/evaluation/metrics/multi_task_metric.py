@@ -11,16 +11,11 @@ from mmseg.registry import METRICS
 
 from mmadamtl.utils import TASKS, check_tasks
 
-# Per-image figures of the predictions' metainfo, reported as means.
-COMPLEXITY_KEYS = ('gflops', 'encoder_gflops')
-# The one metric per task that enters Δm.
-MAIN_METRIC = dict(
-    semseg='mIoU',
-    human_parts='mIoU',
-    saliency='maxIoU',
-    normals='mean',
-    edge='odsF',
-    depth='rmse')
+from ..complexity import (COMPLEXITY_KEYS, image_complexity,
+                          summarize_complexity)
+
+# Metric names (after 'task/') where lower is better.
+LOWER_IS_BETTER = ('mean', 'median', 'rmse', 'abs_rel')
 NORMAL_THRESHOLDS = (11.25, 22.5, 30.)
 NORMAL_BIN = 0.1  # degrees per histogram bin (resolution of the median)
 
@@ -188,7 +183,7 @@ class MultiTaskMetric(BaseMetric):
     def _classes(self, task: str) -> int:
         if task in self.num_classes:
             return self.num_classes[task]
-        key = dict(semseg='classes', human_parts='part_classes')[task]
+        key = TASKS[task].classes_key
         meta = self.dataset_meta or {}
         if key not in meta:
             raise KeyError(f'MultiTaskMetric: number of classes of {task!r} '
@@ -218,38 +213,29 @@ class MultiTaskMetric(BaseMetric):
                         f'truth {gt.shape} differ in size; load the ground '
                         f'truth after the Resize of the test pipeline')
                 stats[task] = self._stats(task, pred, gt)
-            # mmengine's evaluator hands over samples as dicts, with the
-            # metainfo keys at the top level.
-            meta = sample if isinstance(sample, dict) else sample.metainfo
-            for key in COMPLEXITY_KEYS:
-                if key in meta:
-                    stats[key] = float(meta[key])
+            complexity = image_complexity(sample)
+            stats.update({
+                k: complexity[k]
+                for k in COMPLEXITY_KEYS if k in complexity
+            })
             self.results.append(stats)
 
     def _stats(self, task: str, pred: np.ndarray, gt: np.ndarray):
-        if task in ('semseg', 'human_parts'):
-            try:
-                return seg_stats(pred[0], gt[0], self._classes(task))
-            except ValueError as e:
-                raise ValueError(f'task {task!r}: {e}') from None
-        if task == 'saliency':
-            return saliency_stats(pred[0], gt[0], self.sal_thresholds)
-        if task == 'normals':
-            return normals_stats(pred, gt)
-        if task == 'depth':
-            return depth_stats(pred[0], gt[0])
-        h, w = gt.shape[-2:]
-        tol = max(1., self.edge_tolerance * float(np.hypot(h, w)))
-        return edge_stats(pred[0], gt[0], self.edge_thresholds, tol)
+        """Per-image statistics, by the task's ``TaskSpec.metric``."""
+        return getattr(self, f'_{TASKS[task].metric}_stats')(task, pred, gt)
+
+    def _reduce(self, task: str, items: List[dict]) -> Dict[str, float]:
+        """Dataset-level metrics from the per-image statistics."""
+        return getattr(self, f'_{TASKS[task].metric}_reduce')(items)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         per_task = defaultdict(list)
-        complexity = defaultdict(list)
+        complexity = []
         for stats in results:
+            complexity.append(
+                {k: v for k, v in stats.items() if k in COMPLEXITY_KEYS})
             for task, s in stats.items():
-                if task in COMPLEXITY_KEYS:
-                    complexity[task].append(s)
-                elif s is not None:
+                if task not in COMPLEXITY_KEYS and s is not None:
                     per_task[task].append(s)
         metrics = {}
         for task, items in per_task.items():
@@ -259,44 +245,72 @@ class MultiTaskMetric(BaseMetric):
         if delta is not None:
             metrics['delta_m'] = delta
         # Mean executed GFLOPs per image (set by the segmentor's predict).
-        for key, values in complexity.items():
-            metrics[key] = float(np.mean(values))
+        metrics.update(summarize_complexity(complexity))
         MMLogger.get_current_instance().info(
             'multi-task metrics: ' +
             ', '.join(f'{k}={v:.4g}' for k, v in metrics.items()))
         return metrics
 
-    def _reduce(self, task: str, items: List[dict]) -> Dict[str, float]:
-        if task in ('semseg', 'human_parts'):
-            inter = np.sum([s['inter'] for s in items], 0)
-            union = np.sum([s['union'] for s in items], 0)
-            present = union > 0
-            return dict(mIoU=100 * np.mean(inter[present] / union[present]))
-        if task == 'saliency':
-            iou = np.mean([s['iou'] for s in items], 0)
-            prec = np.mean([s['prec'] for s in items], 0)
-            rec = np.mean([s['rec'] for s in items], 0)
-            beta2 = 0.3
-            f = (1 + beta2) * prec * rec / np.maximum(beta2 * prec + rec,
-                                                      1e-12)
-            return dict(maxIoU=100 * iou.max(), maxF=100 * f.max())
-        if task == 'normals':
-            count = sum(s['count'] for s in items)
-            hist = np.sum([s['hist'] for s in items], 0)
-            median_bin = int(np.searchsorted(np.cumsum(hist), count / 2))
-            within = np.sum([s['within'] for s in items], 0)
-            out = dict(
-                mean=sum(s['sum'] for s in items) / count,
-                median=(median_bin + 0.5) * NORMAL_BIN)
-            for t, n in zip(NORMAL_THRESHOLDS, within):
-                out[f'within_{t:g}'] = 100 * n / count
-            return out
-        if task == 'depth':
-            count = sum(s['count'] for s in items)
-            return dict(
-                rmse=np.sqrt(sum(s['sq'] for s in items) / count),
-                abs_rel=sum(s['abs_rel'] for s in items) / count,
-                delta1=100 * sum(s['delta1'] for s in items) / count)
+    # One pair of methods per TaskSpec.metric.
+    def _miou_stats(self, task, pred, gt):
+        try:
+            return seg_stats(pred[0], gt[0], self._classes(task))
+        except ValueError as e:
+            raise ValueError(f'task {task!r}: {e}') from None
+
+    @staticmethod
+    def _miou_reduce(items):
+        inter = np.sum([s['inter'] for s in items], 0)
+        union = np.sum([s['union'] for s in items], 0)
+        present = union > 0
+        return dict(mIoU=100 * np.mean(inter[present] / union[present]))
+
+    def _saliency_stats(self, task, pred, gt):
+        return saliency_stats(pred[0], gt[0], self.sal_thresholds)
+
+    @staticmethod
+    def _saliency_reduce(items):
+        iou = np.mean([s['iou'] for s in items], 0)
+        prec = np.mean([s['prec'] for s in items], 0)
+        rec = np.mean([s['rec'] for s in items], 0)
+        beta2 = 0.3
+        f = (1 + beta2) * prec * rec / np.maximum(beta2 * prec + rec, 1e-12)
+        return dict(maxIoU=100 * iou.max(), maxF=100 * f.max())
+
+    def _normals_stats(self, task, pred, gt):
+        return normals_stats(pred, gt)
+
+    @staticmethod
+    def _normals_reduce(items):
+        count = sum(s['count'] for s in items)
+        hist = np.sum([s['hist'] for s in items], 0)
+        median_bin = int(np.searchsorted(np.cumsum(hist), count / 2))
+        within = np.sum([s['within'] for s in items], 0)
+        out = dict(
+            mean=sum(s['sum'] for s in items) / count,
+            median=(median_bin + 0.5) * NORMAL_BIN)
+        for t, n in zip(NORMAL_THRESHOLDS, within):
+            out[f'within_{t:g}'] = 100 * n / count
+        return out
+
+    def _depth_stats(self, task, pred, gt):
+        return depth_stats(pred[0], gt[0])
+
+    @staticmethod
+    def _depth_reduce(items):
+        count = sum(s['count'] for s in items)
+        return dict(
+            rmse=np.sqrt(sum(s['sq'] for s in items) / count),
+            abs_rel=sum(s['abs_rel'] for s in items) / count,
+            delta1=100 * sum(s['delta1'] for s in items) / count)
+
+    def _edge_stats(self, task, pred, gt):
+        h, w = gt.shape[-2:]
+        tol = max(1., self.edge_tolerance * float(np.hypot(h, w)))
+        return edge_stats(pred[0], gt[0], self.edge_thresholds, tol)
+
+    @staticmethod
+    def _edge_reduce(items):
         counts = np.sum([s['counts'] for s in items], 0).astype(np.float64)
         prec = counts[:, 0] / np.maximum(counts[:, 1], 1)
         rec = counts[:, 2] / np.maximum(counts[:, 3], 1)
@@ -314,9 +328,9 @@ def delta_m(metrics: Dict[str, float],
     over the tasks that have both; None if there are none."""
     terms = []
     for task, ref in baselines.items():
-        key = f'{task}/{MAIN_METRIC[task]}'
-        if key not in metrics:
+        spec = TASKS[task]
+        if spec.main_key not in metrics:
             continue
-        sign = -1 if TASKS[task].lower_is_better else 1
-        terms.append(sign * (metrics[key] - ref) / ref)
+        sign = -1 if spec.lower_is_better else 1
+        terms.append(sign * (metrics[spec.main_key] - ref) / ref)
     return 100 * float(np.mean(terms)) if terms else None

@@ -1,0 +1,140 @@
+"""Inference helpers, as mmseg's ``apis/inference.py``: build a model from
+a config and checkpoint, its static counterpart, and test batches (from
+the test set or random)."""
+import copy
+import os.path as osp
+import warnings
+from typing import Optional, Sequence, Union
+
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
+from mmengine.structures import PixelData
+from mmseg.registry import DATASETS, MODELS
+from mmseg.structures import SegDataSample
+
+from mmadamtl.models.backbones.swin_checkpoint import (
+    check_checkpoint_matches, load_state_dict_file)
+from mmadamtl.utils import TASKS
+
+
+def _config(config: Union[str, Config],
+            cfg_options: Optional[dict] = None) -> Config:
+    if isinstance(config, Config):
+        cfg = copy.deepcopy(config)
+    else:
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'config file {config} does not exist')
+        cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def static_variant(config: Union[str, Config]) -> Config:
+    """The config's model with mmseg's ``SwinTransformer`` (no policy):
+    the static model with the same architecture and weights."""
+    cfg = _config(config)
+    backbone = cfg.model.backbone
+    if backbone.get('type') == 'AdaptiveSwinTransformer':
+        backbone.type = 'SwinTransformer'
+        backbone.pop('policy', None)
+    cfg.model.get('train_cfg', {}).pop('budget_loss', None)
+    cfg.model.get('train_cfg', {}).pop('task_losses', None)
+    cfg.model.get('test_cfg', {}).pop('budget', None)
+    return cfg
+
+
+def init_model(config: Union[str, Config],
+               checkpoint: Optional[str] = None,
+               cfg_options: Optional[dict] = None,
+               device: str = 'cpu',
+               state_dict: Optional[dict] = None) -> torch.nn.Module:
+    """Build the model of ``config`` in eval mode and load ``checkpoint``.
+
+    The checkpoint must match the model (a clear error names the keys
+    that do not); only the policy of an adaptive model may be missing
+    (a static checkpoint in an adaptive config), with a warning, leaving
+    the policy at its initialisation. Without a checkpoint the weights
+    are PyTorch's default initialisation (enough for FLOPs and timing).
+    ``state_dict`` loads already-read weights instead of a file.
+
+    Returns:
+        The model, with its config as ``model.cfg`` and
+        ``model.policy_loaded`` telling whether trained policy weights
+        were loaded.
+    """
+    init_default_scope('mmseg')
+    cfg = _config(config, cfg_options)
+    model = MODELS.build(cfg.model)
+    model.cfg = cfg
+    model.policy_loaded = False
+    if checkpoint is not None or state_dict is not None:
+        where = checkpoint or 'the given state dict'
+        if state_dict is None:
+            if not osp.isfile(checkpoint):
+                raise FileNotFoundError(
+                    f'checkpoint {checkpoint} does not exist')
+            state_dict = load_state_dict_file(checkpoint)
+        # Only the policy may be missing (a static checkpoint).
+        policy_missing = check_checkpoint_matches(
+            model, where, optional=[r'(^|\.)policy\.'], state=state_dict)
+        model.load_state_dict(state_dict, strict=False)
+        model.policy_loaded = getattr(model, 'adaptive', False) and \
+            not policy_missing
+        if policy_missing:
+            warnings.warn(f'{where} has no policy weights: the policy keeps '
+                          f'its initialisation')
+    return model.to(device).eval()
+
+
+def build_test_dataset(cfg: Config, data_root: Optional[str] = None):
+    """The config's test dataset, optionally from another ``data_root``."""
+    init_default_scope('mmseg')
+    ds_cfg = copy.deepcopy(cfg.test_dataloader.dataset)
+    if data_root is not None:
+        ds_cfg.data_root = data_root
+    root = ds_cfg.get('data_root')
+    if root and not osp.isdir(root):
+        raise FileNotFoundError(
+            f'data_root {root} of the test dataset does not exist; pass '
+            f'--data-root (or --random-inputs where the tool has it)')
+    return DATASETS.build(ds_cfg)
+
+
+def load_batch(model, dataset, indices: Sequence[int],
+               device: Optional[str] = None) -> dict:
+    """Test-pipeline items ``indices`` of ``dataset``, collated and
+    preprocessed by the model's data preprocessor."""
+    data = pseudo_collate([dataset[i] for i in indices])
+    data = model.data_preprocessor(data, False)
+    if device is not None:
+        data['inputs'] = data['inputs'].to(device)
+        data['data_samples'] = [s.to(device) for s in data['data_samples']]
+    return data
+
+
+def random_batch(model, batch_size: int, shape: Sequence[int],
+                 seed: int = 0, device: str = 'cpu') -> dict:
+    """A preprocessed batch of noise images of ``shape`` with random
+    ground truth for every task of the model (for timing without data)."""
+    g = torch.Generator().manual_seed(seed)
+    h, w = int(shape[0]), int(shape[1])
+    inputs = torch.randn(batch_size, 3, h, w, generator=g)
+    samples = []
+    for _ in range(batch_size):
+        sample = SegDataSample(metainfo=dict(
+            ori_shape=(h, w), img_shape=(h, w), pad_shape=(h, w)))
+        for task in model.tasks:
+            spec = TASKS[task]
+            if spec.kind in ('seg', 'binary'):
+                gt = torch.randint(0, 2, (1, h, w), generator=g)
+            elif spec.kind == 'normals':
+                gt = torch.nn.functional.normalize(
+                    torch.randn(3, h, w, generator=g), dim=0)
+            else:
+                gt = torch.rand(1, h, w, generator=g) + 0.5
+            sample.set_field(PixelData(data=gt), spec.gt_field)
+        samples.append(sample.to(device))
+    return dict(inputs=inputs.to(device), data_samples=samples)
