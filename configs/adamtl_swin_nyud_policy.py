@@ -1,40 +1,25 @@
-# AdaMTL stage 2 of 3 on NYUD-v2 (795 training images): pre-train the policy to
-# "keep everything" with the rest of the model frozen (about 10 epochs).
+# AdaMTL stage 2 of 3 on NYUD-v2 (795 training images): pre-train the policy
+# to "keep everything" with the rest of the model frozen (about 10 epochs).
 #   stage 1: configs/static_swin_nyud.py
 #   stage 2: this config
 #   stage 3: configs/adamtl_swin_nyud.py
-_base_ = ['static_swin_nyud.py']
-max_iters = 250
+_base_ = [
+    '_base_/models/adamtl_swin_mt_policy_pretrain.py', '_base_/datasets/nyud_mt.py',
+    '_base_/schedules/adamtl_policy_pretrain.py', '_base_/default_runtime.py'
+]
 model = dict(
-    backbone=dict(
-        type='AdaptiveSwinTransformer',
-        # The ImageNet weights are already in the stage-1 checkpoint.
-        init_cfg=None,
-        policy=dict(type='PolicyHead', task_mode='single', tau=5.0)),
-    train_cfg=dict(
-        task_losses=False, budget_loss=dict(type='BudgetLoss',
-                                            keep_all=True)),
-    test_cfg=dict(budget=0.5))
-load_from = 'work_dirs/static_swin_nyud/iter_7500.pth'
-optim_wrapper = dict(
-    optimizer=dict(lr=1e-3),
-    paramwise_cfg=dict(
-        _delete_=True,
-        custom_keys={
-            'backbone': dict(lr_mult=0., decay_mult=0.),
-            'decode_head': dict(lr_mult=0., decay_mult=0.),
-            'backbone.policy': dict(lr_mult=1., decay_mult=1.),
-        }))
+    decode_head=dict(
+        # Losses and weights: the TaskSpec defaults, AdaMTL's.
+        tasks=dict(
+            semseg=dict(out_channels=40),
+            normals=dict(out_channels=3),
+            edge=dict(out_channels=1),
+            depth=dict(out_channels=1))))
+max_iters = 250
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
          end=max_iters // 5)
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(checkpoint=dict(interval=max_iters))
-custom_hooks = [
-    dict(type='BudgetScheduleHook', budget_range=(0.25, 1.0)),
-    dict(type='ComplexityLoggerHook', interval=50),
-]
-# The decoders get no gradient in this stage.
-model_wrapper_cfg = dict(
-    type='MMDistributedDataParallel', find_unused_parameters=True)
+load_from = 'work_dirs/static_swin_nyud/iter_7500.pth'

@@ -3,22 +3,24 @@
 #   python tools/train.py configs/static_swin_pascal.py
 #   python tools/train.py configs/adamtl_swin_pascal_policy.py
 #   python tools/train.py configs/adamtl_swin_pascal.py
-# Budget-conditioned: test_cfg.budget (or model.set_budget) picks any
-# budget in budget_range at run time.
-_base_ = ['static_swin_pascal.py']
+_base_ = [
+    '_base_/models/adamtl_swin_mt.py', '_base_/datasets/pascal_context_mt.py',
+    '_base_/schedules/adamtl_joint.py', '_base_/default_runtime.py'
+]
+model = dict(
+    decode_head=dict(
+        # Losses and weights: the TaskSpec defaults, AdaMTL's.
+        tasks=dict(
+            semseg=dict(out_channels=21),
+            human_parts=dict(out_channels=7),
+            saliency=dict(out_channels=1),
+            normals=dict(out_channels=3),
+            edge=dict(out_channels=1))))
 max_iters = 15625
 warmup_iters = 780
 val_interval = 2500
-model = dict(
-    backbone=dict(
-        type='AdaptiveSwinTransformer',
-        init_cfg=None,
-        policy=dict(type='PolicyHead', task_mode='single', tau=5.0)),
-    train_cfg=dict(
-        budget_loss=dict(type='BudgetLoss', loss_weight=5.0,
-                         token_weight=0.1)),
-    test_cfg=dict(budget=0.5))
-load_from = 'work_dirs/adamtl_swin_pascal_policy/iter_1560.pth'
+# AdaMTL's rule lr = 5e-4 * batch / 512, 32 images per iteration.
+optim_wrapper = dict(optimizer=dict(lr=5e-4 * 32 / 512))
 param_scheduler = [
     dict(
         type='LinearLR', start_factor=1e-2, by_epoch=False, begin=0,
@@ -27,15 +29,8 @@ param_scheduler = [
         type='CosineAnnealingLR',
         eta_min=0.0,
         by_epoch=False,
-        begin=warmup_iters,
-        end=max_iters),
+        begin=warmup_iters),
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=val_interval)
 default_hooks = dict(checkpoint=dict(interval=val_interval))
-custom_hooks = [
-    dict(type='BudgetScheduleHook', budget_range=(0.25, 1.0),
-         anneal_iters=max_iters // 5, tau=(5.0, 5.0)),
-    dict(type='ComplexityLoggerHook', interval=50),
-]
-model_wrapper_cfg = dict(
-    type='MMDistributedDataParallel', find_unused_parameters=True)
+load_from = 'work_dirs/adamtl_swin_pascal_policy/iter_1560.pth'

@@ -14,7 +14,7 @@ model = dict(
         init_cfg=dict(
             type='Pretrained', checkpoint='pretrained/swin_tiny_mmseg.pth')),
     decode_head=dict(
-        # Losses and weights: MultiTaskHead's defaults, AdaMTL's.
+        # Losses and weights: the TaskSpec defaults, AdaMTL's.
         tasks=dict(
             semseg=dict(out_channels=40),
             normals=dict(out_channels=3),
@@ -29,8 +29,7 @@ param_scheduler = [
         type='CosineAnnealingLR',
         eta_min=0.0,
         by_epoch=False,
-        begin=warmup_iters,
-        end=max_iters),
+        begin=warmup_iters),
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=val_interval)
 default_hooks = dict(checkpoint=dict(interval=val_interval))

@@ -19,7 +19,7 @@ model = dict(
     decode_head=dict(
         in_channels=[embed_dims * 2**i for i in range(4)],
         decoder=dict(channels=32),
-        # Losses and weights: MultiTaskHead's defaults, AdaMTL's.
+        # Losses and weights: the TaskSpec defaults, AdaMTL's.
         tasks=dict(
             semseg=dict(out_channels=6),
             human_parts=dict(out_channels=7),
@@ -36,8 +36,7 @@ param_scheduler = [
         type='CosineAnnealingLR',
         eta_min=0.0,
         by_epoch=False,
-        begin=warmup_iters,
-        end=max_iters),
+        begin=warmup_iters),
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=val_interval)
 default_hooks = dict(

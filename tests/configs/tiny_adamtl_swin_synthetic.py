@@ -1,15 +1,14 @@
-# Tiny stage 3 (joint adaptive training) of configs/adamtl_swin_synthetic.py.
-_base_ = ['tiny_static_swin_synthetic.py']
-model = dict(
-    backbone=dict(
-        type='AdaptiveSwinTransformer',
-        policy=dict(type='PolicyHead', task_mode='single')),
-    train_cfg=dict(budget_loss=dict(type='BudgetLoss')),
-    test_cfg=dict(budget=0.5))
-custom_hooks = [
-    dict(type='BudgetScheduleHook', budget_range=(0.25, 1.0),
-         anneal_iters=2),
-    dict(type='ComplexityLoggerHook', interval=1),
+# configs/adamtl_swin_synthetic.py (stage 3: joint adaptive training), tiny,
+# for the test suite; tests give load_from.
+_base_ = [
+    '../../configs/adamtl_swin_synthetic.py', '_base_/tiny_synthetic.py'
 ]
-model_wrapper_cfg = dict(
-    type='MMDistributedDataParallel', find_unused_parameters=True)
+model = {{_base_.tiny_model}}
+train_dataloader = {{_base_.tiny_train_dataloader}}
+val_dataloader = {{_base_.tiny_test_dataloader}}
+test_dataloader = {{_base_.tiny_test_dataloader}}
+param_scheduler = {{_base_.tiny_param_scheduler}}
+train_cfg = {{_base_.tiny_train_cfg}}
+default_hooks = {{_base_.tiny_default_hooks}}
+crop_size = (64, 64)
+load_from = None

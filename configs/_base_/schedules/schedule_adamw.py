@@ -22,8 +22,7 @@ param_scheduler = [
         type='CosineAnnealingLR',
         eta_min=0.0,
         by_epoch=False,
-        begin=warmup_iters,
-        end=max_iters),
+        begin=warmup_iters),
 ]
 train_cfg = dict(
     type='IterBasedTrainLoop', max_iters=max_iters, val_interval=val_interval)
