@@ -26,6 +26,8 @@ setup(
         'numpy',
         'scipy',
         'scikit-image',
+        'Pillow',
+        'rich',
     ],
     extras_require=dict(tests=['pytest']),
     license='Apache License 2.0',
