@@ -16,8 +16,7 @@ class ComplexityLoggerHook(Hook):
 
     Training: every ``interval`` iterations (by default the
     ``LoggerHook``'s, so the figures land in its log lines), from the
-    backbone's
-    ``last_stats`` (the decisions of that iteration), as
+    backbone's ``last_stats`` (the decisions of that iteration), as
     ``train/encoder_gflops``, ``train/block_keep_s<i>`` and
     ``train/token_keep_s<i>``. Validation and test: what every prediction
     executed (``mmadamtl.evaluation.image_complexity``), averaged and
