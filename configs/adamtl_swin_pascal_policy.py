@@ -4,8 +4,10 @@
 #   stage 2: this config
 #   stage 3: configs/adamtl_swin_pascal.py
 _base_ = [
-    '_base_/models/adamtl_swin_mt_policy_pretrain.py', '_base_/datasets/pascal_context_mt.py',
-    '_base_/schedules/adamtl_policy_pretrain.py', '_base_/default_runtime.py'
+    '_base_/models/adamtl_swin_mt_policy_pretrain.py',
+    '_base_/datasets/pascal_context_mt.py',
+    '_base_/schedules/adamtl_policy_pretrain.py',
+    '_base_/default_runtime.py'
 ]
 model = dict(
     decode_head=dict(

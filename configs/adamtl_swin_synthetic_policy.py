@@ -5,8 +5,10 @@
 #   stage 3: configs/adamtl_swin_synthetic.py        (joint adaptive)
 # Each stage starts from the previous one's last checkpoint (load_from).
 _base_ = [
-    '_base_/models/adamtl_swin_mt_policy_pretrain.py', '_base_/datasets/synthetic_mt.py',
-    '_base_/schedules/adamtl_policy_pretrain.py', '_base_/default_runtime.py'
+    '_base_/models/adamtl_swin_mt_policy_pretrain.py',
+    '_base_/datasets/synthetic_mt.py',
+    '_base_/schedules/adamtl_policy_pretrain.py',
+    '_base_/default_runtime.py'
 ]
 embed_dims = 48
 # A small Swin from scratch (no ImageNet encoder for the synthetic data).
