@@ -12,14 +12,19 @@ import numpy as np
 
 # Scalars of every prediction (static models included).
 COMPLEXITY_KEYS = ('gflops', 'encoder_gflops')
+# Scalars of a prediction of an adaptive model: the executed share of the
+# blocks' compute (what a budget asks for) and the executed encoder
+# multiply-adds over the static encoder's (what budget_mode='cap' bounds).
+POLICY_KEYS = ('block_fraction', 'encoder_share')
 
 Record = Dict[str, Union[float, List[float]]]
 
 
 def image_complexity(sample) -> Record:
     """What one image executed: ``gflops``, ``encoder_gflops`` and, when a
-    policy ran, ``policy_gflops`` and the per-stage ``block_keep`` and
-    ``token_keep``. Empty if the prediction carries none.
+    policy ran, ``policy_gflops``, ``block_fraction``, ``encoder_share``
+    and the per-stage ``block_keep`` and ``token_keep``. Empty if the
+    prediction carries none.
 
     Args:
         sample: A ``SegDataSample``, or the dict mmengine's evaluator hands
@@ -31,6 +36,8 @@ def image_complexity(sample) -> Record:
     if policy:
         record.update(
             policy_gflops=float(policy['policy_gflops']),
+            block_fraction=float(policy['block_fraction']),
+            encoder_share=float(policy['encoder_share']),
             block_keep=list(policy['block_keep']),
             token_keep=list(policy['token_keep']))
     return record

@@ -35,17 +35,25 @@ def test_adamtl_stages_hand_off(dataset):
                                 f'iter_{static.train_cfg.max_iters}.pth')
     assert joint.load_from == (f'work_dirs/adamtl_swin_{dataset}_policy/'
                                f'iter_{policy.train_cfg.max_iters}.pth')
-    # Stage 2 trains only the policy, stage 3 everything.
-    keys = policy.optim_wrapper.paramwise_cfg.custom_keys
-    assert keys['backbone'].lr_mult == 0 and keys[
-        'decode_head'].lr_mult == 0 and keys['backbone.policy'].lr_mult == 1
+    # Stage 2 trains only the policy (the rest has requires_grad=False),
+    # stage 3 everything.
     assert policy.model.train_cfg.task_losses is False
-    assert 'backbone' not in joint.optim_wrapper.paramwise_cfg.custom_keys
-    for cfg in (policy, joint):
+    for cfg, frozen in ((policy, True), (joint, False)):
         assert cfg.model.backbone.type == 'AdaptiveSwinTransformer'
         assert cfg.model_wrapper_cfg.find_unused_parameters
-        hooks = [h.type for h in cfg.custom_hooks]
-        assert hooks == ['BudgetScheduleHook', 'ComplexityLoggerHook']
+        keys = cfg.optim_wrapper.paramwise_cfg.custom_keys
+        assert all(k.get('lr_mult', 1) > 0 for k in keys.values())
+        cfg.model.backbone.init_cfg = None
+        model = MODELS.build(cfg.model)
+        trains = {n.split('.')[0] + ('.policy' if '.policy.' in n else '')
+                  for n, p in model.named_parameters() if p.requires_grad}
+        assert trains == ({'backbone.policy'} if frozen else
+                          {'backbone', 'backbone.policy', 'decode_head'})
+    assert [h.type for h in policy.custom_hooks] == [
+        'BudgetScheduleHook', 'ComplexityLoggerHook']
+    assert [h.type for h in joint.custom_hooks] == [
+        'BudgetScheduleHook', 'ComplexityLoggerHook', 'BudgetCalibrationHook']
+    assert joint.model.test_cfg.budget_mode == 'target'
 
 
 @pytest.mark.parametrize('name', sorted(CONFIGS))

@@ -175,6 +175,7 @@ def test_adamtl_three_stages_and_test_at_budgets(tiny_synthetic, tmp_path):
     log = proc.stdout + proc.stderr
     assert 'loss_budget' in log and 'executed_fraction' in log
     assert 'block_keep_s0' in log and 'tau' in log
+    assert 'frozen (requires_grad=False)' in log
     policy = load_checkpoint_file(
         osp.join(dirs['policy'], 'iter_4.pth'))['state_dict']
     # Everything but the policy stayed frozen; the policy trained.
@@ -188,6 +189,10 @@ def test_adamtl_three_stages_and_test_at_budgets(tiny_synthetic, tmp_path):
     # Joint training trains the whole model.
     key = 'decode_head.decoders.semseg.cls.weight'
     assert not torch.equal(joint[key], static[key])
+    # BudgetCalibrationHook measured the budget curve into the checkpoint.
+    curve = joint['backbone.policy.budget_curve']
+    assert not curve.isnan().any() and (curve.diff() >= 0).all()
+    assert policy['backbone.policy.budget_curve'].isnan().all()
     # Both adaptive stages' checkpoints (message hub included) resume.
     for stage, config in (('policy', TINY_POLICY), ('joint', TINY_ADAPTIVE)):
         proc = _run(['tools/train.py', config, '--work-dir',
@@ -206,7 +211,8 @@ def test_adamtl_three_stages_and_test_at_budgets(tiny_synthetic, tmp_path):
         results[budget] = json.load(open(out))
     for m in results.values():
         assert set(k.split('/')[0] for k in m) == {
-            'semseg', 'normals', 'gflops', 'encoder_gflops'}
+            'semseg', 'normals', 'gflops', 'encoder_gflops',
+            'block_fraction', 'encoder_share', 'encoder_share_max'}
         assert 0 < m['encoder_gflops'] < m['gflops']
     # A static checkpoint does not pass for an adaptive model at test.
     env = dict(os.environ, PYTHONPATH=ROOT)

@@ -11,4 +11,7 @@ custom_hooks = [
     dict(type='BudgetScheduleHook', budget_range=(0.25, 1.0),
          anneal_ratio=0.4, tau=(5.0, 5.0)),
     dict(type='ComplexityLoggerHook'),
+    # The policy's budget curve, measured before every checkpoint is
+    # saved (budget_mode='target' reads it).
+    dict(type='BudgetCalibrationHook'),
 ]

@@ -2,6 +2,7 @@
 from typing import Optional, Sequence
 
 import torch
+from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
@@ -35,7 +36,10 @@ class BudgetScheduleHook(Hook):
         anneal_ratio: The anneal's share of the run's iterations, in
             [0, 1]; instead of ``anneal_iters``.
         tau: Start and end temperature.
-        seed: Seed of the sampler of budgets.
+        seed: Seed of the sampler of budgets. The budgets of iteration
+            ``it`` on rank ``r`` are drawn from a generator seeded by
+            ``(seed, r, it)``: ranks draw different budgets, and a resumed
+            run draws what the uninterrupted one would have.
     """
     priority = 'NORMAL'
 
@@ -74,7 +78,12 @@ class BudgetScheduleHook(Hook):
         self.anneal_iters = anneal_iters
         self.anneal_ratio = anneal_ratio
         self.tau = tuple(float(t) for t in tau)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.seed = int(seed)
+
+    def generator(self, it: int) -> torch.Generator:
+        """The budget sampler of iteration ``it`` on this rank."""
+        seed = (self.seed * 1000003 + get_rank()) * 1000003 + it
+        return torch.Generator().manual_seed(seed % (2**63))
 
     def before_train(self, runner) -> None:
         if self.anneal_ratio is not None:
@@ -102,6 +111,6 @@ class BudgetScheduleHook(Hook):
         low, high, tau = self.current(runner.iter)
         model.set_policy_temperature(tau)
         batch = len(data_batch['inputs']) if data_batch else 1
-        u = torch.rand(batch, generator=self.generator)
+        u = torch.rand(batch, generator=self.generator(runner.iter))
         model.set_train_budgets(low + (high - low) * u)
         runner.message_hub.update_scalar('train/tau', tau)

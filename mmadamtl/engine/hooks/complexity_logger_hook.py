@@ -1,7 +1,7 @@
 """Log the executed compute of an adaptive model."""
-from typing import Optional
-
-from mmengine.hooks import Hook, LoggerHook
+import torch
+from mmengine import dist
+from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
 from mmadamtl.evaluation.complexity import (image_complexity,
@@ -14,24 +14,29 @@ from .budget_schedule_hook import _unwrap
 class ComplexityLoggerHook(Hook):
     """Logs mean executed GFLOPs and per-stage keep rates.
 
-    Training: every ``interval`` iterations (by default the
-    ``LoggerHook``'s, so the figures land in its log lines), from the
-    backbone's ``last_stats`` (the decisions of that iteration), as
-    ``train/encoder_gflops``, ``train/block_keep_s<i>`` and
-    ``train/token_keep_s<i>``. Validation and test: what every prediction
-    executed (``mmadamtl.evaluation.image_complexity``), averaged and
-    logged at the end of the loop as ``val/...`` or ``test/...``.
-    """
-    priority = 'BELOW_NORMAL'
+    Training: every ``interval`` iterations (default: every iteration,
+    as the losses are, so the ``LoggerHook``'s window mean covers the same
+    iterations as the losses'), from the backbone's ``last_stats`` (the
+    decisions of that iteration), as ``train/encoder_gflops``,
+    ``train/block_keep_s<i>`` and ``train/token_keep_s<i>``. Validation
+    and test: what every prediction executed
+    (``mmadamtl.evaluation.image_complexity``), averaged and logged at the
+    end of the loop as ``val/...`` or ``test/...``, in the loop's epoch
+    record. Under distributed training the figures are over all ranks
+    (training: the mean of the ranks' batches; evaluation: every rank's
+    images).
 
-    def __init__(self, interval: Optional[int] = None) -> None:
+    Runs before the ``LoggerHook`` (priority ``NORMAL`` against its
+    ``BELOW_NORMAL``), so a log line shows its own iteration's figures.
+    """
+    priority = 'NORMAL'
+
+    def __init__(self, interval: int = 1) -> None:
+        if interval < 1:
+            raise ValueError(f'ComplexityLoggerHook: interval must be >= 1, '
+                             f'got {interval!r}')
         self.interval = interval
         self._eval = []
-
-    def before_train(self, runner) -> None:
-        if self.interval is None:
-            loggers = [h for h in runner.hooks if isinstance(h, LoggerHook)]
-            self.interval = loggers[0].interval if loggers else 50
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
@@ -40,13 +45,20 @@ class ComplexityLoggerHook(Hook):
         stats = getattr(_unwrap(runner.model).backbone, 'last_stats', None)
         if stats is None:
             return
+        values = torch.cat([
+            (stats.encoder_flops.detach().mean() / 1e9).view(1),
+            stats.block_keep.mean(0), stats.token_keep.mean(0)
+        ]).float()
+        if dist.get_world_size() > 1:
+            dist.all_reduce(values, op='mean')
+        values = values.tolist()
+        stages = stats.block_keep.shape[1]
         hub = runner.message_hub
-        hub.update_scalar('train/encoder_gflops',
-                          float(stats.encoder_flops.mean()) / 1e9)
-        for i, v in enumerate(stats.block_keep.mean(0).tolist()):
-            hub.update_scalar(f'train/block_keep_s{i}', v)
-        for i, v in enumerate(stats.token_keep.mean(0).tolist()):
-            hub.update_scalar(f'train/token_keep_s{i}', v)
+        hub.update_scalar('train/encoder_gflops', values[0])
+        for i in range(stages):
+            hub.update_scalar(f'train/block_keep_s{i}', values[1 + i])
+            hub.update_scalar(f'train/token_keep_s{i}',
+                              values[1 + stages + i])
 
     def _collect(self, outputs) -> None:
         for sample in outputs or []:
@@ -63,10 +75,14 @@ class ComplexityLoggerHook(Hook):
         self._collect(outputs)
 
     def _flush(self, runner, prefix: str) -> None:
-        if not self._eval:
+        records = self._eval
+        if dist.get_world_size() > 1:
+            records = [r for part in dist.all_gather_object(records)
+                       for r in part]
+        if not records:
             return
         parts = []
-        for key, mean in summarize_complexity(self._eval).items():
+        for key, mean in summarize_complexity(records).items():
             if isinstance(mean, float):
                 parts.append(f'{key}={mean:.4f}')
                 runner.message_hub.update_scalar(f'{prefix}/{key}', mean)
@@ -79,6 +95,9 @@ class ComplexityLoggerHook(Hook):
                            ', '.join(parts))
         self._eval.clear()
 
+    # The LoggerHook writes the epoch record in its own after_val_epoch /
+    # after_test_epoch; this hook's NORMAL priority puts the scalars in the
+    # message hub before that.
     def after_val_epoch(self, runner, metrics=None) -> None:
         self._flush(runner, 'val')
 

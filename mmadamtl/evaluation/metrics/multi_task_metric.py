@@ -11,8 +11,11 @@ from mmseg.registry import METRICS
 
 from mmadamtl.utils import TASKS, check_tasks
 
-from ..complexity import (COMPLEXITY_KEYS, image_complexity,
+from ..complexity import (COMPLEXITY_KEYS, POLICY_KEYS, image_complexity,
                           summarize_complexity)
+
+# Per-image scalars the metric averages (and the policy's, when present).
+_SCALARS = COMPLEXITY_KEYS + POLICY_KEYS
 
 # Metric names (after 'task/') where lower is better.
 LOWER_IS_BETTER = ('mean', 'median', 'rmse', 'abs_rel')
@@ -145,7 +148,11 @@ class MultiTaskMetric(BaseMetric):
       (semseg/parts mIoU, saliency maxIoU, normals mean error, edge odsF,
       depth RMSE; lower is better for normals and depth).
     - ``gflops``, ``encoder_gflops``: mean per image of the executed
-      GFLOPs the segmentor records in each prediction's metainfo.
+      GFLOPs the segmentor records in each prediction's metainfo; with an
+      adaptive model also ``block_fraction`` (mean executed share of the
+      blocks' compute), ``encoder_share`` (mean executed encoder GFLOPs
+      over the static encoder's) and ``encoder_share_max`` (its largest
+      value over the images).
 
     Args:
         tasks: Tasks to evaluate; None means every task predicted.
@@ -214,10 +221,9 @@ class MultiTaskMetric(BaseMetric):
                         f'truth after the Resize of the test pipeline')
                 stats[task] = self._stats(task, pred, gt)
             complexity = image_complexity(sample)
-            stats.update({
-                k: complexity[k]
-                for k in COMPLEXITY_KEYS if k in complexity
-            })
+            stats.update(
+                {k: complexity[k]
+                 for k in _SCALARS if k in complexity})
             self.results.append(stats)
 
     def _stats(self, task: str, pred: np.ndarray, gt: np.ndarray):
@@ -233,9 +239,9 @@ class MultiTaskMetric(BaseMetric):
         complexity = []
         for stats in results:
             complexity.append(
-                {k: v for k, v in stats.items() if k in COMPLEXITY_KEYS})
+                {k: v for k, v in stats.items() if k in _SCALARS})
             for task, s in stats.items():
-                if task not in COMPLEXITY_KEYS and s is not None:
+                if task not in _SCALARS and s is not None:
                     per_task[task].append(s)
         metrics = {}
         for task, items in per_task.items():
@@ -246,6 +252,10 @@ class MultiTaskMetric(BaseMetric):
             metrics['delta_m'] = delta
         # Mean executed GFLOPs per image (set by the segmentor's predict).
         metrics.update(summarize_complexity(complexity))
+        shares = [c['encoder_share'] for c in complexity
+                  if 'encoder_share' in c]
+        if shares:
+            metrics['encoder_share_max'] = float(max(shares))
         MMLogger.get_current_instance().info(
             'multi-task metrics: ' +
             ', '.join(f'{k}={v:.4g}' for k, v in metrics.items()))

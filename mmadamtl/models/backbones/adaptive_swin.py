@@ -24,7 +24,13 @@ class AdaptiveStats:
     share of blocks run and of MLP tokens run per stage; ``token_maps``
     per stage (B, h, w) the share of the stage's blocks that ran each
     token's MLP. ``blocks`` (B, total blocks) the block decisions.
-    In training these carry straight-through gradients.
+    In training these carry straight-through gradients, and
+    ``deterministic_fraction`` is the ``block_fraction`` the noise-free
+    decisions (what inference runs) would execute, with gradients.
+    For count-based losses (AdaMTL's): ``keeps`` (B, blocks) the block
+    decisions and ``token_shares`` (B, blocks) each block's share of MLP
+    tokens run (zero where skipped), both with gradients, and ``widths``
+    (blocks,) each block's channels.
     """
     encoder_flops: torch.Tensor
     policy_flops: torch.Tensor
@@ -35,6 +41,10 @@ class AdaptiveStats:
     token_keep: torch.Tensor
     token_maps: List[torch.Tensor]
     blocks: torch.Tensor
+    deterministic_fraction: Optional[torch.Tensor] = None
+    keeps: Optional[torch.Tensor] = None
+    token_shares: Optional[torch.Tensor] = None
+    widths: Optional[torch.Tensor] = None
 
 
 @MODELS.register_module()
@@ -102,20 +112,62 @@ class AdaptiveSwinTransformer(SwinEncoder):
         return self._costs[key]
 
     def forward(self, x: torch.Tensor, budget: Budget = None,
-                tasks: Optional[Sequence[str]] = None) -> List[torch.Tensor]:
+                tasks: Optional[Sequence[str]] = None,
+                cap: Budget = None) -> List[torch.Tensor]:
+        """Run the encoder.
+
+        Args:
+            x: Images (B, 3, H, W).
+            budget: The policy's budget input (a float or one per image);
+                None runs every block.
+            tasks: The tasks being run (per-task policies take the union);
+                None: all the policy's tasks.
+            cap: Inference only: a share in (0, 1] (or one per image) of
+                the static encoder's multiply-adds that no image may
+                exceed (``budget_mode='cap'``, see ``SkipRunner``).
+        """
         cost = self.cost(x.shape[2:])
         if self.policy is None or budget is None:
             outs = super().forward(x)
             self.last_stats = self._static_stats(x, cost)
             return outs
         budget = budget_tensor(budget, x)
-        runner_type = BlendRunner if self.training else SkipRunner
-        runner = runner_type(self.policy, budget,
-                             self.policy.task_index(tasks))
+        index = self.policy.task_index(tasks)
+        if self.training:
+            if cap is not None:
+                raise ValueError('cap applies to inference only')
+            runner = BlendRunner(self.policy, budget, index)
+        else:
+            runner = SkipRunner(
+                self.policy, budget, index,
+                None if cap is None else self._cap(cap, x, cost))
         outs = super().forward(x, runner)
         self.last_stats = self._executed_stats(runner, cost,
                                                tuple(x.shape[2:]), x.device)
         return outs
+
+    def _cap(self, cap: Budget, x: torch.Tensor, cost: SwinCost):
+        """``SkipRunner``'s ``(allowance, costs)`` for a cap: what the
+        blocks may execute once the fixed parts and the block selectors,
+        which always run, are paid."""
+        vec = self._cost_vectors(cost, tuple(x.shape[2:]), x.device)
+        cap = budget_tensor(cap, x).double()
+        fixed = cost.fixed_total + vec['block_selectors']
+        allowance = cap * cost.total - fixed
+        if bool((allowance < 0).any()):
+            raise ValueError(
+                f'budget cap {float(cap.min()):g} is below what always runs '
+                f'(patch embedding, merging, norms and block selectors: '
+                f'{fixed / cost.total:.3f} of the static encoder); use a '
+                f'cap of at least {fixed / cost.total:.3f}')
+        full = (vec['attn'] + vec['mlp_per_token'] * vec['tokens'] +
+                vec['token_selector']).tolist()
+        depths = [len(s.blocks) for s in cost.stages]
+        costs, start = [], 0
+        for d in depths:
+            costs.append(full[start:start + d])
+            start += d
+        return allowance, costs
 
     def _executed_stats(self, runner: PolicyRunner, cost: SwinCost,
                         img_hw: Tuple[int, int], device) -> AdaptiveStats:
@@ -129,7 +181,18 @@ class AdaptiveSwinTransformer(SwinEncoder):
         mlp_flops = tokens @ vec['mlp_per_token']
         block_flops = keep @ vec['attn'] + mlp_flops
         policy_flops = vec['block_selectors'] + keep @ vec['token_selector']
+        deterministic = None
+        if isinstance(runner, BlendRunner):
+            det_keep = torch.cat(runner.det_keeps, 1).float()
+            det_tokens = torch.stack([t.sum(1) for t in runner.det_tokens],
+                                     1).float()
+            deterministic = (det_keep @ vec['attn'] + det_tokens @
+                             vec['mlp_per_token']) / cost.blocks_total
         return AdaptiveStats(
+            deterministic_fraction=deterministic,
+            keeps=keep,
+            token_shares=tokens / vec['tokens'],
+            widths=vec['widths'],
             encoder_flops=cost.fixed_total + block_flops + policy_flops,
             policy_flops=policy_flops,
             static_flops=cost.total,
@@ -163,6 +226,7 @@ class AdaptiveSwinTransformer(SwinEncoder):
                     attn=vec([b.attn for _, b in blocks]),
                     mlp_per_token=vec([b.mlp_per_token for _, b in blocks]),
                     tokens=vec([b.tokens for _, b in blocks]),
+                    widths=vec([self.num_features[i] for i, _ in blocks]),
                     token_selector=vec([
                         self.policy.token_selector_flops(i, b.tokens)
                         for i, b in blocks

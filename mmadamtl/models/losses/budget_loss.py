@@ -19,6 +19,21 @@ class BudgetLoss(nn.Module):
     budget when None). Both fractions come from hard decisions with
     straight-through gradients.
 
+    The straight-through fractions come from Gumbel-noised decisions, and
+    inference runs the noise-free ones (``logit > 0``), which a fit of
+    the noised fractions leaves off the budget. ``deterministic_weight``
+    adds ``mean_i (d_i - b_i)^2`` on ``d_i``, the fraction the noise-free
+    decisions execute (with gradients): the decisions inference runs are
+    trained towards the budget too.
+
+    ``mode='count'`` is AdaMTL's own loss: ``loss_weight *
+    [mean_i (n_b - block_target)^2 + token_weight *
+    mean_i (n_t - token_target)^2]`` (AdaMTL: both weights 1), with
+    ``n_b`` the share of blocks kept (by count) and ``n_t`` the mean share
+    of MLP tokens run per block, weighted by the block's width when
+    ``width_weighted`` (AdaMTL's 96/192/384/768 for Swin-T). Its targets
+    are fixed; the training budgets are not used.
+
     With ``keep_all=True`` it is AdaMTL's policy pre-training loss, the
     L1 distance of the decisions to "keep everything":
     ``mean(1 - f) + mean(1 - t)``.
@@ -26,23 +41,48 @@ class BudgetLoss(nn.Module):
     Args:
         loss_weight: lambda (AdaMTL: 1.0).
         token_weight: Weight of the token term (0 switches it off).
-        token_target: Fixed target of the token term, or None.
+        token_target: Fixed target of the token term, or None (the budget;
+            ``mode='count'``: 0.5).
         keep_all: Policy pre-training mode.
+        deterministic_weight: Weight of the noise-free decisions' term.
+        mode: ``'flops'`` (FLOPs-weighted fractions against the budgets)
+            or ``'count'`` (AdaMTL's fixed count targets).
+        block_target: Target share of blocks in ``'count'`` mode.
+        width_weighted: Weight the token shares by block width in
+            ``'count'`` mode.
     """
 
     def __init__(self,
                  loss_weight: float = 1.0,
                  token_weight: float = 0.1,
                  token_target: Optional[float] = None,
-                 keep_all: bool = False) -> None:
+                 keep_all: bool = False,
+                 deterministic_weight: float = 0.,
+                 mode: str = 'flops',
+                 block_target: float = 0.9,
+                 width_weighted: bool = True) -> None:
         super().__init__()
-        if token_target is not None and not 0 < token_target <= 1:
-            raise ValueError(f'BudgetLoss: token_target must be in (0, 1], '
-                             f'got {token_target!r}')
+        if mode not in ('flops', 'count'):
+            raise ValueError(f'BudgetLoss: mode must be "flops" or "count", '
+                             f'got {mode!r}')
+        if mode == 'count' and token_target is None:
+            token_target = 0.5
+        for name, value in (('token_target', token_target),
+                            ('block_target', block_target)):
+            if value is not None and not 0 < value <= 1:
+                raise ValueError(f'BudgetLoss: {name} must be in (0, 1], '
+                                 f'got {value!r}')
+        if deterministic_weight < 0:
+            raise ValueError(f'BudgetLoss: deterministic_weight must be >= '
+                             f'0, got {deterministic_weight!r}')
         self.loss_weight = loss_weight
         self.token_weight = token_weight
         self.token_target = token_target
         self.keep_all = keep_all
+        self.deterministic_weight = deterministic_weight
+        self.mode = mode
+        self.block_target = block_target
+        self.width_weighted = width_weighted
 
     def forward(self, stats, budgets: torch.Tensor) -> torch.Tensor:
         """``stats``: the backbone's ``AdaptiveStats``; ``budgets``: (B,)."""
@@ -50,10 +90,29 @@ class BudgetLoss(nn.Module):
             loss = (1 - stats.block_fraction).mean() + \
                 (1 - stats.token_fraction).mean()
             return self.loss_weight * loss
+        if self.mode == 'count':
+            return self.loss_weight * self._count_loss(stats)
         loss = ((stats.block_fraction - budgets)**2).mean()
+        if self.deterministic_weight:
+            if stats.deterministic_fraction is None:
+                raise ValueError('BudgetLoss: deterministic_weight needs the '
+                                 'noise-free fractions of a training pass')
+            loss = loss + self.deterministic_weight * (
+                (stats.deterministic_fraction - budgets)**2).mean()
         if self.token_weight:
             target = budgets if self.token_target is None else \
                 self.token_target
             loss = loss + self.token_weight * (
                 (stats.token_fraction - target)**2).mean()
         return self.loss_weight * loss
+
+    def _count_loss(self, stats) -> torch.Tensor:
+        blocks = stats.keeps.mean(1)
+        weights = stats.widths if self.width_weighted else \
+            torch.ones_like(stats.widths)
+        tokens = stats.token_shares @ (weights / weights.sum())
+        loss = ((blocks - self.block_target)**2).mean()
+        if self.token_weight:
+            loss = loss + self.token_weight * (
+                (tokens - self.token_target)**2).mean()
+        return loss

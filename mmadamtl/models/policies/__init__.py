@@ -1,8 +1,9 @@
-from .calibration import calibrate_policy
-from .policy_head import (BlockSelector, PolicyHead, TokenSelector,
+from .calibration import calibrate_budget, calibrate_policy, policy_budget
+from .policy_head import (CALIBRATION_GRID, BlockSelector, PolicyHead, TokenSelector,
                           budget_feature, gumbel_sigmoid, straight_through)
 
 __all__ = [
     'PolicyHead', 'BlockSelector', 'TokenSelector', 'gumbel_sigmoid',
-    'straight_through', 'budget_feature', 'calibrate_policy'
+    'straight_through', 'budget_feature', 'calibrate_policy',
+    'calibrate_budget', 'policy_budget', 'CALIBRATION_GRID'
 ]

@@ -1,7 +1,102 @@
-"""Make an untrained policy follow a budget, for timing without training."""
+"""Make a policy's executed compute follow the requested budget:
+``calibrate_budget`` measures a trained policy's budget curve and
+``policy_budget`` inverts it (``budget_mode='target'``);
+``calibrate_policy`` makes an untrained policy follow a budget, for timing
+without training."""
+import warnings
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
 import torch
 
 from mmadamtl.utils.cli import progress
+
+from .policy_head import CALIBRATION_GRID
+
+
+@torch.no_grad()
+def calibrate_budget(backbone, batches: Iterable[torch.Tensor],
+                     tasks: Optional[Sequence[str]] = None,
+                     show_progress: bool = False) -> np.ndarray:
+    """Measure the policy's budget curve and store it in
+    ``backbone.policy.budget_curve``.
+
+    For every budget input of ``CALIBRATION_GRID`` the adaptive backbone
+    runs (inference decisions) on the preprocessed image ``batches``; the
+    curve is the mean executed share of block compute (``block_fraction``)
+    at each input, made non-decreasing. The backbone is restored to its
+    training mode afterwards.
+
+    Args:
+        backbone: An ``AdaptiveSwinTransformer`` with a policy.
+        batches: Preprocessed images, (B, 3, H, W) each.
+        tasks: The tasks run (a per-task policy's union); None: all.
+
+    Returns:
+        np.ndarray: The curve, one share per grid input.
+    """
+    batches = list(batches)
+    if not batches:
+        raise ValueError('calibrate_budget: no images to calibrate on')
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        curve = []
+        grid = progress(CALIBRATION_GRID, 'calibrating budgets') \
+            if show_progress else CALIBRATION_GRID
+        for b in grid:
+            total, count = 0., 0
+            for x in batches:
+                backbone(x, budget=b, tasks=tasks)
+                total += float(backbone.last_stats.block_fraction.sum())
+                count += x.shape[0]
+            curve.append(total / count)
+    finally:
+        backbone.train(was_training)
+    curve = np.maximum.accumulate(np.asarray(curve, dtype=np.float64))
+    policy = backbone.policy
+    policy.budget_curve.copy_(torch.as_tensor(curve))
+    return curve
+
+
+def policy_budget(policy, requested: torch.Tensor) -> torch.Tensor:
+    """The budget inputs at which ``policy`` executes ``requested`` shares
+    of block compute on average: its ``budget_curve`` inverted by linear
+    interpolation.
+
+    A request the policy cannot meet is not silently changed: a warning
+    names it, and the prediction records the executed share
+    (``metainfo['policy']['block_fraction']``). Without a measured curve
+    the request is the raw input; below the smallest share the policy
+    executes it gets the smallest input, above the largest input 1.0.
+    """
+    curve = policy.budget_curve.detach().cpu().double().numpy()
+    if np.isnan(curve).any():
+        _warn_once(
+            "budget_mode='target': this model's budget curve is not "
+            "measured (train with BudgetCalibrationHook or run "
+            "tools/calibrate_budget.py on the checkpoint); the budget is "
+            "the policy's raw input and the executed share may differ "
+            "from it")
+        return requested
+    req = requested.detach().cpu().double().numpy()
+    for r in np.unique(req[req < curve[0] - 1e-6]):
+        _warn_once(
+            f'budget {r:g} is below the smallest share of block compute '
+            f'this policy executes ({curve[0]:.3f}, at budget input '
+            f'{CALIBRATION_GRID[0]}): it runs at that input')
+    for r in np.unique(req[req > curve[-1] + 1e-6]):
+        _warn_once(
+            f'budget {r:g} is above the largest share of block compute '
+            f'this policy executes ({curve[-1]:.3f}, at budget input 1): '
+            f'it runs at budget input 1')
+    grid = np.asarray(CALIBRATION_GRID)
+    # Flat stretches of the curve: interpolate over its distinct values.
+    xs, first = np.unique(curve, return_index=True)
+    inputs = np.interp(req, xs, grid[first], right=1.0) if len(xs) > 1 \
+        else np.full_like(req, grid[first[0]])
+    return torch.as_tensor(inputs, dtype=requested.dtype,
+                           device=requested.device)
 
 
 @torch.no_grad()
@@ -87,3 +182,12 @@ def calibrate_policy(model, inputs: torch.Tensor, budget: float,
                 block_fraction=float(s.block_fraction.mean()),
                 block_keep=float(s.block_keep.mean()),
                 token_keep=float(s.token_keep.mean()))
+
+
+_WARNED = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        warnings.warn(message)

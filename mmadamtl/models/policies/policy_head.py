@@ -11,14 +11,22 @@ from mmadamtl.utils import check_tasks
 
 
 def gumbel_sigmoid(logits: torch.Tensor, tau: float,
-                   noise: bool = True) -> torch.Tensor:
-    """Relaxed Bernoulli sample ``sigmoid((logits + g1 - g2) / tau)``."""
+                   noise: float = 1.0) -> torch.Tensor:
+    """Relaxed Bernoulli sample ``sigmoid((logits + s (g1 - g2)) / tau)``
+    with Gumbel noise ``g`` scaled by ``noise`` (0: none, the
+    deterministic ``sigmoid(logits / tau)``).
+
+    The noise is drawn and added in float32 whatever the logits' dtype
+    (under fp16 autocast ``1 - 1e-6`` rounds to 1 and ``log(-log(u))``
+    to inf); the result has the logits' dtype.
+    """
+    z = logits.float()
     if noise:
-        u = torch.rand((2, ) + logits.shape, device=logits.device,
-                       dtype=logits.dtype).clamp_(1e-6, 1 - 1e-6)
+        u = torch.rand((2, ) + z.shape, device=z.device,
+                       dtype=torch.float32).clamp_(1e-6, 1 - 1e-6)
         g = -torch.log(-torch.log(u))
-        logits = logits + g[0] - g[1]
-    return torch.sigmoid(logits / tau)
+        z = z + noise * (g[0] - g[1])
+    return torch.sigmoid(z / tau).to(logits.dtype)
 
 
 class _StraightThrough(torch.autograd.Function):
@@ -36,6 +44,11 @@ def straight_through(soft: torch.Tensor) -> torch.Tensor:
     """Exact 0/1 decisions (``soft > 0.5``) in the forward pass, the soft
     values' gradient in the backward pass."""
     return _StraightThrough.apply(soft)
+
+
+# Budget inputs at which ``calibrate_budget`` measures the executed share
+# of block compute (the policy's ``budget_curve``).
+CALIBRATION_GRID = tuple(round(0.02 * i, 2) for i in range(1, 51))
 
 
 def budget_feature(budget: torch.Tensor, dtype) -> torch.Tensor:
@@ -156,6 +169,9 @@ class PolicyHead(BaseModule):
             selectors, so one model serves any budget at run time.
         tau: Gumbel-sigmoid temperature (``BudgetScheduleHook`` may
             anneal it).
+        noise: Scale of the Gumbel noise in training (0: the training
+            decisions are the inference ones; ``BudgetScheduleHook`` may
+            anneal it).
         init_logit: Initial bias of the outputs; positive starts the
             policy close to "run everything".
         block_select / token_select: Switch either kind of decision off.
@@ -171,6 +187,7 @@ class PolicyHead(BaseModule):
                  pool_size: int = 4,
                  budget_conditioned: bool = True,
                  tau: float = 5.0,
+                 noise: float = 1.0,
                  init_logit: float = 3.0,
                  block_select: bool = True,
                  token_select: bool = True,
@@ -195,6 +212,15 @@ class PolicyHead(BaseModule):
         self.depths = list(depths)
         self.budget_conditioned = budget_conditioned
         self.tau = tau
+        # Executed share of block compute at each CALIBRATION_GRID input,
+        # measured by calibrate_budget; NaN until then. Saved in
+        # checkpoints, read by budget_mode='target'.
+        self.register_buffer(
+            'budget_curve', torch.full((len(CALIBRATION_GRID), ),
+                                       float('nan')))
+        if noise < 0:
+            raise ValueError(f'PolicyHead: noise must be >= 0, got {noise!r}')
+        self.noise = float(noise)
         self.block_select = block_select
         self.token_select = token_select
         self.token_hidden, self.block_hidden = token_hidden, block_hidden
@@ -232,43 +258,79 @@ class PolicyHead(BaseModule):
         return [self.tasks.index(t) for t in tasks]
 
     def decide(self, logits: torch.Tensor, task_dim: int,
-               index: List[int]) -> torch.Tensor:
-        """Turn logits into decisions, union over the selected tasks.
+               index: List[int], noise: bool = True) -> torch.Tensor:
+        """Turn logits into 0/1 decisions, the union (OR) over the
+        selected tasks.
 
-        Training: Gumbel-sigmoid sample, hard in the forward pass with
-        straight-through gradients; the union of soft decisions is
-        ``1 - prod(1 - p)``. Inference: deterministic ``logits > 0``.
+        Inference: deterministic, ``any_t(z_t > 0)``. Training: per task a
+        Gumbel-sigmoid sample ``p_t`` made hard (``p_t > 0.5``), then the
+        OR of the per-task hard samples in the forward pass, with the
+        straight-through gradient of the soft union
+        ``1 - prod_t(1 - p_t)``. With
+        ``noise=False`` (or ``self.noise == 0``) the training decisions
+        are exactly the inference ones, with gradients.
         """
+        logits = self._select(logits, task_dim, index)
+        if not self.training:
+            return (logits > 0).any(dim=task_dim).to(logits.dtype)
+        soft = gumbel_sigmoid(logits, self.tau, self.noise if noise else 0.)
+        if soft.shape[task_dim] == 1:
+            return straight_through(soft.squeeze(task_dim))
+        # Forward: the OR of the per-task hard samples. Backward: the
+        # gradient of the soft union 1 - prod(1 - p_t), which reaches every
+        # task (the OR of hard values has none where two tasks keep).
+        hard = (soft > 0.5).any(dim=task_dim).to(soft.dtype)
+        union = 1 - (1 - soft).prod(dim=task_dim)
+        return hard + (union - union.detach())
+
+    @staticmethod
+    def _select(logits: torch.Tensor, task_dim: int,
+                index: List[int]) -> torch.Tensor:
         if len(index) != logits.shape[task_dim]:
             logits = logits.index_select(
                 task_dim, torch.as_tensor(index, device=logits.device))
-        if not self.training:
-            if logits.shape[task_dim] == 1:
-                return (logits.squeeze(task_dim) > 0).to(logits.dtype)
-            return (logits > 0).any(dim=task_dim).to(logits.dtype)
-        soft = gumbel_sigmoid(logits, self.tau)
-        if soft.shape[task_dim] > 1:
-            soft = 1 - (1 - soft).prod(dim=task_dim)
-        else:
-            soft = soft.squeeze(task_dim)
-        return straight_through(soft)
+        return logits
+
+    def _decisions(self, logits, task_dim, index, with_deterministic):
+        keep = self.decide(logits, task_dim, index)
+        if not with_deterministic:
+            return keep
+        det = self.decide(logits, task_dim, index, noise=False) \
+            if self.training else keep
+        return keep, det
 
     def block_decisions(self, stage: int, x: torch.Tensor, hw_shape,
-                        budget, index: List[int]) -> torch.Tensor:
-        """(B, depth) keep decisions for the blocks of ``stage``."""
+                        budget, index: List[int],
+                        with_deterministic: bool = False):
+        """(B, depth) keep decisions for the blocks of ``stage``; with
+        ``with_deterministic`` also the noise-free decisions (what
+        inference would run, with gradients in training)."""
+        if not self.block_select:
+            ones = x.new_ones(x.shape[0], self.depths[stage])
+            return (ones, ones) if with_deterministic else ones
+        logits = self.block_selectors[stage](x, hw_shape, budget)
+        return self._decisions(logits, 1, index, with_deterministic)
+
+    def block_scores(self, stage: int, x: torch.Tensor, hw_shape, budget,
+                     index: List[int]) -> torch.Tensor:
+        """(B, depth) score of every block of ``stage`` for the selected
+        tasks, ``max_t z_t``: a block runs in inference where its score is
+        above 0 (what ``budget_mode='cap'`` ranks blocks by)."""
         if not self.block_select:
             return x.new_ones(x.shape[0], self.depths[stage])
         logits = self.block_selectors[stage](x, hw_shape, budget)
-        return self.decide(logits, 1, index)
+        return self._select(logits, 1, index).amax(dim=1)
 
     def token_decisions(self, stage: int, block: int, x: torch.Tensor,
-                        budget, index: List[int]) -> Optional[torch.Tensor]:
+                        budget, index: List[int],
+                        with_deterministic: bool = False):
         """(B, L) MLP decisions of the tokens of one block, or None when
-        token selection is off."""
+        token selection is off; with ``with_deterministic`` a pair, as
+        :meth:`block_decisions`."""
         if not self.token_select:
-            return None
+            return (None, None) if with_deterministic else None
         logits = self.token_selectors[stage][block](x, budget)
-        return self.decide(logits, 2, index)
+        return self._decisions(logits, 2, index, with_deterministic)
 
     # Multiply-adds (mmengine's counter conventions), per image.
     def block_selector_flops(self, stage: int, tokens: int) -> float:

@@ -14,11 +14,15 @@ from mmseg.utils import OptConfigType, OptMultiConfig, OptSampleList
 from mmadamtl.utils import TASKS, check_tasks
 
 from ..backbones.swin_checkpoint import check_pretrained_backbone
+from ..policies.calibration import policy_budget
 from ..utils.budget import check_budget
 from ..utils.complexity import ComplexityCounter
+from ..utils.freeze import freeze_parameters
 
 # runtime()'s "leave as it is".
 _UNCHANGED = object()
+# How test_cfg.budget is turned into the policy's decisions.
+BUDGET_MODES = ('target', 'cap', 'input')
 
 
 @MODELS.register_module()
@@ -63,10 +67,23 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         train_cfg: ``budget`` (target when no ``BudgetScheduleHook`` sets
             the budgets, default 1.0), ``budget_loss`` (default
             ``dict(type='BudgetLoss')``), ``task_losses`` (False for
-            AdaMTL's policy pre-training: only the budget loss).
+            AdaMTL's policy pre-training: only the budget loss),
+            ``frozen``/``trainable`` (module paths: the parameters under
+            ``frozen`` but not under a longer ``trainable`` path get
+            ``requires_grad=False``, see ``freeze_parameters``).
         test_cfg: ``tasks=[...]`` restricts the tasks predicted;
             ``budget`` (in (0, 1], None runs every block) for an adaptive
-            backbone.
+            backbone, and ``budget_mode``, how the budget is met:
+
+            - ``'target'``: the mean executed share of block compute over
+              a data set is the budget (each image free to vary with its
+              content): the budget goes through the policy's measured
+              budget curve (``calibrate_budget``) to its input;
+            - ``'cap'``: as ``'target'``, and no image's executed encoder
+              multiply-adds exceed ``budget`` x the static encoder's
+              (guaranteed by construction, see ``SkipRunner``);
+            - ``'input'`` (the default when not given): the budget is the
+              policy's raw input, what it was conditioned on in training.
         data_preprocessor: Usually ``MultiTaskDataPreProcessor``.
     """
 
@@ -90,6 +107,7 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         self.test_cfg = dict(test_cfg or {})
         self.set_active_tasks(self.test_cfg.get('tasks'))
         self.set_budget(self.test_cfg.get('budget'))
+        self.set_budget_mode(self.test_cfg.get('budget_mode', 'input'))
         self.task_losses = self.train_cfg.get('task_losses', True)
         self.train_budget = check_budget(
             self.train_cfg.get('budget', 1.0), 'train_cfg.budget')
@@ -104,6 +122,11 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
             raise ValueError('train_cfg.task_losses=False leaves nothing to '
                              'train without an adaptive backbone')
         self.complexity = ComplexityCounter()
+        self.frozen = []
+        if self.train_cfg.get('frozen'):
+            self.frozen = freeze_parameters(
+                self, self.train_cfg['frozen'],
+                self.train_cfg.get('trainable', ()))
 
     @property
     def adaptive(self) -> bool:
@@ -121,6 +144,25 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
                 f'{type(self.backbone).__name__} always runs every block')
         self.budget = budget
 
+    def set_budget_mode(self, mode: str) -> None:
+        """How the inference budget is met: ``'target'``, ``'cap'`` or
+        ``'input'`` (see ``test_cfg``)."""
+        if mode not in BUDGET_MODES:
+            raise ValueError(f'budget_mode must be one of {BUDGET_MODES}, '
+                             f'got {mode!r}')
+        self.budget_mode = mode
+
+    def _budget_inputs(self, batch: int, device) -> Tuple:
+        """The policy's budget input and the cap of an inference pass
+        (``None, None`` runs every block)."""
+        if self.budget is None or not self.adaptive:
+            return None, None
+        requested = torch.full((batch, ), float(self.budget), device=device)
+        if self.budget_mode == 'input':
+            return requested, None
+        inputs = policy_budget(self.backbone.policy, requested)
+        return inputs, (requested if self.budget_mode == 'cap' else None)
+
     def set_active_tasks(self, tasks: Optional[Sequence[str]]) -> None:
         """Restrict inference to ``tasks`` (None: every task); heads of the
         other tasks do not run."""
@@ -128,8 +170,8 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
             tasks, self.tasks, where='active tasks')
 
     @contextlib.contextmanager
-    def runtime(self, budget=_UNCHANGED,
-                tasks=_UNCHANGED) -> Iterator['MultiTaskEncoderDecoder']:
+    def runtime(self, budget=_UNCHANGED, tasks=_UNCHANGED,
+                budget_mode=_UNCHANGED) -> Iterator['MultiTaskEncoderDecoder']:
         """Run inference at ``budget`` and/or on ``tasks`` inside the
         ``with`` block, and restore the previous settings after it::
 
@@ -141,16 +183,20 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
                 it is when not given.
             tasks: As :meth:`set_active_tasks`; left as it is when not
                 given.
+            budget_mode: As :meth:`set_budget_mode`; left as it is when
+                not given.
         """
-        saved = self.budget, self.active_tasks
+        saved = self.budget, self.active_tasks, self.budget_mode
         try:
             if budget is not _UNCHANGED:
                 self.set_budget(budget)
             if tasks is not _UNCHANGED:
                 self.set_active_tasks(tasks)
+            if budget_mode is not _UNCHANGED:
+                self.set_budget_mode(budget_mode)
             yield self
         finally:
-            self.budget, self.active_tasks = saved
+            self.budget, self.active_tasks, self.budget_mode = saved
 
     def set_train_budgets(self, budgets: Optional[torch.Tensor]) -> None:
         """Per-image budgets (B,) for the next training iterations; None
@@ -172,10 +218,10 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         super().init_weights()
 
     def extract_feat(self, inputs: torch.Tensor, budget=None,
-                     tasks: Optional[Sequence[str]] = None
-                     ) -> List[torch.Tensor]:
+                     tasks: Optional[Sequence[str]] = None,
+                     cap=None) -> List[torch.Tensor]:
         if self.adaptive:
-            x = self.backbone(inputs, budget=budget, tasks=tasks)
+            x = self.backbone(inputs, budget=budget, tasks=tasks, cap=cap)
         else:
             x = self.backbone(inputs)
         if self.with_neck:
@@ -184,7 +230,8 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
 
     def _decode(self, inputs: torch.Tensor
                 ) -> Tuple[Dict[str, torch.Tensor], List[torch.Tensor]]:
-        feats = self.extract_feat(inputs, self.budget, self.active_tasks)
+        budget, cap = self._budget_inputs(inputs.shape[0], inputs.device)
+        feats = self.extract_feat(inputs, budget, self.active_tasks, cap)
         outs = self.decode_head(feats, self.active_tasks)
         outs = {
             task: resize(out, size=inputs.shape[2:], mode='bilinear',
@@ -200,8 +247,13 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
 
     def _training_budgets(self, batch: int, device) -> torch.Tensor:
         budgets = self._train_budgets
-        if budgets is None or budgets.numel() != batch:
+        if budgets is None:
             return torch.full((batch, ), self.train_budget, device=device)
+        if budgets.numel() != batch:
+            raise ValueError(
+                f'set_train_budgets gave {budgets.numel()} budgets for a '
+                f'batch of {batch} images (BudgetScheduleHook draws one per '
+                f'image of the batch it sees)')
         return budgets.to(device)
 
     def loss(self, inputs: torch.Tensor,
@@ -278,6 +330,9 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
                 gflops=(encoder[i] + heads) / 1e9)
             if stats is not None:
                 meta['policy'] = dict(
+                    budget=self.budget,
+                    budget_mode=self.budget_mode,
+                    encoder_share=encoder[i] / stats.static_flops,
                     policy_gflops=float(stats.policy_flops[i]) / 1e9,
                     block_fraction=float(stats.block_fraction[i]),
                     block_keep=stats.block_keep[i].tolist(),
@@ -291,7 +346,8 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
                  inputs: torch.Tensor,
                  data_samples: OptSampleList = None
                  ) -> Dict[str, torch.Tensor]:
-        feats = self.extract_feat(inputs, self.budget, self.tasks)
+        budget, cap = self._budget_inputs(inputs.shape[0], inputs.device)
+        feats = self.extract_feat(inputs, budget, self.tasks, cap)
         return self.decode_head(feats, self.tasks)
 
     def postprocess_result(self, outs: Dict[str, torch.Tensor],

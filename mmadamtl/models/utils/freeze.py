@@ -1,0 +1,53 @@
+"""Freeze parts of a model by ``requires_grad=False``."""
+from typing import List, Sequence
+
+import torch.nn as nn
+from mmengine.logging import MMLogger
+
+
+def _matches(name: str, prefixes: Sequence[str]) -> int:
+    """Length of the longest prefix (a module path) ``name`` falls under;
+    0 when none."""
+    best = 0
+    for p in prefixes:
+        if name == p or name.startswith(p + '.'):
+            best = max(best, len(p))
+    return best
+
+
+def freeze_parameters(model: nn.Module, frozen: Sequence[str],
+                      trainable: Sequence[str] = (),
+                      where: str = 'train_cfg.frozen') -> List[str]:
+    """Set ``requires_grad=False`` on the parameters under the module
+    paths ``frozen`` except those under a longer path of ``trainable``
+    (``frozen=['backbone'], trainable=['backbone.policy']`` trains the
+    policy alone). Frozen parameters get no gradient: no backward through
+    their weights, no all-reduce, no optimizer state, and nothing in the
+    gradient-clipping norm; no learning-rate schedule can move them.
+
+    Raises:
+        ValueError: Naming a path that matches no parameter.
+
+    Returns:
+        The names of the frozen parameters (also logged).
+    """
+    names = [n for n, _ in model.named_parameters()]
+    for key, paths in (('frozen', frozen), ('trainable', trainable)):
+        for p in paths:
+            if not any(_matches(n, [p]) for n in names):
+                raise ValueError(
+                    f'{where}: {key} path {p!r} matches no parameter of '
+                    f'{type(model).__name__}')
+    done = []
+    for name, param in model.named_parameters():
+        if _matches(name, frozen) > _matches(name, trainable):
+            param.requires_grad_(False)
+            done.append(name)
+    count = sum(p.numel() for n, p in model.named_parameters()
+                if n in set(done))
+    train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    MMLogger.get_current_instance().info(
+        f'frozen (requires_grad=False): {list(frozen)} except '
+        f'{list(trainable)}: {len(done)} tensors, {count:,} parameters; '
+        f'{train:,} parameters train')
+    return done
