@@ -7,6 +7,7 @@ import torch
 from mmseg.registry import MODELS
 
 from ..layers.block_runners import BlendRunner, PolicyRunner, SkipRunner
+from ..policies.random_policy import RandomDecisions
 from ..utils.budget import Budget, budget_tensor
 from ..utils.swin_cost import SwinCost, swin_cost
 from .swin_encoder import SwinEncoder
@@ -91,9 +92,21 @@ class AdaptiveSwinTransformer(SwinEncoder):
             policy.setdefault('embed_dims', list(self.num_features))
             policy.setdefault('depths', [len(s.blocks) for s in self.stages])
             self.policy = MODELS.build(policy)
+        # The random-skipping control (set_random_policy), or None.
+        self.random_policy: Optional[RandomDecisions] = None
         self.last_stats: Optional[AdaptiveStats] = None
         self._costs: Dict[Tuple[int, int], SwinCost] = {}
         self._vectors: Dict[tuple, dict] = {}
+
+    def set_random_policy(self, share: Optional[float],
+                          seed: int = 0) -> None:
+        """Replace the policy's inference decisions by uniform random ones
+        executing ``share`` of the blocks' compute on average (the control
+        of ``RandomDecisions``); None restores the policy."""
+        if share is not None and self.policy is None:
+            raise ValueError('set_random_policy needs a policy')
+        self.random_policy = None if share is None else RandomDecisions(
+            self.policy, share, seed)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -137,6 +150,11 @@ class AdaptiveSwinTransformer(SwinEncoder):
             if cap is not None:
                 raise ValueError('cap applies to inference only')
             runner = BlendRunner(self.policy, budget, index)
+        elif self.random_policy is not None:
+            if cap is not None:
+                raise ValueError('the random policy takes no cap')
+            self.random_policy.set_cost(cost.attn_total, cost.mlp_total)
+            runner = SkipRunner(self.random_policy, budget, index)
         else:
             runner = SkipRunner(
                 self.policy, budget, index,

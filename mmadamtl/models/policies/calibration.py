@@ -99,6 +99,14 @@ def policy_budget(policy, requested: torch.Tensor) -> torch.Tensor:
                            device=requested.device)
 
 
+def mixed_keep_rate(attn: float, mlp: float, share: float) -> float:
+    """The rate ``p`` at which keeping a share ``p`` of the blocks and of
+    their MLP tokens executes ``share`` of the blocks' compute:
+    ``p (attn + p mlp) = share (attn + mlp)``."""
+    return (-attn + (attn**2 + 4 * mlp * share *
+                     (attn + mlp))**0.5) / (2 * mlp)
+
+
 @torch.no_grad()
 def calibrate_policy(model, inputs: torch.Tensor, budget: float,
                      iters: int = 16) -> dict:
@@ -143,10 +151,7 @@ def calibrate_policy(model, inputs: torch.Tensor, budget: float,
     elif not block_out:
         p_token = max(0., (budget * (attn + mlp) - attn) / mlp)
     else:
-        # Keeping a share p of the blocks and of their MLP tokens runs
-        # p (attn + p mlp) = budget (attn + mlp).
-        p_token = (-attn + (attn**2 + 4 * mlp * budget *
-                            (attn + mlp))**0.5) / (2 * mlp)
+        p_token = mixed_keep_rate(attn, mlp, budget)
 
     def shift(mods, offset):
         for m in mods:

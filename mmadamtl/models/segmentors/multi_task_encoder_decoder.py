@@ -84,6 +84,11 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
               (guaranteed by construction, see ``SkipRunner``);
             - ``'input'`` (the default when not given): the budget is the
               policy's raw input, what it was conditioned on in training.
+
+            ``random_policy=dict(share=..., seed=0)`` replaces the policy's
+            inference decisions by uniform random ones executing ``share``
+            of the block compute on average (the control of
+            ``RandomDecisions``; use ``budget_mode='input'``).
         data_preprocessor: Usually ``MultiTaskDataPreProcessor``.
     """
 
@@ -108,6 +113,11 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         self.set_active_tasks(self.test_cfg.get('tasks'))
         self.set_budget(self.test_cfg.get('budget'))
         self.set_budget_mode(self.test_cfg.get('budget_mode', 'input'))
+        if self.test_cfg.get('random_policy'):
+            if not self.adaptive:
+                raise ValueError('test_cfg.random_policy needs an adaptive '
+                                 'backbone')
+            self.backbone.set_random_policy(**self.test_cfg['random_policy'])
         self.task_losses = self.train_cfg.get('task_losses', True)
         self.train_budget = check_budget(
             self.train_cfg.get('budget', 1.0), 'train_cfg.budget')
