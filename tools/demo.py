@@ -2,19 +2,30 @@
 synthetic dataset, on CPU.
 
     python tools/demo.py [--work-dir work_dirs/demo] [--retrain]
-                         [--budgets 0.25 0.5 0.75]
+                         [--budgets 0.25 0.5 0.75] [--cap 0.5]
 
 1. stage 1: train the static multi-task baseline
-   (configs/static_swin_synthetic.py);
+   (configs/static_swin_synthetic.py, 800 iterations);
 2. stage 2: pre-train the policy with the rest frozen
-   (configs/adamtl_swin_synthetic_policy.py);
-3. stage 3: joint adaptive training (configs/adamtl_swin_synthetic.py);
-4. evaluate the static model and the adaptive model at each budget with
-   tools/test.py, and time both on the validation images (batch 1, CPU,
-   alternating, median per image);
-5. print one table (per-task metrics, Δm vs static, mean executed GFLOPs,
-   latency) and save it as Markdown and JSON in the work dir, with the
-   correlation of each image's executed GFLOPs with its number of
+   (configs/adamtl_swin_synthetic_policy.py, 100 iterations);
+3. stage 3: joint adaptive training (configs/adamtl_swin_synthetic.py,
+   500 iterations; its BudgetCalibrationHook stores the budget curve);
+4. the references, each trained for AdaMTL's 1400 iterations in all: the
+   fair static baseline (configs/static_swin_synthetic_1400it.py, Δm is
+   against it) and a static smaller model of similar GFLOPs
+   (configs/static_swin_synthetic_small.py, one block per stage);
+5. evaluate with tools/test.py: the static models, AdaMTL at each budget
+   in ``budget_mode='target'`` and at ``--cap`` in ``'cap'`` mode, and the
+   random-skipping control (AdaMTL's weights, uniform random decisions at
+   the executed share AdaMTL's target row at 0.5 measured); time every
+   model on the validation images (batch 1, CPU, alternating, median per
+   image);
+6. print one table (requested budget and executed share, per-task
+   metrics, Δm vs the fair static model, mean executed GFLOPs, the largest
+   image's share of the static encoder, latency), check that each target
+   row executes its budget within +-0.03 and that no image of the cap row
+   exceeds its cap, and save it as Markdown and JSON in the work dir, with
+   the correlation of each image's executed GFLOPs with its number of
    objects.
 
 Generates data/synthetic first if it is missing or stale. Finished
@@ -30,6 +41,8 @@ import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 STATIC = 'configs/static_swin_synthetic.py'
+STATIC_FAIR = 'configs/static_swin_synthetic_1400it.py'
+STATIC_SMALL = 'configs/static_swin_synthetic_small.py'
 POLICY = 'configs/adamtl_swin_synthetic_policy.py'
 ADAPTIVE = 'configs/adamtl_swin_synthetic.py'
 # The synthetic dataset's tasks; one column each: its main metric (the
@@ -62,18 +75,21 @@ def metrics_table(metrics: dict) -> str:
 
 
 def results_table(rows: list) -> str:
-    """One line per model: main metric per task, Δm, GFLOPs, latency."""
+    """One line per model: requested budget and executed share, main
+    metric per task, Δm, GFLOPs, latency."""
     from mmadamtl.utils import TASKS
     specs = [TASKS[t] for t in TASK_COLUMNS]
-    head = ['model', 'budget'] + [spec.label for spec in specs] + [
+    head = ['model', 'mode', 'requested', 'executed share',
+            'max image share'] + [spec.label for spec in specs] + [
         'Δm vs static (%)', 'GFLOPs', 'encoder GFLOPs', 'encoder ratio',
         'CPU latency (ms/img)', 'latency ratio']
     lines = ['| ' + ' | '.join(head) + ' |',
              '|' + ' --- |' * len(head)]
     for r in rows:
         m = r['metrics']
-        budget = '-' if r['budget'] is None else f"{r['budget']:g}"
-        cells = [r['model'], budget]
+        cells = [r['model'], r['mode'], _fmt(r['requested'], '{:g}'),
+                 _fmt(m.get('block_fraction'), '{:.3f}'),
+                 _fmt(m.get('encoder_share_max'), '{:.3f}')]
         cells += [f'{m[spec.main_key]:.2f}' for spec in specs]
         cells += [f"{r['delta_m']:+.2f}", f"{m['gflops']:.4f}",
                   f"{m['encoder_gflops']:.4f}",
@@ -81,6 +97,10 @@ def results_table(rows: list) -> str:
                   f"{r['latency_ms']:.2f}", f"{r['latency_ratio']:.3f}"]
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
+
+
+def _fmt(value, fmt):
+    return '-' if value is None else fmt.format(value)
 
 
 def train(config, work_dir, data_opt, retrain, load_from=None):
@@ -94,10 +114,14 @@ def train(config, work_dir, data_opt, retrain, load_from=None):
         return f.read().strip()
 
 
-def evaluate(config, checkpoint, work_dir, out, data_opt, budget=None):
-    extra = [] if budget is None else [f'model.test_cfg.budget={budget}']
+def _options(opts: dict) -> list:
+    return [f'{k}={v}' for k, v in opts.items()]
+
+
+def evaluate(config, checkpoint, work_dir, out, data_opt, opts):
     run([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir',
-         work_dir, '--out', out, '--cfg-options', *data_opt, *extra])
+         work_dir, '--out', out, '--cfg-options', *data_opt,
+         *_options(opts)])
     with open(out, encoding='utf-8') as f:
         return json.load(f)
 
@@ -143,12 +167,40 @@ def time_models(models: dict, config: str, data_root: str,
         encoder_gflops=gflops, ids=ids)
 
 
-def load_model(config: str, checkpoint: str, budget=None):
-    """The evaluated model, running at ``budget``."""
+def load_model(config: str, checkpoint: str, opts: dict):
+    """The evaluated model, with the evaluation's config options."""
     from mmadamtl.apis import init_model
-    model = init_model(osp.join(ROOT, config), checkpoint)
-    model.set_budget(budget)
-    return model
+    return init_model(osp.join(ROOT, config), checkpoint, cfg_options=opts)
+
+
+def _evaluate(e: dict, work_dir: str, data_opt: list) -> dict:
+    metrics = evaluate(e['config'], e['ckpt'], osp.join(work_dir, 'eval'),
+                       osp.join(work_dir, f"{e['tag']}_metrics.json"),
+                       data_opt, e['opts'])
+    return dict(model=e['model'], tag=e['tag'], mode=e['mode'],
+                requested=e['requested'], config=e['config'],
+                checkpoint=osp.relpath(e['ckpt'], ROOT), opts=e['opts'],
+                metrics=metrics)
+
+
+def budget_checks(results: list, tolerance: float = 0.03) -> list:
+    """Target rows: the mean executed share within ``tolerance`` of the
+    request; cap rows: no image above its cap."""
+    checks = []
+    for r in results:
+        m = r['metrics']
+        if r['mode'] == 'target':
+            diff = m['block_fraction'] - r['requested']
+            checks.append(dict(
+                row=f"{r['mode']} {r['requested']:g}",
+                check=f'executed - requested = {diff:+.3f}',
+                ok=abs(diff) <= tolerance))
+        elif r['mode'] == 'cap':
+            checks.append(dict(
+                row=f"cap {r['requested']:g}",
+                check=f"max image share {m['encoder_share_max']:.3f}",
+                ok=m['encoder_share_max'] <= r['requested'] + 1e-6))
+    return checks
 
 
 def main():
@@ -157,6 +209,8 @@ def main():
     parser.add_argument('--data-root', default='data/synthetic')
     parser.add_argument('--budgets', type=float, nargs='+',
                         default=[0.25, 0.5, 0.75])
+    parser.add_argument('--cap', type=float, default=0.5,
+                        help="budget of the budget_mode='cap' row")
     parser.add_argument('--retrain', action='store_true')
     args = parser.parse_args()
     sys.path.insert(0, ROOT)
@@ -181,30 +235,59 @@ def main():
                         args.retrain, load_from=static_ckpt)
     adaptive_ckpt = train(ADAPTIVE, osp.join(work_dir, 'adamtl'), data_opt,
                           args.retrain, load_from=policy_ckpt)
+    fair_ckpt = train(STATIC_FAIR, osp.join(work_dir, 'static_1400it'),
+                      data_opt, args.retrain)
+    small_ckpt = train(STATIC_SMALL, osp.join(work_dir, 'static_small'),
+                       data_opt, args.retrain)
     train_s = time.time() - start
 
-    evals = [('static', STATIC, static_ckpt, None)] + [
-        ('AdaMTL', ADAPTIVE, adaptive_ckpt, b) for b in args.budgets]
-    results = []
-    for name, config, ckpt, budget in evals:
-        tag = name if budget is None else f'{name}_b{budget:g}'
-        metrics = evaluate(config, ckpt, osp.join(work_dir, 'eval'),
-                           osp.join(work_dir, f'{tag}_metrics.json'),
-                           data_opt, budget)
-        results.append(dict(model=name, budget=budget, config=config,
-                            checkpoint=osp.relpath(ckpt, ROOT),
-                            metrics=metrics))
+    def mode(budget_mode, budget):
+        return {'model.test_cfg.budget': budget,
+                'model.test_cfg.budget_mode': budget_mode}
 
-    models = {r['model'] if r['budget'] is None else f"b{r['budget']:g}":
-              load_model(r['config'], osp.join(ROOT, r['checkpoint']),
-                         r['budget']) for r in results}
+    evals = [
+        dict(model='static (1400 it)', tag='static', config=STATIC_FAIR,
+             ckpt=fair_ckpt, mode='-', requested=None, opts={}),
+        dict(model='static small (1400 it)', tag='static_small',
+             config=STATIC_SMALL, ckpt=small_ckpt, mode='-', requested=None,
+             opts={}),
+    ] + [
+        dict(model='AdaMTL', tag=f'AdaMTL_target_b{b:g}', config=ADAPTIVE,
+             ckpt=adaptive_ckpt, mode='target', requested=b,
+             opts=mode('target', b)) for b in args.budgets
+    ] + [
+        dict(model='AdaMTL', tag=f'AdaMTL_cap_b{args.cap:g}',
+             config=ADAPTIVE, ckpt=adaptive_ckpt, mode='cap',
+             requested=args.cap, opts=mode('cap', args.cap))
+    ]
+    results = []
+    for e in evals:
+        results.append(_evaluate(e, work_dir, data_opt))
+    # The random control: uniform random decisions at the share AdaMTL's
+    # target row at 0.5 (or the middle budget) executed.
+    ref = min((r for r in results if r['mode'] == 'target'),
+              key=lambda r: abs(r['requested'] - 0.5))
+    share = round(ref['metrics']['block_fraction'], 4)
+    opts = mode('input', 1.0)
+    opts.update({'model.test_cfg.random_policy.share': share,
+                 'model.test_cfg.random_policy.seed': 0})
+    results.append(_evaluate(
+        dict(model=f"random (= AdaMTL {ref['requested']:g})",
+             tag='random', config=ADAPTIVE, ckpt=adaptive_ckpt,
+             mode='random', requested=share, opts=opts), work_dir,
+        data_opt))
+
+    models = {r['tag']: load_model(r['config'],
+                                   osp.join(ROOT, r['checkpoint']),
+                                   r['opts']) for r in results}
     timing = time_models(models, STATIC, data_root)
     static = results[0]['metrics']
     baselines = {t: static[TASKS[t].main_key] for t in TASK_COLUMNS}
     with open(osp.join(data_root, 'meta.json'), encoding='utf-8') as f:
         objects = json.load(f)['num_objects']
     num_objects = np.array([objects[i] for i in timing['ids']], float)
-    for r, name in zip(results, models):
+    for r in results:
+        name = r['tag']
         r['delta_m'] = delta_m(r['metrics'], baselines)
         r['encoder_ratio'] = r['metrics']['encoder_gflops'] / \
             static['encoder_gflops']
@@ -214,28 +297,41 @@ def main():
         g = np.array(timing['encoder_gflops'][name])
         r['gflops_objects_corr'] = float(np.corrcoef(g, num_objects)[0, 1]) \
             if g.std() > 0 else None
+    checks = budget_checks(results)
 
     table = results_table(results)
     corr = ', '.join(
-        f"budget {r['budget']:g}: r = {r['gflops_objects_corr']:+.2f}"
-        for r in results[1:] if r['gflops_objects_corr'] is not None)
+        f"{r['mode']} {r['requested']:g}: r = "
+        f"{r['gflops_objects_corr']:+.2f}"
+        for r in results
+        if r['mode'] in ('target', 'cap') and
+        r['gflops_objects_corr'] is not None)
     title = ('AdaMTL vs the static multi-task Swin on the synthetic dataset '
              f'({len(num_objects)} validation images, CPU, '
              f'{os.cpu_count()} cores)')
-    notes = (f'Latency: median per image at batch 1 (`model.predict`), '
-             f'models timed alternately image by image after warm-up. '
-             f'Δm against the static model. Correlation of each image\'s '
-             f'executed encoder GFLOPs with its number of objects: '
-             f'{corr or "n/a"}.')
+    notes = (f'Every model trained 1400 iterations in all (AdaMTL: 800 '
+             f'static + 100 policy + 500 joint). Requested: the budget '
+             f'(random: the share it was matched to); executed share: mean '
+             f'executed share of block compute; max image share: the '
+             f'largest image\'s executed encoder GFLOPs over the static '
+             f'encoder\'s. Δm against the static model. Latency: median '
+             f'per image at batch 1 (`model.predict`), models timed '
+             f'alternately image by image after warm-up. Correlation of '
+             f'each image\'s executed encoder GFLOPs with its number of '
+             f'objects: {corr or "n/a"}.\n\nChecks: ' + '; '.join(
+                 f"{c['row']}: {c['check']} "
+                 f"{'ok' if c['ok'] else 'FAILED'}" for c in checks) + '.')
     with open(osp.join(work_dir, 'results.md'), 'w', encoding='utf-8') as f:
         f.write(f'# {title}\n\n{table}\n\n{notes}\n')
     with open(osp.join(work_dir, 'results.json'), 'w',
               encoding='utf-8') as f:
         json.dump(dict(title=title, train_seconds=train_s,
-                       results=results), f, indent=2)
+                       results=results, checks=checks), f, indent=2)
     print(f'\n{title}\n\n{table}\n\n{notes}\n')
     print(f'saved {osp.join(args.work_dir, "results.md")} and results.json '
           f'({time.time() - start:.0f}s)')
+    if not all(c['ok'] for c in checks):
+        sys.exit('a budget check failed (see the table notes)')
 
 
 if __name__ == '__main__':

@@ -2,6 +2,7 @@
 
     python tools/sweep_budget.py CONFIG --checkpoint F
         --budgets 0.3 0.4 ... 1.0 [--static-config C --static-checkpoint S]
+        [--budget-mode target|cap|input]
         [--metric delta_m|semseg/mIoU|...] [--out-dir DIR]
         [--num-images N] [--batch-size N] [--data-root DIR] [--json]
 
@@ -12,12 +13,20 @@ runs), or ``--static-config``/``--static-checkpoint`` (e.g. the separately
 trained static baseline). Δm of every budget is against the static
 model.
 
+Every budget runs in ``--budget-mode`` (default: the config's
+``test_cfg.budget_mode``), and each row reports the requested budget next
+to the executed share of block compute (mean over the images) and the
+largest image's executed encoder GFLOPs over the static encoder's.
+
 Writes to ``--out-dir`` (default ``work_dirs/sweep_<config name>``):
-- ``sweep.csv``: one row per budget (budget, GFLOPs, encoder GFLOPs,
-  ratios to static, Δm, every metric);
+- ``sweep.csv``: one row per budget (budget, mode, executed share, max
+  image share, GFLOPs, encoder GFLOPs, ratios to static, Δm, every
+  metric);
 - ``sweep.json``: the same plus the static model's row;
-- ``pareto.png``: ``--metric`` against executed GFLOPs, one point per
-  budget, the static model as a star, the Pareto front as a line.
+- ``pareto.png``: left, ``--metric`` against executed GFLOPs, one point
+  per budget, the static model as a star, the Pareto front as a line;
+  right, executed share against requested budget, with the identity line
+  and the +-0.03 band.
 """
 import argparse
 import copy
@@ -51,6 +60,9 @@ def parse_args(argv=None):
                         'with mmseg\'s SwinTransformer)')
     parser.add_argument('--static-checkpoint',
                         help='its weights (default: --checkpoint)')
+    parser.add_argument('--budget-mode', choices=['target', 'cap', 'input'],
+                        help="how budgets are met (default: the config's "
+                        'test_cfg.budget_mode)')
     parser.add_argument('--metric', default='delta_m',
                         help='y axis of the plot: delta_m or a metric key '
                         'such as semseg/mIoU')
@@ -113,6 +125,8 @@ def sweep(args):
         weights = {k: v for k, v in adaptive.state_dict().items()
                    if '.policy.' not in k}
         static = init_model(static_variant(cfg), state_dict=weights)
+    if args.budget_mode:
+        adaptive.set_budget_mode(args.budget_mode)
     if args.tasks:
         adaptive.set_active_tasks(args.tasks)
         static.set_active_tasks(args.tasks)
@@ -131,6 +145,9 @@ def sweep(args):
 
     def row(name, budget, metrics):
         return dict(model=name, budget=budget,
+                    budget_mode=adaptive.budget_mode if budget else None,
+                    executed_share=metrics.get('block_fraction'),
+                    max_image_share=metrics.get('encoder_share_max'),
                     gflops=metrics['gflops'],
                     encoder_gflops=metrics['encoder_gflops'],
                     gflops_ratio=metrics['gflops'] / static_metrics[
@@ -164,19 +181,21 @@ def sweep(args):
     return result
 
 
+# Row keys of the CSV before the metrics.
+ROW_KEYS = ['budget', 'budget_mode', 'executed_share', 'max_image_share',
+            'gflops', 'encoder_gflops', 'gflops_ratio', 'encoder_ratio',
+            'delta_m']
+
+
 def write_csv(path, rows):
-    metric_keys = list(rows[0]['metrics'])
-    head = ['budget', 'gflops', 'encoder_gflops', 'gflops_ratio',
-            'encoder_ratio', 'delta_m'] + [
-                k for k in metric_keys
-                if k not in ('gflops', 'encoder_gflops')]
+    metric_keys = [k for k in rows[0]['metrics']
+                   if k not in ('gflops', 'encoder_gflops')]
     with open(path, 'w', newline='', encoding='utf-8') as f:
         writer = csv.writer(f)
-        writer.writerow(head)
+        writer.writerow(ROW_KEYS + metric_keys)
         for r in rows:
-            writer.writerow([r['budget']] + [
-                r[k] for k in head[1:6]] + [r['metrics'][k]
-                                            for k in head[6:]])
+            writer.writerow([r[k] for k in ROW_KEYS] +
+                            [r['metrics'][k] for k in metric_keys])
 
 
 def value(r, metric):
@@ -204,7 +223,8 @@ def plot(result, path):
     higher = metric.partition('/')[2] not in LOWER_IS_BETTER
     rows, static = result['rows'], result['static']
     pts = [(r['gflops'], value(r, metric)) for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    fig, (ax, share) = plt.subplots(1, 2, figsize=(10, 4), dpi=120,
+                                    gridspec_kw=dict(width_ratios=[3, 2]))
     front = pareto_front(pts + [(static['gflops'], value(static, metric))],
                          higher)
     ax.plot(*zip(*front), '-', color='0.7', zorder=1, label='Pareto front')
@@ -221,6 +241,22 @@ def plot(result, path):
     ax.set_title(osp.basename(result['config']), fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    req = [r['budget'] for r in rows]
+    share.fill_between([0, 1], [-0.03, 0.97], [0.03, 1.03], color='0.9',
+                       label='requested +-0.03')
+    share.plot([0, 1], [0, 1], '--', color='0.5', lw=1)
+    share.plot(req, [r['executed_share'] for r in rows], 'o-',
+               color='tab:blue', label='executed share (mean)')
+    if any(r['max_image_share'] is not None for r in rows):
+        share.plot(req, [r['max_image_share'] for r in rows], 'v',
+                   color='tab:orange', label='max image encoder share')
+    share.set_xlabel('requested budget')
+    share.set_ylabel('executed share')
+    share.set_title(f"budget_mode={rows[0]['budget_mode']}", fontsize=9)
+    share.set_xlim(0, 1.02)
+    share.set_ylim(0, 1.05)
+    share.grid(alpha=0.3)
+    share.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -229,20 +265,27 @@ def plot(result, path):
 def render(r) -> str:
     keys = [k for k in r['static']['metrics']
             if k not in ('gflops', 'encoder_gflops')]
-    head = ['model', 'budget', 'GFLOPs', 'encoder GFLOPs', 'ratio',
-            'encoder ratio', 'Δm (%)'] + keys
+    head = ['model', 'budget', 'mode', 'executed share', 'max image share',
+            'GFLOPs', 'encoder GFLOPs', 'ratio', 'encoder ratio',
+            'Δm (%)'] + keys
     lines = [f"{r['config']} ({r['checkpoint']}), {r['num_images']} test "
              f"images; static: {r['static_config']}", '',
              '| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
     for x in [r['static']] + r['rows']:
         budget = '-' if x['budget'] is None else f"{x['budget']:g}"
-        cells = [x['model'], budget, f"{x['gflops']:.4f}",
+        cells = [x['model'], budget, x['budget_mode'] or '-',
+                 _fmt(x['executed_share']), _fmt(x['max_image_share']),
+                 f"{x['gflops']:.4f}",
                  f"{x['encoder_gflops']:.4f}", f"{x['gflops_ratio']:.3f}",
                  f"{x['encoder_ratio']:.3f}", f"{x['delta_m']:+.2f}"]
         cells += [f"{x['metrics'][k]:.2f}" for k in keys]
         lines.append('| ' + ' | '.join(cells) + ' |')
     lines += ['', f"wrote {r['csv']} and {r['plot']}"]
     return '\n'.join(lines)
+
+
+def _fmt(value):
+    return '-' if value is None else f'{value:.3f}'
 
 
 def main(argv=None):

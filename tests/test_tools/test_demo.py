@@ -36,20 +36,44 @@ def test_results_table_one_row_per_model():
     metrics = {TASKS[t].main_key: float(i)
                for i, t in enumerate(_demo().TASK_COLUMNS)}
     metrics.update(gflops=0.5, encoder_gflops=0.25)
-    rows = [dict(model='static', budget=None, metrics=metrics, delta_m=0.0,
-                 encoder_ratio=1.0, latency_ms=10.0, latency_ratio=1.0),
-            dict(model='AdaMTL', budget=0.5, metrics=metrics, delta_m=-1.25,
-                 encoder_ratio=0.5, latency_ms=6.0, latency_ratio=0.6)]
+    adaptive = dict(metrics, block_fraction=0.512, encoder_share_max=0.6)
+    rows = [dict(model='static', mode='-', requested=None, metrics=metrics,
+                 delta_m=0.0, encoder_ratio=1.0, latency_ms=10.0,
+                 latency_ratio=1.0),
+            dict(model='AdaMTL', mode='target', requested=0.5,
+                 metrics=adaptive, delta_m=-1.25, encoder_ratio=0.5,
+                 latency_ms=6.0, latency_ratio=0.6)]
     lines = _demo().results_table(rows).splitlines()
     assert len(lines) == 4
     head = [c.strip() for c in lines[0].strip('|').split('|')]
     cells = [c.strip() for c in lines[3].strip('|').split('|')]
     assert len(head) == len(cells)
     row = dict(zip(head, cells))
-    assert row['budget'] == '0.5' and row['Δm vs static (%)'] == '-1.25'
+    assert row['requested'] == '0.5' and row['Δm vs static (%)'] == '-1.25'
+    assert row['executed share'] == '0.512'
+    assert row['max image share'] == '0.600'
     assert row['encoder ratio'] == '0.500' and row['latency ratio'] == '0.600'
+    static = dict(zip(head, [c.strip() for c in
+                             lines[2].strip('|').split('|')]))
+    assert static['requested'] == '-' and static['executed share'] == '-'
     # One column per task, with its main metric, in the table's order.
     assert [row[TASKS[t].label] for t in _demo().TASK_COLUMNS] == [
         f'{i:.2f}' for i in range(6)]
-    assert head[2:8] == ['semseg mIoU', 'parts mIoU', 'sal maxIoU',
-                         'normals mErr', 'edge odsF', 'depth RMSE']
+    assert head[5:11] == ['semseg mIoU', 'parts mIoU', 'sal maxIoU',
+                          'normals mErr', 'edge odsF', 'depth RMSE']
+
+
+def test_budget_checks():
+    rows = [dict(mode='target', requested=0.5,
+                 metrics=dict(block_fraction=0.52)),
+            dict(mode='target', requested=0.25,
+                 metrics=dict(block_fraction=0.29)),
+            dict(mode='cap', requested=0.5,
+                 metrics=dict(encoder_share_max=0.49)),
+            dict(mode='cap', requested=0.4,
+                 metrics=dict(encoder_share_max=0.41)),
+            dict(mode='random', requested=0.5,
+                 metrics=dict(block_fraction=0.9))]
+    checks = _demo().budget_checks(rows)
+    assert [c['ok'] for c in checks] == [True, False, True, False]
+    assert checks[1]['check'] == 'executed - requested = +0.040'

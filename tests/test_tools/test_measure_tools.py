@@ -222,12 +222,22 @@ def test_sweep_budget_csv_and_plot(capsys, tiny_synthetic, checkpoint,
         '--batch-size', '3', '--json'])
     assert set(r) == {'config', 'checkpoint', 'static_config', 'num_images',
                       'tasks', 'metric', 'static', 'rows', 'csv', 'plot'}
-    assert set(r['rows'][0]) == {'model', 'budget', 'gflops',
-                                 'encoder_gflops', 'gflops_ratio',
+    assert set(r['rows'][0]) == {'model', 'budget', 'budget_mode',
+                                 'executed_share', 'max_image_share',
+                                 'gflops', 'encoder_gflops', 'gflops_ratio',
                                  'encoder_ratio', 'delta_m', 'metrics'}
     with open(out / 'sweep.csv', newline='') as f:
         rows = list(csv.DictReader(f))
     assert [float(x['budget']) for x in rows] == [0.3, 0.6, 1.0]
+    # Requested vs executed: the config's mode, and the executed share
+    # and largest image share each row's metrics measured.
+    assert {x['budget_mode'] for x in rows} == {'target'}
+    for x, row in zip(rows, r['rows']):
+        assert float(x['executed_share']) == pytest.approx(
+            row['metrics']['block_fraction'])
+        assert float(x['max_image_share']) == pytest.approx(
+            row['metrics']['encoder_share_max'])
+        assert 0 <= float(x['executed_share']) <= 1
     for key in ('gflops', 'encoder_gflops', 'delta_m', 'semseg/mIoU',
                 'depth/rmse'):
         assert key in rows[0], key
@@ -242,7 +252,7 @@ def test_sweep_budget_csv_and_plot(capsys, tiny_synthetic, checkpoint,
         ('saliency', 'saliency/maxIoU'), ('normals', 'normals/mean'),
         ('edge', 'edge/odsF'), ('depth', 'depth/rmse'))}
     for x in rows:
-        metrics = {k: float(v) for k, v in x.items()}
+        metrics = {k: float(v) for k, v in x.items() if k != 'budget_mode'}
         assert float(x['delta_m']) == pytest.approx(delta_m(metrics, base))
     assert _is_png(out / 'pareto.png') and r['plot'] == str(
         out / 'pareto.png')

@@ -12,6 +12,30 @@ from mmadamtl.models.policies import calibrate_budget
 from .budget_schedule_hook import _unwrap
 
 
+def calibration_dataset(cfg, dataset: Optional[dict] = None):
+    """The images a budget curve is measured on: ``dataset`` (a dataset
+    config), or by default ``cfg``'s train dataset read through its test
+    pipeline (no augmentation)."""
+    if dataset is not None:
+        ds_cfg = copy.deepcopy(dataset)
+    else:
+        ds_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
+        ds_cfg['pipeline'] = copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
+    return DATASETS.build(ds_cfg)
+
+
+def calibration_batches(dataset, num_images: int, batch_size: int) -> list:
+    """The first ``num_images`` items of ``dataset``, collated in batches
+    (raw: the model's data preprocessor still has to run)."""
+    n = min(num_images, len(dataset))
+    if n == 0:
+        raise ValueError('budget calibration: the calibration dataset is '
+                         'empty')
+    return [pseudo_collate([dataset[i] for i in range(
+        start, min(n, start + batch_size))])
+            for start in range(0, n, batch_size)]
+
+
 @HOOKS.register_module()
 class BudgetCalibrationHook(Hook):
     """Keeps an adaptive model's ``policy.budget_curve`` current, so that
@@ -47,27 +71,11 @@ class BudgetCalibrationHook(Hook):
         self._batches = None
         self._done_at = None
 
-    def _dataset(self, runner):
-        if self.dataset_cfg is not None:
-            cfg = copy.deepcopy(self.dataset_cfg)
-        else:
-            cfg = copy.deepcopy(runner.cfg.train_dataloader.dataset)
-            cfg['pipeline'] = copy.deepcopy(
-                runner.cfg.test_dataloader.dataset.pipeline)
-        return DATASETS.build(cfg)
-
     def _inputs(self, runner, model):
         if self._batches is None:
-            dataset = self._dataset(runner)
-            n = min(self.num_images, len(dataset))
-            if n == 0:
-                raise ValueError('BudgetCalibrationHook: the calibration '
-                                 'dataset is empty')
-            self._batches = []
-            for start in range(0, n, self.batch_size):
-                items = [dataset[i]
-                         for i in range(start, min(n, start + self.batch_size))]
-                self._batches.append(pseudo_collate(items))
+            self._batches = calibration_batches(
+                calibration_dataset(runner.cfg, self.dataset_cfg),
+                self.num_images, self.batch_size)
         device = next(model.parameters()).device
         for batch in self._batches:
             yield model.data_preprocessor(batch, False)['inputs'].to(device)
