@@ -191,3 +191,118 @@ def test_training_setters(adaptive_cfg, tiny_cfg):
     static = _build(tiny_cfg.model)
     with pytest.raises(ValueError, match='adaptive backbone'):
         static.set_policy_temperature(1.0)
+
+
+def test_training_budgets_of_another_batch_size_raise(adaptive_cfg):
+    model = _build(adaptive_cfg).train()
+    model.set_train_budgets(torch.tensor([0.4, 0.6, 0.8]))
+    samples = [_sample(64, 64, seed=i) for i in range(2)]
+    with pytest.raises(ValueError, match='3 budgets for a batch of 2'):
+        model.loss(torch.rand(2, 3, 64, 64), samples)
+
+
+def test_budget_schedule_is_seeded_by_rank_and_iteration(monkeypatch):
+    from mmadamtl.engine.hooks import budget_schedule_hook as mod
+    hook = HOOKS.build(dict(type='BudgetScheduleHook',
+                            budget_range=(0.25, 1.0), seed=3))
+
+    def draw(rank, it):
+        monkeypatch.setattr(mod, 'get_rank', lambda: rank)
+        return torch.rand(4, generator=hook.generator(it))
+
+    assert torch.equal(draw(0, 7), draw(0, 7))  # resumable
+    assert not torch.equal(draw(0, 7), draw(1, 7))  # per rank
+    assert not torch.equal(draw(0, 7), draw(0, 8))  # per iteration
+
+
+def test_complexity_logger_runs_before_logger_hook():
+    from mmengine.hooks import LoggerHook
+    from mmengine.runner.priority import get_priority
+    hook = HOOKS.build(dict(type='ComplexityLoggerHook'))
+    assert get_priority(hook.priority) < get_priority(LoggerHook.priority)
+
+
+def test_per_task_policy_gets_the_heads_tasks(adaptive_cfg):
+    cfg = copy.deepcopy(adaptive_cfg)
+    cfg.backbone.policy = dict(type='PolicyHead', task_mode='per_task')
+    model = _build(cfg)
+    assert model.backbone.policy.tasks == model.tasks
+
+
+def test_training_one_task_trains_its_decoder_and_mask(adaptive_cfg):
+    """TaskAlternationHook's turn: one task's loss, and only its column of
+    a per-task policy gets gradients."""
+    cfg = copy.deepcopy(adaptive_cfg)
+    cfg.backbone.policy = dict(type='PolicyHead', task_mode='per_task')
+    model = _build(cfg).train()
+    model.set_train_tasks(['normals'])
+    samples = [_sample(64, 64, seed=i) for i in range(2)]
+    losses = model.loss(torch.rand(2, 3, 64, 64), samples)
+    assert sorted(k for k in losses if k.endswith(('_ce', '_bce', 'normals',
+                                                   '_depth'))) == [
+        'normals.loss_normals']
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    col = model.tasks.index('normals')
+    grad = model.backbone.policy.token_selectors[0][0].out.weight.grad
+    assert grad[col].abs().sum() > 0
+    others = [i for i in range(len(model.tasks)) if i != col]
+    assert grad[others].abs().sum() == 0
+    for task, dec in model.decode_head.decoders.items():
+        got = any(p.grad is not None and p.grad.abs().sum() > 0
+                  for p in dec.parameters())
+        assert got == (task == 'normals'), task
+    with pytest.raises(ValueError, match="unknown task 'sky'"):
+        model.set_train_tasks(['sky'])
+
+
+def test_task_alternation_hook_schedule():
+    hook = HOOKS.build(dict(type='TaskAlternationHook', alternate_ratio=0.5,
+                            period=3, tasks=['semseg', 'depth']))
+    model = SimpleNamespace(tasks=['semseg', 'normals', 'depth'])
+    runner = SimpleNamespace(model=model, max_iters=20,
+                             train_dataloader=[0] * 5)
+    hook.before_train(runner)
+    assert [hook.task_at(i) for i in range(12)] == \
+        ['semseg'] * 3 + ['depth'] * 3 + ['semseg'] * 3 + ['depth'] + \
+        [None] * 2
+    hook = HOOKS.build(dict(type='TaskAlternationHook'))
+    hook.before_train(runner)  # one epoch (5 iterations) per turn
+    assert hook.task_at(4) == 'semseg' and hook.task_at(5) == 'normals'
+    with pytest.raises(ValueError, match='alternate_ratio'):
+        HOOKS.build(dict(type='TaskAlternationHook', alternate_ratio=2))
+
+
+def test_subset_runs_the_union_of_exactly_its_masks(adaptive_cfg):
+    """A per-task policy run on a subset of tasks executes, per block, the
+    OR of those tasks' decisions (logit > 0), not the other tasks'."""
+    cfg = copy.deepcopy(adaptive_cfg)
+    cfg.backbone.policy = dict(type='PolicyHead', task_mode='per_task')
+    model = _build(cfg)
+    policy = model.backbone.policy
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in policy.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 3 /
+                    max(1, p.shape[-1])**0.5)
+        # Every token selected: no kept block is skipped for lack of
+        # tokens, so the executed blocks are exactly the planned ones.
+        for stage in policy.token_selectors:
+            for sel in stage:
+                sel.out.bias.fill_(50.)
+    logits = []
+    for sel in policy.block_selectors:
+        sel.register_forward_hook(lambda m, a, o: logits.append(o))
+    subset = ['semseg', 'depth']
+    cols = [model.tasks.index(t) for t in subset]
+    others = [i for i in range(len(model.tasks)) if i not in cols]
+    x = torch.rand(4, 3, 64, 64)
+    with torch.no_grad(), model.runtime(budget=0.5, tasks=subset,
+                                        budget_mode='input'):
+        model.predict(x)
+    planned = torch.cat([(z[:, cols] > 0).any(1) for z in logits], 1)
+    blocks = model.backbone.last_stats.blocks
+    assert torch.equal(blocks, planned.float())
+    assert 0 < float(blocks.mean()) < 1
+    # Somewhere only another task wanted the block, and it did not run.
+    other = torch.cat([(z[:, others] > 0).any(1) for z in logits], 1)
+    assert ((other & ~planned) & (blocks == 0)).any()

@@ -97,3 +97,37 @@ def test_default_losses_are_adamtls():
     assert losses['edge'].pos_weight == 0.95
     assert losses['saliency'].pos_weight is None
     assert losses['semseg'].avg_non_ignore
+
+
+@pytest.mark.parametrize('dataset', ['synthetic', 'pascal', 'nyud'])
+@pytest.mark.parametrize('ablation', ['block_only', 'token_only',
+                                      'per_task'])
+def test_ablation_configs(dataset, ablation):
+    """Each ablation changes only the policy (and what follows from it)
+    and hands off from its own policy pre-training."""
+    def load(name):
+        return Config.fromfile(osp.join(ROOT, 'configs', f'{name}.py'))
+
+    main = load(f'adamtl_swin_{dataset}')
+    name = f'adamtl_swin_{dataset}_{ablation}'
+    joint = load(f'ablations/{name}')
+    policy = load(f'ablations/{name}_policy')
+    assert joint.load_from == (f'work_dirs/{name}_policy/'
+                               f'iter_{policy.train_cfg.max_iters}.pth')
+    assert joint.train_cfg == main.train_cfg
+    assert joint.train_dataloader == main.train_dataloader
+    assert joint.param_scheduler == main.param_scheduler
+    hooks = [h.type for h in joint.custom_hooks]
+    assert ('TaskAlternationHook' in hooks) == (ablation == 'per_task')
+    for cfg in (joint, policy):
+        cfg.model.backbone.init_cfg = None
+        model = MODELS.build(cfg.model)
+        pol = model.backbone.policy
+        assert pol.block_select == (ablation != 'token_only')
+        assert pol.token_select == (ablation != 'block_only')
+        assert pol.task_mode == ('per_task' if ablation == 'per_task'
+                                 else 'single')
+        if ablation == 'per_task':
+            assert pol.tasks == model.tasks
+    if ablation == 'block_only':
+        assert joint.model.train_cfg.budget_loss.token_weight == 0

@@ -102,6 +102,7 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        backbone = self._fill_policy_tasks(backbone, decode_head)
         self.backbone = MODELS.build(backbone)
         if neck is not None:
             self.neck = MODELS.build(neck)
@@ -121,6 +122,8 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         self.task_losses = self.train_cfg.get('task_losses', True)
         self.train_budget = check_budget(
             self.train_cfg.get('budget', 1.0), 'train_cfg.budget')
+        # Tasks trained (TaskAlternationHook: one at a time), None: all.
+        self.train_tasks: Optional[List[str]] = None
         # Per-image training budgets, set each iteration by
         # BudgetScheduleHook through set_train_budgets.
         self._train_budgets: Optional[torch.Tensor] = None
@@ -137,6 +140,18 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
             self.frozen = freeze_parameters(
                 self, self.train_cfg['frozen'],
                 self.train_cfg.get('trainable', ()))
+
+    @staticmethod
+    def _fill_policy_tasks(backbone: dict, decode_head: dict) -> dict:
+        """A ``per_task`` policy without ``tasks`` gets the heads' tasks."""
+        policy = backbone.get('policy') if isinstance(backbone, dict) \
+            else None
+        if policy and policy.get('task_mode') == 'per_task' and \
+                not policy.get('tasks'):
+            backbone = dict(backbone,
+                            policy=dict(policy,
+                                        tasks=list(decode_head['tasks'])))
+        return backbone
 
     @property
     def adaptive(self) -> bool:
@@ -213,6 +228,12 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         falls back to ``train_cfg.budget``."""
         self._train_budgets = check_budget(budgets, 'training budgets')
 
+    def set_train_tasks(self, tasks: Optional[Sequence[str]]) -> None:
+        """Train only ``tasks`` (their decoders' losses and, with a
+        ``per_task`` policy, their masks); None trains every task."""
+        self.train_tasks = None if tasks is None else check_tasks(
+            tasks, self.tasks, where='training tasks')
+
     def set_policy_temperature(self, tau: float) -> None:
         """The Gumbel-sigmoid temperature of the backbone's policy."""
         if not self.adaptive:
@@ -279,14 +300,15 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
             backbone also ``loss_budget`` and, logged only,
             ``executed_fraction`` and ``budget_target``.
         """
+        tasks = self.train_tasks or self.tasks
         if not self.adaptive:
             return self.decode_head.loss(self.extract_feat(inputs),
-                                         data_samples)
+                                         data_samples, tasks)
         budgets = self._training_budgets(inputs.shape[0], inputs.device)
-        feats = self.extract_feat(inputs, budgets, self.tasks)
+        feats = self.extract_feat(inputs, budgets, tasks)
         losses = {}
         if self.task_losses:
-            losses.update(self.decode_head.loss(feats, data_samples))
+            losses.update(self.decode_head.loss(feats, data_samples, tasks))
         stats = self.backbone.last_stats
         losses['loss_budget'] = self.budget_loss(stats, budgets)
         # Logged, not summed (no "loss" in the key).

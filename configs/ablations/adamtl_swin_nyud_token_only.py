@@ -1,0 +1,8 @@
+# AdaMTL ablation on nyud, stage 3 of 3 (joint adaptive training): token
+# selection only (every block runs, its MLP on the selected tokens).
+# Same data, schedule and evaluation as configs/adamtl_swin_nyud.py.
+_base_ = ['../adamtl_swin_nyud.py']
+model = dict(
+    backbone=dict(policy=dict(block_select=False)),
+)
+load_from = 'work_dirs/adamtl_swin_nyud_token_only_policy/iter_250.pth'
