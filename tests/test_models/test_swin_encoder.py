@@ -1,4 +1,5 @@
 """The package's Swin stage loop and its block runners."""
+import pytest
 import torch
 from mmseg.registry import MODELS
 
@@ -71,3 +72,36 @@ def test_runner_sees_every_block_and_shapes_the_outputs():
                                  enc.num_features):
         assert torch.equal(normed, e)
         assert raw.shape[-1] == c and raw.dim() == 3
+
+
+def test_taps_after_patch_merging():
+    """out_after_downsample: each stage's output after its patch merging
+    (the official code's taps), through norms of the tapped widths; the
+    closed-form FLOPs still match mmengine's counter."""
+    from mmadamtl.models.utils import counted_flops, swin_cost
+    ref, _ = _pair()
+    enc = SwinEncoder(**SWIN, out_after_downsample=True)
+    enc.eval()  # mmseg's SwinTransformer.train() returns None
+    assert enc.tap_dims == [64, 128, 256, 256]
+    state = {k: v for k, v in ref.state_dict().items()
+             if not k.startswith('norm')}
+    missing, unexpected = enc.load_state_dict(state, strict=False)
+    assert sorted(missing) == sorted(
+        f'norm{i}.{p}' for i in range(4) for p in ('weight', 'bias'))
+    assert not unexpected
+    merged = []
+    for stage in ref.stages:
+        stage.register_forward_hook(
+            lambda m, a, o: merged.append((o[0], o[1])))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref(x)
+        outs = enc(x)
+        for i, (out, (feat, hw)) in enumerate(zip(outs, merged)):
+            expected = getattr(enc, f'norm{i}')(feat).view(
+                2, *hw, -1).permute(0, 3, 1, 2)
+            assert out.shape == (2, enc.tap_dims[i], *hw)
+            assert torch.equal(out, expected)
+    assert [o.shape[-1] for o in outs] == [8, 4, 2, 2]
+    assert swin_cost(enc, (64, 64)).total == pytest.approx(
+        counted_flops(enc, x[:1]), rel=1e-6)

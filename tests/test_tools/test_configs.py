@@ -131,3 +131,44 @@ def test_ablation_configs(dataset, ablation):
             assert pol.tasks == model.tasks
     if ablation == 'block_only':
         assert joint.model.train_cfg.budget_loss.token_weight == 0
+
+
+@pytest.mark.parametrize('size', ['t', 's', 'b'])
+def test_paper_configs(size):
+    """The paper's settings: 224x224, taps after patch merging, the count
+    loss, cosine to 5e-6 x batch / 512 with AMP; the stages hand off."""
+    def load(name):
+        return Config.fromfile(osp.join(ROOT, 'configs', 'paper',
+                                        f'{name}.py'))
+
+    static = load(f'static_swin_{size}_pascal_224')
+    policy = load(f'adamtl_swin_{size}_pascal_224_policy')
+    joint = load(f'adamtl_swin_{size}_pascal_224')
+    assert policy.load_from == (f'work_dirs/static_swin_{size}_pascal_224/'
+                                f'iter_{static.train_cfg.max_iters}.pth')
+    assert joint.load_from == (
+        f'work_dirs/adamtl_swin_{size}_pascal_224_policy/'
+        f'iter_{policy.train_cfg.max_iters}.pth')
+    loss = joint.model.train_cfg.budget_loss
+    assert (loss.mode, loss.block_target, loss.token_target,
+            loss.loss_weight, loss.width_weighted) == ('count', 0.9, 0.5,
+                                                      1.0, True)
+    dims = {'t': 96, 's': 96, 'b': 128}[size]
+    for cfg in (static, policy, joint):
+        assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+        if cfg is not policy:  # stage 2: warm-up, then constant
+            assert cfg.param_scheduler[-1].eta_min == pytest.approx(
+                5e-6 * 32 / 512)
+        assert cfg.optim_wrapper.optimizer.lr == pytest.approx(
+            5e-4 * 32 / 512)
+        assert cfg.train_dataloader.dataset.pipeline[3].crop_size == (224,
+                                                                     224)
+        cfg.model.backbone.init_cfg = None
+        model = MODELS.build(cfg.model).eval()
+        assert model.backbone.tap_dims == [dims * 2, dims * 4, dims * 8,
+                                           dims * 8]
+        with torch.no_grad():
+            out = model(torch.rand(1, 3, 224, 224), mode='tensor')
+        # The decoder works at 1/8 of the input.
+        assert out['semseg'].shape == (1, 21, 28, 28)
+    assert 'BudgetScheduleHook' not in [h.type for h in joint.custom_hooks]

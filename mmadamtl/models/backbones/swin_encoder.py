@@ -2,13 +2,16 @@
 from typing import Optional
 
 import torch
+from mmcv.cnn import build_norm_layer
 from mmseg.models.backbones import SwinTransformer
+from mmseg.registry import MODELS
 
 from ..layers.block_runners import BlockRunner, FullRunner
 
 _FULL = FullRunner()
 
 
+@MODELS.register_module()
 class SwinEncoder(SwinTransformer):
     """mmseg's ``SwinTransformer`` whose stage loop asks a
     :class:`~mmadamtl.models.layers.BlockRunner` how to run each block.
@@ -29,7 +32,33 @@ class SwinEncoder(SwinTransformer):
             out = x; x = patch merging(x)
             if i in out_indices: outs += runner.stage_output(i, out, ...)
         return runner.finish(outs)
+
+    Args:
+        out_after_downsample: Tap each stage after its patch merging, as
+            the official AdaMTL/MTLoRA code does (Swin-T: 192/384/768/768
+            channels at 1/8, 1/16, 1/32, 1/32), instead of before it
+            (mmseg: 96/192/384/768 at 1/4 to 1/32). The output norms
+            ``norm<i>`` then have the tapped widths. Decoders need
+            ``in_channels=encoder.tap_dims``.
+        Others: mmseg's ``SwinTransformer``'s.
     """
+
+    def __init__(self, *args, out_after_downsample: bool = False,
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.out_after_downsample = out_after_downsample
+        dims = list(self.num_features)
+        self.tap_dims = dims
+        if out_after_downsample:
+            self.tap_dims = [
+                dims[i + 1] if self.stages[i].downsample is not None else
+                dims[i] for i in range(len(dims))
+            ]
+            norm_cfg = kwargs.get('norm_cfg', dict(type='LN'))
+            for i in self.out_indices:
+                self.add_module(f'norm{i}',
+                                build_norm_layer(norm_cfg,
+                                                 self.tap_dims[i])[1])
 
     def forward(self, x: torch.Tensor,
                 runner: Optional[BlockRunner] = None):
@@ -47,9 +76,11 @@ class SwinEncoder(SwinTransformer):
             out, out_hw_shape = x, hw_shape
             if stage.downsample is not None:
                 x, hw_shape = stage.downsample(x, hw_shape)
+            if self.out_after_downsample:
+                out, out_hw_shape = x, hw_shape
             if i in self.out_indices:
                 outs.append(
                     runner.stage_output(i, out, out_hw_shape,
                                         getattr(self, f'norm{i}'),
-                                        self.num_features[i]))
+                                        self.tap_dims[i]))
         return runner.finish(outs)

@@ -102,7 +102,9 @@ def swin_cost(swin, img_hw: Tuple[int, int]) -> SwinCost:
             hidden = block.ffn.feedforward_channels
             mlp = 5 * dims + 2 * dims * hidden
             cost.blocks.append(BlockCost(attn, mlp, tokens))
-        if i in swin.out_indices:
+        after = getattr(swin, 'out_after_downsample', False) and \
+            stage.downsample is not None
+        if i in swin.out_indices and not after:
             cost.fixed += 5 * tokens * dims
         if stage.downsample is not None:
             down = stage.downsample
@@ -112,5 +114,7 @@ def swin_cost(swin, img_hw: Tuple[int, int]) -> SwinCost:
                 cost.fixed += 5 * h * w * in_dims
             cost.fixed += h * w * in_dims * down.reduction.out_features
             dims = down.reduction.out_features
+            if i in swin.out_indices and after:
+                cost.fixed += 5 * h * w * dims
         stages.append(cost)
     return SwinCost(stem=stem, stages=stages)
