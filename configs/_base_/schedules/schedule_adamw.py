@@ -36,4 +36,7 @@ default_hooks = dict(
         type='CheckpointHook', by_epoch=False, interval=val_interval,
         max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # Gumbel noise and drop path seeded by (seed, rank, iteration): a
+    # resumed run trains exactly as the uninterrupted one.
+    iter_seed=dict(type='IterSeedHook'),
 )
