@@ -358,3 +358,40 @@ def test_encoder_breakdown_json(capsys):
         counted_flops(swin, torch.zeros(1, 3, 64, 96)) / 1e9, rel=1e-6)
     # The MLPs hold most of a Swin block's FLOPs.
     assert parts['MLP']['flops_share'] > parts['attention']['flops_share']
+
+
+def test_calibrate_budget_tool(capsys, tiny_synthetic, checkpoint, tmp_path):
+    """The tool writes the checkpoint with its measured budget curve, and
+    budget_mode='target' then meets the budget on those images."""
+    import warnings
+
+    from mmadamtl.apis import build_test_dataset, init_model, load_batch
+    from mmadamtl.utils import load_checkpoint_file
+    out = str(tmp_path / 'calibrated.pth')
+    r = _json(capsys, 'calibrate_budget', [
+        TINY_ADAPTIVE, checkpoint, '--out', out, '--data-root',
+        tiny_synthetic, '--num-images', '6', '--batch-size', '3', '--json'])
+    curve = list(r['curve'].values())
+    assert len(curve) == 50 and curve == sorted(curve)
+    state = load_checkpoint_file(out)['state_dict']
+    assert torch.allclose(state['backbone.policy.budget_curve'].double(),
+                          torch.tensor(curve, dtype=torch.float64))
+    # Everything else is the input checkpoint's.
+    before = load_checkpoint_file(checkpoint)['state_dict']
+    for k, v in before.items():
+        if k != 'backbone.policy.budget_curve':
+            assert torch.equal(v, state[k]), k
+    model = init_model(TINY_ADAPTIVE, out)
+    dataset = build_test_dataset(model.cfg, tiny_synthetic)
+    data = load_batch(model, dataset, range(len(dataset)))
+    target = (curve[10] + curve[-1]) / 2
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # a measured curve: no warning
+        with torch.no_grad(), model.runtime(budget=target,
+                                            budget_mode='target'):
+            out_samples = model.predict(data['inputs'])
+    shares = [s.metainfo['policy']['block_fraction'] for s in out_samples]
+    assert out_samples[0].metainfo['policy']['budget_mode'] == 'target'
+    # Calibrated on the train split, checked on the test split of the tiny
+    # set: loose, the set is a handful of images.
+    assert abs(sum(shares) / len(shares) - target) < 0.15
