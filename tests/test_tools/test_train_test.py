@@ -235,13 +235,17 @@ def test_dist_adaptive_training_two_processes(tiny_synthetic, tmp_path):
         proc = subprocess.run(
             ['bash', 'tools/dist_train.sh', config, '2', '--work-dir', work,
              '--cfg-options', 'train_cfg.max_iters=2',
-             *_data_opts(tiny_synthetic)],
+             'train_cfg.val_interval=2', *_data_opts(tiny_synthetic)],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         log = proc.stdout + proc.stderr
         assert proc.returncode == 0, log[-6000:]
         assert 'Distributed training: True' in log
         assert 'loss_budget' in log
         assert osp.isfile(osp.join(work, 'iter_2.pth'))
+        # ComplexityLoggerHook: training figures all-reduced over the
+        # ranks, evaluation records gathered from both.
+        assert 'block_keep_s0' in log
+        assert 'val executed compute (per image)' in log
 
 
 def test_adaptive_resume_is_exact(tiny_synthetic, tmp_path):
