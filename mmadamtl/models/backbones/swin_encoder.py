@@ -63,6 +63,10 @@ class SwinEncoder(SwinTransformer):
     def forward(self, x: torch.Tensor,
                 runner: Optional[BlockRunner] = None):
         runner = _FULL if runner is None else runner
+        # Also runs on a plain mmseg SwinTransformer (tools/encoder_breakdown
+        # calls it unbound), which has mmseg's taps.
+        after = getattr(self, 'out_after_downsample', False)
+        tap_dims = getattr(self, 'tap_dims', self.num_features)
         x, hw_shape = self.patch_embed(x)
         if self.use_abs_pos_embed:
             x = x + self.absolute_pos_embed
@@ -76,11 +80,11 @@ class SwinEncoder(SwinTransformer):
             out, out_hw_shape = x, hw_shape
             if stage.downsample is not None:
                 x, hw_shape = stage.downsample(x, hw_shape)
-            if self.out_after_downsample:
+            if after:
                 out, out_hw_shape = x, hw_shape
             if i in self.out_indices:
                 outs.append(
                     runner.stage_output(i, out, out_hw_shape,
                                         getattr(self, f'norm{i}'),
-                                        self.tap_dims[i]))
+                                        tap_dims[i]))
         return runner.finish(outs)

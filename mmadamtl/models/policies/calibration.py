@@ -65,14 +65,14 @@ def policy_budget(policy, requested: torch.Tensor) -> torch.Tensor:
     interpolation.
 
     A request the policy cannot meet is not silently changed: a warning
-    names it, and the prediction records the executed share
+    names it (Python shows each distinct warning once), and the prediction records the executed share
     (``metainfo['policy']['block_fraction']``). Without a measured curve
     the request is the raw input; below the smallest share the policy
     executes it gets the smallest input, above the largest input 1.0.
     """
     curve = policy.budget_curve.detach().cpu().double().numpy()
     if np.isnan(curve).any():
-        _warn_once(
+        warnings.warn(
             "budget_mode='target': this model's budget curve is not "
             "measured (train with BudgetCalibrationHook or run "
             "tools/calibrate_budget.py on the checkpoint); the budget is "
@@ -81,12 +81,12 @@ def policy_budget(policy, requested: torch.Tensor) -> torch.Tensor:
         return requested
     req = requested.detach().cpu().double().numpy()
     for r in np.unique(req[req < curve[0] - 1e-6]):
-        _warn_once(
+        warnings.warn(
             f'budget {r:g} is below the smallest share of block compute '
             f'this policy executes ({curve[0]:.3f}, at budget input '
             f'{CALIBRATION_GRID[0]}): it runs at that input')
     for r in np.unique(req[req > curve[-1] + 1e-6]):
-        _warn_once(
+        warnings.warn(
             f'budget {r:g} is above the largest share of block compute '
             f'this policy executes ({curve[-1]:.3f}, at budget input 1): '
             f'it runs at budget input 1')
@@ -187,12 +187,3 @@ def calibrate_policy(model, inputs: torch.Tensor, budget: float,
                 block_fraction=float(s.block_fraction.mean()),
                 block_keep=float(s.block_keep.mean()),
                 token_keep=float(s.token_keep.mean()))
-
-
-_WARNED = set()
-
-
-def _warn_once(message: str) -> None:
-    if message not in _WARNED:
-        _WARNED.add(message)
-        warnings.warn(message)
