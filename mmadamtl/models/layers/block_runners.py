@@ -233,11 +233,12 @@ class SkipRunner(PolicyRunner):
         batch, length, _ = x.shape
         tokens = x.new_zeros(batch, length)
         idx = keep.nonzero().squeeze(1)
-        selected = None
+        selected, sub = None, None
         if idx.numel():
-            sub_budget = self.budget if idx.numel() == batch else \
+            whole = idx.numel() == batch
+            sub = x if whole else x.index_select(0, idx)
+            sub_budget = self.budget if whole else \
                 self.budget.index_select(0, idx)
-            sub = x if idx.numel() == batch else x.index_select(0, idx)
             selected = self.policy.token_decisions(stage, index, sub,
                                                    sub_budget, self.index)
             if selected is not None:
@@ -247,13 +248,12 @@ class SkipRunner(PolicyRunner):
                 ran = selected.any(dim=1)
                 if not bool(ran.all()):
                     # No token selected: the block is skipped whole.
-                    idx, selected = idx[ran], selected[ran]
+                    idx, selected, sub = idx[ran], selected[ran], sub[ran]
         executed = keep.new_zeros(batch)
         if idx.numel() == 0:
             return x, executed, tokens
         executed[idx] = 1
         whole = idx.numel() == batch
-        sub = x if whole else x.index_select(0, idx)
         y = attention_residual(block, sub, hw_shape)
         if selected is None:
             y = y + mlp_delta(block, y)
