@@ -306,3 +306,29 @@ def test_subset_runs_the_union_of_exactly_its_masks(adaptive_cfg):
     # Somewhere only another task wanted the block, and it did not run.
     other = torch.cat([(z[:, others] > 0).any(1) for z in logits], 1)
     assert ((other & ~planned) & (blocks == 0)).any()
+
+
+def test_budget_modes_from_test_cfg(adaptive_cfg):
+    """'target' is the default; a bad mode is named; the random control
+    comes from test_cfg.random_policy."""
+    cfg = copy.deepcopy(adaptive_cfg)
+    cfg.test_cfg = dict(budget=0.5)
+    assert MODELS.build(cfg).budget_mode == 'target'
+    with pytest.raises(ValueError, match="'cheapest'"):
+        _build(adaptive_cfg, budget_mode='cheapest')
+    model = _build(adaptive_cfg, budget=0.9, budget_mode='input',
+                   random_policy=dict(share=0.4, seed=3))
+    assert model.backbone.random_policy.share == 0.4
+    with torch.no_grad():
+        out = model.predict(torch.rand(2, 3, 64, 64))
+    assert out[0].metainfo['policy']['budget_mode'] == 'input'
+    with pytest.raises(ValueError, match='cap'):
+        with torch.no_grad(), model.runtime(budget_mode='cap'):
+            model.predict(torch.rand(1, 3, 64, 64))
+
+
+def test_iter_seed_hook_seeds():
+    hook = HOOKS.build(dict(type='IterSeedHook'))
+    assert hook.seed(0, 0, 5) == hook.seed(0, 0, 5)
+    assert len({hook.seed(0, r, i) for r in range(3) for i in range(3)}) == 9
+    assert hook.seed(1, 0, 5) != hook.seed(0, 0, 5)

@@ -75,15 +75,17 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
             ``budget`` (in (0, 1], None runs every block) for an adaptive
             backbone, and ``budget_mode``, how the budget is met:
 
-            - ``'target'``: the mean executed share of block compute over
-              a data set is the budget (each image free to vary with its
-              content): the budget goes through the policy's measured
-              budget curve (``calibrate_budget``) to its input;
+            - ``'target'`` (the default): the mean executed share of block
+              compute over a data set is the budget (each image free to
+              vary with its content): the budget goes through the
+              policy's measured budget curve (``calibrate_budget``) to
+              its input (a policy without a measured curve gets the raw
+              budget, with a warning);
             - ``'cap'``: as ``'target'``, and no image's executed encoder
               multiply-adds exceed ``budget`` x the static encoder's
               (guaranteed by construction, see ``SkipRunner``);
-            - ``'input'`` (the default when not given): the budget is the
-              policy's raw input, what it was conditioned on in training.
+            - ``'input'``: the budget is the policy's raw input, what it
+              was conditioned on in training.
 
             ``random_policy=dict(share=..., seed=0)`` replaces the policy's
             inference decisions by uniform random ones executing ``share``
@@ -113,7 +115,7 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         self.test_cfg = dict(test_cfg or {})
         self.set_active_tasks(self.test_cfg.get('tasks'))
         self.set_budget(self.test_cfg.get('budget'))
-        self.set_budget_mode(self.test_cfg.get('budget_mode', 'input'))
+        self.set_budget_mode(self.test_cfg.get('budget_mode', 'target'))
         if self.test_cfg.get('random_policy'):
             if not self.adaptive:
                 raise ValueError('test_cfg.random_policy needs an adaptive '
