@@ -1,7 +1,16 @@
-"""Convert an official Swin checkpoint (microsoft/Swin-Transformer, e.g.
-swin_tiny_patch4_window7_224.pth) to the keys of mmseg's SwinTransformer.
+"""Convert a Swin checkpoint to the keys of mmseg's SwinTransformer: the
+official release (microsoft/Swin-Transformer, e.g.
+swin_tiny_patch4_window7_224.pth) or a timm (>= 0.9) Swin state dict
+(e.g. saved with ``torch.save(timm_model.state_dict(), ...)``); the format
+is told by the keys, and any other layout is refused with the keys that
+were not expected.
 
     python tools/convert_swin_checkpoint.py SRC.pth DST.pth [--config CFG]
+
+timm's layout is first mapped to the official one (its patch merging moves
+from the start of stage i to the end of stage i - 1, ``head.fc`` ->
+``head``, its buffers ``relative_position_index``/``attn_mask`` are
+dropped), then converted as the official one.
 
 What changes: ``layers.i`` -> ``stages.i``; ``attn.*`` -> ``attn.w_msa.*``;
 ``mlp.fc1``/``mlp.fc2`` -> ``ffn.layers.0.0``/``ffn.layers.1``;
@@ -19,13 +28,13 @@ import os.path as osp
 import torch
 
 from mmadamtl.models.backbones.swin_checkpoint import (
-    check_pretrained_backbone, convert_official_swin, load_state_dict_file,
-    looks_like_official_swin)
+    check_pretrained_backbone, convert_swin_checkpoint, load_state_dict_file)
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('src', help='official Swin checkpoint (local file)')
+    parser.add_argument('src', help='official or timm Swin checkpoint '
+                        '(local file)')
     parser.add_argument('dst', help='where to save the converted weights')
     parser.add_argument(
         '--config', help='check the result against this config\'s backbone')
@@ -35,14 +44,14 @@ def parse_args():
 def main():
     args = parse_args()
     state = load_state_dict_file(args.src)
-    if not looks_like_official_swin(state):
-        raise SystemExit(
-            f'{args.src} does not look like an official Swin checkpoint '
-            f'(no "layers.<i>.blocks.<j>" keys); nothing to convert')
-    converted = convert_official_swin(state)
+    try:
+        fmt, converted = convert_swin_checkpoint(state)
+    except ValueError as e:
+        raise SystemExit(f'{args.src}: {e}')
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
     torch.save(dict(state_dict=converted), args.dst)
-    print(f'converted {len(state)} -> {len(converted)} tensors: {args.dst}')
+    print(f'converted {len(state)} -> {len(converted)} tensors ({fmt} '
+          f'layout): {args.dst}')
     if args.config:
         from mmengine.config import Config
         from mmseg.registry import MODELS

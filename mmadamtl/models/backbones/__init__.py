@@ -1,10 +1,13 @@
 from .adaptive_swin import AdaptiveStats, AdaptiveSwinTransformer
 from .swin_checkpoint import (check_checkpoint_matches,
-                              check_pretrained_backbone, convert_official_swin)
+                              check_pretrained_backbone,
+                              convert_official_swin, convert_swin_checkpoint,
+                              swin_checkpoint_format, timm_to_official_swin)
 from .swin_encoder import SwinEncoder
 
 __all__ = [
     'SwinEncoder', 'AdaptiveSwinTransformer', 'AdaptiveStats',
-    'convert_official_swin', 'check_pretrained_backbone',
-    'check_checkpoint_matches'
+    'convert_official_swin', 'convert_swin_checkpoint',
+    'swin_checkpoint_format', 'timm_to_official_swin',
+    'check_pretrained_backbone', 'check_checkpoint_matches'
 ]

@@ -56,7 +56,82 @@ def convert_official_swin(state_dict: Dict[str, torch.Tensor]
 
 
 def looks_like_official_swin(keys: Iterable[str]) -> bool:
+    """Official or timm layout (``layers.<i>.blocks.<j>`` keys)."""
     return any(k.startswith('layers.') and '.blocks.' in k for k in keys)
+
+
+# Every key of the official and timm (>= 0.9) Swin layouts.
+_SWIN_SOURCE_KEYS = re.compile(
+    r'^(patch_embed\.(proj|norm)\.(weight|bias)'
+    r'|absolute_pos_embed'
+    r'|layers\.\d+\.blocks\.\d+\.(norm1|norm2|attn\.qkv|attn\.proj'
+    r'|mlp\.fc1|mlp\.fc2)\.(weight|bias)'
+    r'|layers\.\d+\.blocks\.\d+\.attn\.relative_position_(bias_table'
+    r'|index)'
+    r'|layers\.\d+\.blocks\.\d+\.attn_mask'
+    r'|layers\.\d+\.downsample\.(norm\.(weight|bias)|reduction\.weight)'
+    r'|norm\.(weight|bias)|head\.(fc\.)?(weight|bias))$')
+
+
+def swin_checkpoint_format(state_dict: Dict[str, torch.Tensor]) -> str:
+    """``'official'`` (microsoft/Swin-Transformer: patch merging at the end
+    of a stage, ``layers.0.downsample``), ``'timm'`` (timm >= 0.9: patch
+    merging at the start of the next stage, ``layers.1.downsample``,
+    ``head.fc``) or ``'mmseg'`` (``stages.<i>`` keys), told by the keys.
+
+    Raises:
+        ValueError: For any other layout, naming the keys it did not
+            expect.
+    """
+    keys = list(state_dict)
+    if any(k.startswith('stages.') for k in keys) and not any(
+            k.startswith('layers.') for k in keys):
+        return 'mmseg'
+    unexpected = [k for k in keys if not _SWIN_SOURCE_KEYS.match(k)]
+    if unexpected or not looks_like_official_swin(keys):
+        raise ValueError(
+            f'not a Swin checkpoint of a known layout (official, timm >= 0.9 '
+            f'or mmseg): {len(unexpected)} unexpected key(s) '
+            f'{unexpected[:5]}' if unexpected else
+            'not a Swin checkpoint of a known layout: no '
+            '"layers.<i>.blocks.<j>" or "stages.<i>" keys')
+    if any(k.startswith('layers.0.downsample.') for k in keys):
+        return 'official'
+    if any(re.match(r'layers\.\d+\.downsample\.', k) for k in keys) or \
+            any(k.startswith('head.fc.') for k in keys):
+        return 'timm'
+    # One stage and no classifier: both layouts are the same.
+    return 'official'
+
+
+def timm_to_official_swin(state_dict: Dict[str, torch.Tensor]
+                          ) -> 'OrderedDict[str, torch.Tensor]':
+    """A timm (>= 0.9) Swin state dict in the official layout: each patch
+    merging moves from the start of stage i to the end of stage i - 1
+    (timm's channel order of the merging is the official one), ``head.fc``
+    becomes ``head``, and timm's buffers (``relative_position_index``,
+    ``attn_mask``) are dropped (rebuilt at construction)."""
+    out = OrderedDict()
+    for key, value in state_dict.items():
+        if key.endswith(('relative_position_index', 'attn_mask')):
+            continue
+        key = re.sub(r'^layers\.(\d+)\.downsample\.',
+                     lambda m: f'layers.{int(m.group(1)) - 1}.downsample.',
+                     key)
+        out[key.replace('head.fc.', 'head.', 1)] = value
+    return out
+
+
+def convert_swin_checkpoint(state_dict: Dict[str, torch.Tensor]
+                            ) -> Tuple[str, 'OrderedDict[str, torch.Tensor]']:
+    """Any accepted Swin layout to mmseg's: returns the detected format
+    (:func:`swin_checkpoint_format`) and the converted state dict."""
+    fmt = swin_checkpoint_format(state_dict)
+    if fmt == 'mmseg':
+        return fmt, OrderedDict(state_dict)
+    if fmt == 'timm':
+        state_dict = timm_to_official_swin(state_dict)
+    return fmt, convert_official_swin(state_dict)
 
 
 def load_state_dict_file(path: str) -> Dict[str, torch.Tensor]:
