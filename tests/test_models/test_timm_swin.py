@@ -42,6 +42,17 @@ def _features_equal(timm_model, mm_cfg, state, size):
     with torch.no_grad():
         ref = timm_model.forward_intermediates(x, norm=False,
                                                intermediates_only=True)
+    # mmseg's own SwinTransformer, its per-stage output norms set to
+    # identity, through its own forward.
+    mmseg_swin = MODELS.build(dict(type='SwinTransformer', **mm_cfg))
+    mmseg_swin.load_state_dict(state, strict=False)
+    for i in range(4):
+        setattr(mmseg_swin, f'norm{i}', torch.nn.Identity())
+    mmseg_swin.eval()
+    with torch.no_grad():
+        for a, b in zip(mmseg_swin(x), ref):
+            assert a.shape == b.shape
+            assert torch.allclose(a, b, atol=1e-5), (a - b).abs().max()
     for backbone in (SwinEncoder(**mm_cfg),
                      MODELS.build(dict(type='AdaptiveSwinTransformer',
                                        **mm_cfg))):
