@@ -20,7 +20,8 @@ def calibration_dataset(cfg, dataset: Optional[dict] = None):
         ds_cfg = copy.deepcopy(dataset)
     else:
         ds_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
-        ds_cfg['pipeline'] = copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
+        ds_cfg['pipeline'] = copy.deepcopy(
+            cfg.test_dataloader.dataset.pipeline)
     return DATASETS.build(ds_cfg)
 
 

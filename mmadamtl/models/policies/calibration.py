@@ -65,7 +65,8 @@ def policy_budget(policy, requested: torch.Tensor) -> torch.Tensor:
     interpolation.
 
     A request the policy cannot meet is not silently changed: a warning
-    names it (Python shows each distinct warning once), and the prediction records the executed share
+    names it (Python shows each distinct warning once), and the
+    prediction records the executed share
     (``metainfo['policy']['block_fraction']``). Without a measured curve
     the request is the raw input; below the smallest share the policy
     executes it gets the smallest input, above the largest input 1.0.

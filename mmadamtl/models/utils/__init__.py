@@ -5,5 +5,6 @@ from .swin_cost import BlockCost, StageCost, SwinCost, swin_cost
 
 __all__ = [
     'Budget', 'check_budget', 'budget_tensor', 'ComplexityCounter',
-    'counted_flops', 'freeze_parameters', 'BlockCost', 'StageCost', 'SwinCost', 'swin_cost'
+    'counted_flops', 'freeze_parameters', 'BlockCost', 'StageCost',
+    'SwinCost', 'swin_cost'
 ]
