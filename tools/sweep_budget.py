@@ -39,8 +39,8 @@ import sys
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from mmadamtl.apis import (build_test_dataset, init_model,  # noqa: E402
-                           static_variant)
+from mmadamtl.apis import (build_test_dataset,  # noqa: E402
+                           collate_batches, init_model, static_variant)
 from mmadamtl.evaluation.metrics.multi_task_metric import (  # noqa: E402
     LOWER_IS_BETTER, delta_m)
 from mmadamtl.utils import TASKS  # noqa: E402
@@ -98,15 +98,11 @@ class Batches(list):
 
 
 def load_batches(cfg, args):
-    from mmengine.dataset import pseudo_collate
     dataset = build_test_dataset(cfg, args.data_root)
-    n = len(dataset) if args.num_images is None else min(
-        args.num_images, len(dataset))
-    batches = Batches(
-        pseudo_collate([dataset[i] for i in range(s, min(
-            s + args.batch_size, n))]) for s in range(0, n, args.batch_size))
+    batches = Batches(collate_batches(dataset, args.num_images,
+                                      args.batch_size))
     batches.dataset_meta = dataset.metainfo
-    return batches, n
+    return batches, sum(len(b['inputs']) for b in batches)
 
 
 def sweep(args):

@@ -1,7 +1,7 @@
-from .inference import (build_test_dataset, init_model, load_batch,
-                        random_batch, static_variant)
+from .inference import (build_test_dataset, collate_batches, init_model,
+                        load_batch, random_batch, static_variant)
 
 __all__ = [
     'init_model', 'static_variant', 'build_test_dataset', 'load_batch',
-    'random_batch'
+    'collate_batches', 'random_batch'
 ]

@@ -103,6 +103,20 @@ def build_test_dataset(cfg: Config, data_root: Optional[str] = None):
     return DATASETS.build(ds_cfg)
 
 
+def collate_batches(dataset, num_images: Optional[int],
+                    batch_size: int) -> list:
+    """The first ``num_images`` items of ``dataset`` (all when None),
+    collated in batches of ``batch_size``; raw, the model's data
+    preprocessor still has to run."""
+    n = len(dataset) if num_images is None else min(num_images,
+                                                    len(dataset))
+    return [
+        pseudo_collate([dataset[i]
+                        for i in range(s, min(s + batch_size, n))])
+        for s in range(0, n, batch_size)
+    ]
+
+
 def load_batch(model, dataset, indices: Sequence[int],
                device: Optional[str] = None) -> dict:
     """Test-pipeline items ``indices`` of ``dataset``, collated and

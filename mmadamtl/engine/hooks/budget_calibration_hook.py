@@ -3,10 +3,10 @@ import copy
 from typing import Optional
 
 import torch
-from mmengine.dataset import pseudo_collate
 from mmengine.hooks import CheckpointHook, Hook
 from mmseg.registry import DATASETS, HOOKS
 
+from mmadamtl.apis.inference import collate_batches
 from mmadamtl.models.policies import calibrate_budget
 
 from .budget_schedule_hook import _unwrap
@@ -26,15 +26,12 @@ def calibration_dataset(cfg, dataset: Optional[dict] = None):
 
 
 def calibration_batches(dataset, num_images: int, batch_size: int) -> list:
-    """The first ``num_images`` items of ``dataset``, collated in batches
-    (raw: the model's data preprocessor still has to run)."""
-    n = min(num_images, len(dataset))
-    if n == 0:
+    """The first ``num_images`` items of ``dataset`` in collated batches
+    (``collate_batches``); an empty dataset is an error."""
+    if len(dataset) == 0:
         raise ValueError('budget calibration: the calibration dataset is '
                          'empty')
-    return [pseudo_collate([dataset[i] for i in range(
-        start, min(n, start + batch_size))])
-            for start in range(0, n, batch_size)]
+    return collate_batches(dataset, num_images, batch_size)
 
 
 @HOOKS.register_module()

@@ -43,8 +43,9 @@ def freeze_parameters(model: nn.Module, frozen: Sequence[str],
         if _matches(name, frozen) > _matches(name, trainable):
             param.requires_grad_(False)
             done.append(name)
+    frozen_names = set(done)
     count = sum(p.numel() for n, p in model.named_parameters()
-                if n in set(done))
+                if n in frozen_names)
     train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     MMLogger.get_current_instance().info(
         f'frozen (requires_grad=False): {list(frozen)} except '
