@@ -279,6 +279,9 @@ def test_subset_runs_the_union_of_exactly_its_masks(adaptive_cfg):
     cfg.backbone.policy = dict(type='PolicyHead', task_mode='per_task')
     model = _build(cfg)
     policy = model.backbone.policy
+    subset = ['semseg', 'depth']
+    cols = [model.tasks.index(t) for t in subset]
+    others = [i for i in range(len(model.tasks)) if i not in cols]
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for name, p in policy.named_parameters():
@@ -289,13 +292,16 @@ def test_subset_runs_the_union_of_exactly_its_masks(adaptive_cfg):
         for stage in policy.token_selectors:
             for sel in stage:
                 sel.out.bias.fill_(50.)
+        # Block 1 of every stage: wanted by the other tasks only (whatever
+        # the image), so the union over the subset must skip it.
+        for sel in policy.block_selectors:
+            bias = sel.out.bias.view(len(model.tasks), -1)
+            bias[cols, 1] = -50.
+            bias[others, 1] = 50.
     logits = []
     for sel in policy.block_selectors:
         sel.register_forward_hook(lambda m, a, o: logits.append(o))
-    subset = ['semseg', 'depth']
-    cols = [model.tasks.index(t) for t in subset]
-    others = [i for i in range(len(model.tasks)) if i not in cols]
-    x = torch.rand(4, 3, 64, 64)
+    x = torch.rand(4, 3, 64, 64, generator=g)
     with torch.no_grad(), model.runtime(budget=0.5, tasks=subset,
                                         budget_mode='input'):
         model.predict(x)
