@@ -3,10 +3,12 @@ from .swin_checkpoint import (check_checkpoint_matches,
                               check_pretrained_backbone,
                               convert_official_swin, convert_swin_checkpoint,
                               swin_checkpoint_format, timm_to_official_swin)
+from .mtlora_swin import MTLoRASwinTransformer, check_lora_cfg
 from .swin_encoder import SwinEncoder
 
 __all__ = [
-    'SwinEncoder', 'AdaptiveSwinTransformer', 'AdaptiveStats',
+    'SwinEncoder', 'AdaptiveSwinTransformer', 'MTLoRASwinTransformer',
+    'check_lora_cfg', 'AdaptiveStats',
     'convert_official_swin', 'convert_swin_checkpoint',
     'swin_checkpoint_format', 'timm_to_official_swin',
     'check_pretrained_backbone', 'check_checkpoint_matches'

@@ -184,6 +184,10 @@ def _describe(path: str, what: str, missing, unexpected, mismatched,
     return '\n  '.join(msg)
 
 
+# MTLoRA's adapter parameters (``LoRALinear``).
+ADAPTER_KEY = re.compile(r'(^|\.)(lora_[AB]|task_[AB]\.[^.]+)$')
+
+
 def check_pretrained_backbone(backbone: torch.nn.Module) -> None:
     """Raise if the backbone's ``init_cfg`` names a checkpoint whose weights
     do not match it (checked before mmseg loads it non-strictly)."""
@@ -202,8 +206,10 @@ def check_pretrained_backbone(backbone: torch.nn.Module) -> None:
                  if k.startswith('backbone.')}
     missing, unexpected, mismatched = compare_state_dicts(
         backbone.state_dict(), state, SWIN_OPTIONAL_KEYS)
-    # An adaptive Swin's policy is not part of a Swin checkpoint.
-    missing = [k for k in missing if not k.startswith('policy.')]
+    # An adaptive Swin's policy and MTLoRA's adapters are not part of a
+    # Swin checkpoint.
+    missing = [k for k in missing if not k.startswith('policy.')
+               and not ADAPTER_KEY.search(k)]
     if missing or mismatched:
         raise ValueError(
             _describe(path, type(backbone).__name__, missing, [], mismatched,

@@ -1,5 +1,5 @@
 """One decoder and one loss per task, built from a single config."""
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -9,6 +9,19 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from mmadamtl.utils import TASKS, check_tasks
+
+# The encoder's output: shared stage maps, or per task its own.
+Features = Union[List[torch.Tensor], Dict[str, List[torch.Tensor]]]
+
+
+def task_features(inputs: Features, task: str) -> List[torch.Tensor]:
+    """The stage maps task ``task`` decodes."""
+    if isinstance(inputs, dict):
+        if task not in inputs:
+            raise KeyError(f'task {task!r}: the backbone returned features '
+                           f'for {sorted(inputs)} only')
+        return inputs[task]
+    return inputs
 
 @MODELS.register_module()
 class MultiTaskHead(BaseModule):
@@ -69,12 +82,18 @@ class MultiTaskHead(BaseModule):
                 cfg.get('loss', dict(spec.loss)))
 
     def forward(self,
-                inputs: List[torch.Tensor],
+                inputs: Features,
                 tasks: Optional[Sequence[str]] = None
                 ) -> Dict[str, torch.Tensor]:
-        """Raw outputs of ``tasks`` (all by default) at feature resolution."""
+        """Raw outputs of ``tasks`` (all by default) at feature resolution.
+
+        ``inputs``: the shared stage features (a list), or per task its
+        own (``{task: list}``, MTLoRA's task-specific streams)."""
         tasks = self.tasks if tasks is None else tasks
-        return {task: self.decoders[task](inputs) for task in tasks}
+        return {
+            task: self.decoders[task](task_features(inputs, task))
+            for task in tasks
+        }
 
     def _target(self, task: str,
                 data_samples: List[SegDataSample]) -> torch.Tensor:
@@ -99,7 +118,7 @@ class MultiTaskHead(BaseModule):
                 f'out_channels against the dataset\'s classes')
 
     def loss(self,
-             inputs: List[torch.Tensor],
+             inputs: Features,
              data_samples: List[SegDataSample],
              tasks: Optional[Sequence[str]] = None
              ) -> Dict[str, torch.Tensor]:

@@ -1,8 +1,9 @@
+from .lora import LoRALinear
 from .block_runners import (BlendRunner, BlockRunner, FullRunner,
                             PolicyRunner, SkipRunner, attention_residual,
                             mlp_delta, mlp_on_tokens, scatter_images)
 
 __all__ = [
     'BlockRunner', 'FullRunner', 'PolicyRunner', 'BlendRunner', 'SkipRunner',
-    'attention_residual', 'mlp_delta', 'mlp_on_tokens', 'scatter_images'
+    'attention_residual', 'mlp_delta', 'mlp_on_tokens', 'scatter_images', 'LoRALinear'
 ]

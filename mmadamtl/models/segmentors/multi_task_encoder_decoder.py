@@ -14,6 +14,7 @@ from mmseg.utils import OptConfigType, OptMultiConfig, OptSampleList
 from mmadamtl.utils import TASKS, check_tasks
 
 from ..backbones.swin_checkpoint import check_pretrained_backbone
+from ..heads.multi_task_head import task_features
 from ..policies.calibration import policy_budget
 from ..utils.budget import check_budget
 from ..utils.complexity import ComplexityCounter
@@ -105,6 +106,7 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         backbone = self._fill_policy_tasks(backbone, decode_head)
+        backbone = self._fill_lora_tasks(backbone, decode_head)
         self.backbone = MODELS.build(backbone)
         if neck is not None:
             self.neck = MODELS.build(neck)
@@ -154,6 +156,30 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
                             policy=dict(policy,
                                         tasks=list(decode_head['tasks'])))
         return backbone
+
+    @staticmethod
+    def _fill_lora_tasks(backbone: dict, decode_head: dict) -> dict:
+        """MTLoRA's task-specific adapters: ``lora.tasks`` defaults to the
+        heads' tasks, and each of them needs a decoder."""
+        if not isinstance(backbone, dict) or \
+                backbone.get('type') != 'MTLoRASwinTransformer':
+            return backbone
+        lora = dict(backbone.get('lora') or {})
+        heads = list(decode_head['tasks'])
+        if lora.get('tasks') is None:
+            lora['tasks'] = heads
+        else:
+            for task in lora['tasks']:
+                if task not in heads:
+                    raise ValueError(
+                        f'backbone.lora.tasks: task {task!r} has no decoder '
+                        f'in decode_head.tasks {heads}')
+        return dict(backbone, lora=lora)
+
+    @property
+    def task_streams(self) -> bool:
+        """Whether the backbone returns features per task (MTLoRA)."""
+        return bool(getattr(self.backbone, 'lora_tasks', None))
 
     @property
     def adaptive(self) -> bool:
@@ -255,9 +281,14 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
                      cap=None) -> List[torch.Tensor]:
         if self.adaptive:
             x = self.backbone(inputs, budget=budget, tasks=tasks, cap=cap)
+        elif self.task_streams:
+            x = self.backbone(inputs, tasks=tasks or self.tasks)
         else:
             x = self.backbone(inputs)
         if self.with_neck:
+            if isinstance(x, dict):
+                raise ValueError('a neck cannot take per-task features '
+                                 '(MTLoRA task-specific adapters)')
             x = self.neck(x)
         return x
 
@@ -304,8 +335,8 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         """
         tasks = self.train_tasks or self.tasks
         if not self.adaptive:
-            return self.decode_head.loss(self.extract_feat(inputs),
-                                         data_samples, tasks)
+            return self.decode_head.loss(
+                self.extract_feat(inputs, tasks=tasks), data_samples, tasks)
         budgets = self._training_budgets(inputs.shape[0], inputs.device)
         feats = self.extract_feat(inputs, budgets, tasks)
         losses = {}
@@ -349,14 +380,19 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
                         data_samples: List[SegDataSample]) -> None:
         """Per-image GFLOPs of what this forward executed."""
         stats = getattr(self.backbone, 'last_stats', None)
-        if stats is None:
+        if hasattr(self.backbone, 'encoder_flops'):
+            # Adapters and task streams: counted on the traced forward.
+            encoder = [self.backbone.encoder_flops(
+                inputs.shape[2:], self.active_tasks)] * len(data_samples)
+        elif stats is None:
             encoder = [self.complexity.module_flops(
                 self.backbone, inputs[:1], 'backbone')] * len(data_samples)
         else:
             encoder = stats.encoder_flops.tolist()
         heads = sum(
             self.complexity.module_flops(
-                self.decode_head.decoders[task], [f[:1] for f in feats],
+                self.decode_head.decoders[task],
+                [f[:1] for f in task_features(feats, task)],
                 f'decoder.{task}') for task in self.active_tasks)
         for i, sample in enumerate(data_samples):
             meta = dict(

@@ -1,16 +1,21 @@
 """Freeze parts of a model by ``requires_grad=False``."""
+import fnmatch
 from typing import List, Sequence
 
 import torch.nn as nn
 from mmengine.logging import MMLogger
 
 
-def _matches(name: str, prefixes: Sequence[str]) -> int:
-    """Length of the longest prefix (a module path) ``name`` falls under;
-    0 when none."""
+def _matches(name: str, paths: Sequence[str]) -> int:
+    """Length of the longest path ``name`` falls under; 0 when none. A
+    path is a module path (``backbone.policy``) or a glob pattern over
+    parameter names and their module paths (``backbone.*norm*``)."""
     best = 0
-    for p in prefixes:
-        if name == p or name.startswith(p + '.'):
+    for p in paths:
+        if name == p or name.startswith(p + '.') or (
+                any(c in p for c in '*?[') and
+                (fnmatch.fnmatchcase(name, p) or
+                 fnmatch.fnmatchcase(name, p + '.*'))):
             best = max(best, len(p))
     return best
 
@@ -21,7 +26,10 @@ def freeze_parameters(model: nn.Module, frozen: Sequence[str],
     """Set ``requires_grad=False`` on the parameters under the module
     paths ``frozen`` except those under a longer path of ``trainable``
     (``frozen=['backbone'], trainable=['backbone.policy']`` trains the
-    policy alone). Frozen parameters get no gradient: no backward through
+    policy alone). A path may be a glob pattern (``*``, ``?``, ``[...]``)
+    matching parameter names or module paths; its length counts as the
+    pattern's (``trainable=['backbone.*norm*']`` trains every norm of a
+    frozen backbone). Frozen parameters get no gradient: no backward through
     their weights, no all-reduce, no optimizer state, and nothing in the
     gradient-clipping norm; no learning-rate schedule can move them.
 

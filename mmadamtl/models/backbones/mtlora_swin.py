@@ -1,0 +1,367 @@
+"""MTLoRA's Swin: the package's Swin encoder with task-agnostic low-rank
+adapters in every block and task-specific ones in the last block of each
+stage (Agiza, Neseem, Reda, CVPR 2024)."""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmseg.registry import MODELS
+
+from mmadamtl.utils import check_tasks
+
+from ..layers.block_runners import BlockRunner, HWShape
+from ..layers.lora import LoRALinear
+from ..utils.complexity import counted_flops
+from .swin_encoder import SwinEncoder
+
+# Where TA-LoRA may go in a Swin block (mmseg's module paths), and which
+# of them may carry task-specific pairs (qkv stays shared: attention runs
+# once, on the shared stream).
+LORA_TARGETS = {
+    'qkv': 'attn.w_msa.qkv',
+    'proj': 'attn.w_msa.proj',
+    'fc1': 'ffn.layers.0.0',
+    'fc2': 'ffn.layers.1',
+}
+TASK_TARGETS = ('proj', 'fc1', 'fc2')
+LORA_DEFAULTS = dict(
+    r=64,
+    scale=4.0,
+    dropout=0.05,
+    targets=('qkv', 'proj', 'fc1', 'fc2'),
+    tasks=None,
+    task_r=4,
+    task_scale=4.0,
+    task_targets=TASK_TARGETS,
+    downsample=False,
+    merged=False)
+
+
+def check_lora_cfg(lora: dict) -> dict:
+    """``lora`` completed with :data:`LORA_DEFAULTS`, or a ``ValueError``
+    naming the bad key."""
+    unknown = set(lora) - set(LORA_DEFAULTS)
+    if unknown:
+        raise ValueError(f'lora: unknown key(s) {sorted(unknown)}; valid '
+                         f'keys are {sorted(LORA_DEFAULTS)}')
+    cfg = dict(LORA_DEFAULTS, **lora)
+    for key in ('r', 'task_r'):
+        value = cfg[key]
+        if isinstance(value, bool) or not isinstance(value, int) or \
+                value <= 0:
+            raise ValueError(f'lora.{key} must be an int >= 1, got '
+                             f'{value!r} (leave a layer out of '
+                             f'lora.targets / lora.task_targets instead)')
+    for key in ('scale', 'task_scale'):
+        if not isinstance(cfg[key], (int, float)) or cfg[key] <= 0:
+            raise ValueError(f'lora.{key} must be > 0, got {cfg[key]!r}')
+    if not 0 <= cfg['dropout'] < 1:
+        raise ValueError(f'lora.dropout must be in [0, 1), got '
+                         f'{cfg["dropout"]!r}')
+    for key, allowed in (('targets', tuple(LORA_TARGETS)),
+                         ('task_targets', TASK_TARGETS)):
+        if isinstance(cfg[key], str):
+            raise ValueError(f'lora.{key} must be a list, got '
+                             f'{cfg[key]!r}')
+        cfg[key] = list(cfg[key])
+        for name in cfg[key]:
+            if name not in allowed:
+                raise ValueError(f'lora.{key}: unknown target layer '
+                                 f'{name!r}; valid are {list(allowed)}')
+    if cfg['tasks'] is not None:
+        cfg['tasks'] = check_tasks(cfg['tasks'], where='lora.tasks')
+    return cfg
+
+
+def _get(module: nn.Module, path: str) -> nn.Module:
+    for part in path.split('.'):
+        module = getattr(module, part)
+    return module
+
+
+def _set(module: nn.Module, path: str, child: nn.Module) -> None:
+    parent, _, name = path.rpartition('.')
+    if parent:
+        module = _get(module, parent)
+    setattr(module, name, child)
+
+
+def windows_to_tokens(attn: nn.Module, windows: torch.Tensor,
+                      hw_shape: HWShape) -> torch.Tensor:
+    """mmseg's ``ShiftWindowMSA`` steps after its window attention: window
+    merge, reverse shift, crop; (nW*B, ws*ws, C) -> (B, H*W, C)."""
+    h, w = hw_shape
+    ws = attn.window_size
+    c = windows.shape[-1]
+    h_pad = h + (ws - h % ws) % ws
+    w_pad = w + (ws - w % ws) % ws
+    x = attn.window_reverse(windows.view(-1, ws, ws, c), h_pad, w_pad)
+    if attn.shift_size > 0:
+        x = torch.roll(x, shifts=(attn.shift_size, attn.shift_size),
+                       dims=(1, 2))
+    return x[:, :h, :w, :].reshape(x.shape[0], h * w, c)
+
+
+class MTLoRARunner(BlockRunner):
+    """Runs the last block of each stage with one residual stream per task
+    (MTLoRA's task-specific adapters) and returns per-task taps.
+
+    The shared stream runs the block as it is (``block(x)``, TA-LoRA
+    included), recording the inputs and base outputs of ``proj``, ``fc1``
+    and ``fc2``. Each task then adds its pair's output to the base output
+    of the shared stream, on its own stream's input::
+
+        proj_t = W_proj a + b + s B_t A_t a        (a: shared attention)
+        t1     = x + drop_path(proj_t)
+        fc1_t  = W_1 norm2(x_mid) + b_1 + s B_t A_t norm2(t1)
+        fc2_t  = W_2 h + b_2 + s B_t A_t act(fc1_t)  (h: shared hidden)
+        out_t  = t1 + drop_path(fc2_t)
+
+    (a layer without a task pair passes the shared output on). A task's
+    tap is its stream after the stage's patch merging (or before it, as
+    the encoder's taps are). Tasks without pairs get the shared taps.
+    """
+
+    def __init__(self, encoder: 'MTLoRASwinTransformer',
+                 tasks: Sequence[str]) -> None:
+        self.encoder = encoder
+        self.tasks = list(tasks)
+        self.streams = [t for t in self.tasks if t in encoder.lora_tasks]
+        self._task_out: Dict[str, torch.Tensor] = {}
+        self._hw: HWShape = (0, 0)
+
+    def run_block(self, stage, index, block, x, hw_shape):
+        stages = self.encoder.stages
+        if index < len(stages[stage].blocks) - 1 or not self.streams:
+            return block(x, hw_shape)
+        # mmseg's SwinBlock forward, step by step, keeping the shared
+        # base outputs; the shared output is skipped where nothing reads
+        # it (after the last stage, when every task has its own stream).
+        need_shared = stage < len(stages) - 1 or \
+            stages[stage].downsample is not None or \
+            len(self.streams) < len(self.tasks)
+        attn, ffn = block.attn, block.ffn
+        proj = attn.w_msa.proj
+        fc1, act, drop1 = ffn.layers[0]
+        fc2 = ffn.layers[1]
+        proj.record = fc1.record = True
+        try:
+            shared_attn = attn(block.norm1(x), hw_shape)
+            a, proj_base = proj.recorded
+            x_mid = shared_attn + x
+            hidden = drop1(act(fc1(block.norm2(x_mid))))
+            fc1_base = fc1.recorded[1]
+        finally:
+            for layer in (proj, fc1):
+                layer.record, layer.recorded = False, None
+        out = None
+        if need_shared:
+            fc2.record = True
+            try:
+                out = x_mid + ffn.dropout_layer(
+                    ffn.gamma2(ffn.layers[2](fc2(hidden))))
+                fc2_base = fc2.recorded[1]
+            finally:
+                fc2.record, fc2.recorded = False, None
+        else:
+            fc2_base = fc2.base(hidden)
+        self._task_out = {}
+        for task in self.streams:
+            p = proj_base
+            if task in proj.task_A:
+                p = p + proj.task_delta(task, a)
+            p = attn.w_msa.proj_drop(p)
+            t1 = x + attn.drop(windows_to_tokens(attn, p, hw_shape))
+            h = hidden
+            if task in fc1.task_A:
+                h = drop1(act(fc1_base +
+                              fc1.task_delta(task, block.norm2(t1))))
+            f2 = fc2_base
+            if task in fc2.task_A:
+                f2 = f2 + fc2.task_delta(task, h)
+            y = ffn.dropout_layer(ffn.gamma2(ffn.layers[2](f2)))
+            self._task_out[task] = t1 + y
+        return out
+
+    def stage_output(self, stage, x, hw_shape, norm, dims):
+        encoder = self.encoder
+        taps = {}
+        shared = None
+        for task in self.tasks:
+            if task in self._task_out:
+                t, hw = self._task_out[task], self._hw
+                down = encoder.stages[stage].downsample
+                if encoder.out_after_downsample and down is not None:
+                    t, hw = down(t, hw)
+                taps[task] = super().stage_output(stage, t, hw, norm, dims)
+            else:
+                if shared is None:
+                    shared = super().stage_output(stage, x, hw_shape, norm,
+                                                  dims)
+                taps[task] = shared
+        return taps
+
+    def start_stage(self, stage, x, hw_shape) -> None:
+        self._hw = hw_shape
+        self._task_out = {}
+
+    def finish(self, outs: list):
+        return {task: [o[task] for o in outs] for task in self.tasks}
+
+
+@MODELS.register_module()
+class MTLoRASwinTransformer(SwinEncoder):
+    """Swin encoder with MTLoRA's adapters.
+
+    Every argument of mmseg's ``SwinTransformer`` (and ``SwinEncoder``'s
+    ``out_after_downsample``; MTLoRA taps after the patch merging) plus
+    ``lora``:
+
+    - **TA-LoRA**, task-agnostic: a shared pair of rank ``r`` on each
+      layer of ``targets`` (``qkv``, ``proj``, ``fc1``, ``fc2``) of every
+      block, output scale ``scale`` (4.0, not alpha / r), dropout
+      ``dropout`` on its input, A Kaiming-uniform and B zero;
+    - **TS-LoRA**, task-specific: in the last block of each stage, a pair
+      of rank ``task_r`` per task of ``tasks`` on each layer of
+      ``task_targets`` (``proj``, ``fc1``, ``fc2``), scale ``task_scale``;
+      each task keeps its own residual stream through that block (see
+      :class:`MTLoRARunner`) and gets its own multi-scale features;
+    - ``downsample=True`` (MTLoRA+): a TA pair on every patch merging's
+      reduction as well.
+
+    The base weights keep mmseg's Swin keys (the layers become
+    :class:`~mmadamtl.models.layers.LoRALinear`, whose ``weight`` and
+    ``bias`` are the replaced layer's), the adapters are ``lora_A``,
+    ``lora_B``, ``task_A.<task>`` and ``task_B.<task>`` under them, so
+    mmseg, converted and static multi-task checkpoints load unchanged.
+    Which parameters train is set by the segmentor's
+    ``train_cfg.frozen/trainable``.
+
+    ``forward(x, tasks=None)`` returns ``{task: [stage maps]}`` for
+    ``tasks`` (default: all of ``lora.tasks``); a model without task
+    pairs returns the shared list, like mmseg's Swin.
+
+    Args:
+        lora: See :data:`LORA_DEFAULTS`; ``tasks`` is filled in from the
+            decode head by ``MultiTaskEncoderDecoder``.
+    """
+
+    def __init__(self, *args, lora: Optional[dict] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        cfg = check_lora_cfg(lora or {})
+        self.lora_cfg = cfg
+        tasks = cfg['tasks'] or []
+        self.lora_tasks: List[str] = tasks if cfg['task_targets'] else []
+        if self.lora_tasks and any(
+                getattr(b, 'with_cp', False) for s in self.stages
+                for b in s.blocks):
+            raise ValueError('MTLoRASwinTransformer: with_cp is not '
+                             'supported with task-specific adapters')
+        shared = dict(scale=cfg['scale'], dropout=cfg['dropout'])
+        for stage in self.stages:
+            for j, block in enumerate(stage.blocks):
+                # The last block of a stage forks the task streams; its
+                # proj, fc1 and fc2 are LoRALinear (rank 0 where not
+                # adapted) since the streams reuse their base outputs.
+                fork = j == len(stage.blocks) - 1 and bool(self.lora_tasks)
+                for name, path in LORA_TARGETS.items():
+                    ts = fork and name in cfg['task_targets']
+                    # After merge_lora only the forking layers keep
+                    # their TA pairs (their streams read W x, unmerged).
+                    ta = name in cfg['targets'] and (
+                        not cfg['merged'] or (fork and name in TASK_TARGETS))
+                    if not (ta or ts or (fork and name in TASK_TARGETS)):
+                        continue
+                    layer = LoRALinear.from_linear(
+                        _get(block, path), rank=cfg['r'] if ta else 0,
+                        tasks=self.lora_tasks if ts else (),
+                        task_rank=cfg['task_r'],
+                        task_scale=cfg['task_scale'], **shared)
+                    layer.forks = fork and name in TASK_TARGETS
+                    _set(block, path, layer)
+            if cfg['downsample'] and not cfg['merged'] and \
+                    stage.downsample is not None:
+                stage.downsample.reduction = LoRALinear.from_linear(
+                    stage.downsample.reduction, rank=cfg['r'], **shared)
+        self._flops: Dict[tuple, float] = {}
+
+    def lora_layers(self) -> Dict[str, LoRALinear]:
+        """Every adapted layer by its module path."""
+        return {
+            n: m
+            for n, m in self.named_modules() if isinstance(m, LoRALinear)
+        }
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        # mmseg's init re-draws every Linear's weight and bias only; the
+        # adapters start as A Kaiming-uniform, B zero.
+        for layer in self.lora_layers().values():
+            layer.reset_adapters()
+
+    def _run_tasks(self, tasks: Optional[Sequence[str]]) -> List[str]:
+        if tasks is None:
+            return list(self.lora_tasks)
+        return check_tasks(tasks, where='MTLoRASwinTransformer tasks')
+
+    def forward(self, x: torch.Tensor,
+                tasks: Optional[Sequence[str]] = None):
+        """Stage features: ``{task: [maps]}`` for ``tasks`` (default: the
+        tasks with adapters), or the shared list for a model without
+        task-specific adapters."""
+        if not self.lora_tasks:
+            return super().forward(x)
+        return super().forward(x, MTLoRARunner(self, self._run_tasks(tasks)))
+
+    @torch.no_grad()
+    def merge_lora(self) -> int:
+        """Fold the TA-LoRA pairs into their frozen weights (``W + s B A``)
+        where that leaves the forward unchanged: everywhere except in the
+        layers the task streams fork from (``proj``, ``fc1``, ``fc2`` of
+        the last block of each stage, whose streams read the unmerged
+        ``W x``), and the task pairs stay. Returns the number of layers
+        merged. The model then matches its config with
+        ``lora.merged=True``; without task streams that is mmseg's Swin
+        (``SwinEncoder``) with merged weights."""
+        merged = 0
+        for layer in self.lora_layers().values():
+            if layer.rank and not layer.forks:
+                layer.merge()
+                merged += 1
+        self.lora_cfg = dict(self.lora_cfg, merged=True)
+        self._flops.clear()
+        return merged
+
+    def encoder_flops(self, img_hw: Sequence[int],
+                      tasks: Optional[Sequence[str]] = None) -> float:
+        """Multiply-adds of one image's forward at ``img_hw`` running
+        ``tasks``' streams, by mmengine's counter (adapters and task
+        streams included), counted once per size and task set."""
+        tasks = self._run_tasks(tasks) if self.lora_tasks else []
+        key = (tuple(int(v) for v in img_hw), tuple(tasks))
+        if key not in self._flops:
+            encoder = self
+
+            class _Flat(nn.Module):
+
+                def __init__(self):
+                    super().__init__()
+                    self.encoder = encoder
+
+                def forward(self, x):
+                    out = self.encoder(x, tasks) if tasks else \
+                        self.encoder(x)
+                    if isinstance(out, dict):
+                        return tuple(m for t in tasks for m in out[t])
+                    return tuple(out)
+
+            p = next(self.parameters())
+            x = torch.zeros(1, 3, *key[0], dtype=p.dtype, device=p.device)
+            was_training = self.training
+            self.eval()
+            try:
+                with torch.no_grad():
+                    self._flops[key] = counted_flops(_Flat(), x)
+            finally:
+                self.train(was_training)
+        return self._flops[key]
