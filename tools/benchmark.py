@@ -6,7 +6,9 @@
         [--skip-train] [--json]
 
 CONFIG is an adaptive config (``AdaptiveSwinTransformer`` with a
-policy). Its static counterpart is the same model with mmseg's
+policy), or an MTLoRA config (then ``--budget`` is not used: the model
+as trained, with its TA-LoRA merged, and the static model of the same
+base weights are timed alternately, see ``measure_mtlora``). Its static counterpart is the same model with mmseg's
 ``SwinTransformer`` and the same weights (the checkpoint's, or the same
 random ones). In one process, after warm-up, alternately:
 
@@ -43,8 +45,13 @@ import torch
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from mmengine.config import DictAction  # noqa: E402
+
 from mmadamtl.apis import (build_test_dataset, init_model,  # noqa: E402
-                           load_batch, random_batch, static_variant)
+                           load_batch, merge_lora_model, random_batch,
+                           static_variant)
+from mmadamtl.models.backbones.swin_checkpoint import \
+    ADAPTER_KEY  # noqa: E402
 from mmadamtl.evaluation import (image_complexity,  # noqa: E402
                                  summarize_complexity)
 from mmadamtl.models.policies import calibrate_policy  # noqa: E402
@@ -63,7 +70,10 @@ def parse_args(argv=None):
         description='Latency of the adaptive model against the static one')
     parser.add_argument('config', help='an adaptive config')
     parser.add_argument('--checkpoint', help='weights (default: random)')
-    parser.add_argument('--budget', type=float, required=True)
+    parser.add_argument('--budget', type=float,
+                        help='inference budget (adaptive configs)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys (key=value)')
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument('--num-images', type=int, default=None,
                         help='images per round (default: 8 x batch size '
@@ -246,8 +256,13 @@ def measure(args):
         torch.set_num_threads(args.threads)
     if args.device == 'cuda' and not torch.cuda.is_available():
         raise RuntimeError('--device cuda: no CUDA device is available')
-    adaptive = init_model(args.config, args.checkpoint, device=args.device)
+    adaptive = init_model(args.config, args.checkpoint, device=args.device,
+                          cfg_options=args.cfg_options)
     cfg = adaptive.cfg
+    if hasattr(adaptive.backbone, 'merge_lora'):
+        return measure_mtlora(args, adaptive)
+    if args.budget is None:
+        raise ValueError('--budget is required for an adaptive config')
     if not adaptive.adaptive:
         raise ValueError(f'{args.config} has no adaptive backbone '
                          f'(AdaptiveSwinTransformer with a policy); '
@@ -313,11 +328,84 @@ def measure(args):
     return result
 
 
+def measure_mtlora(args, unmerged):
+    """MTLoRA: the model as trained (adapters unmerged), with its TA-LoRA
+    merged into the frozen weights, and the static model (same base
+    weights, no adapters); outputs of merged against unmerged."""
+    merged = copy.deepcopy(unmerged)
+    _, layers = merge_lora_model(merged)
+    weights = {k: v for k, v in merged.state_dict().items()
+               if not ADAPTER_KEY.search(k)}
+    static = init_model(static_variant(unmerged.cfg), state_dict=weights,
+                        device=args.device)
+    models = dict(static=static, unmerged=unmerged, merged=merged)
+    batches, inputs = make_batches(args, static, unmerged.cfg)
+    images = len(batches) * args.batch_size
+    diff = 0.
+    with torch.no_grad():
+        for b in batches:
+            a = unmerged._forward(b['inputs'])
+            m = merged._forward(b['inputs'])
+            diff = max([diff] + [float((a[t] - m[t]).abs().max())
+                                 for t in a])
+
+    def predict(model):
+        def run(step):
+            b = batches[step]
+            with torch.no_grad(), autocast(args):
+                model.predict(b['inputs'], b['data_samples'])
+        return run
+
+    times = alternate_timings(
+        {n: predict(m) for n, m in models.items()}, repeats=args.repeats,
+        warmup=args.warmup, steps=len(batches), device=args.device,
+        desc='model latency')
+    lat = {k: 1e3 * float(np.median(v)) / images for k, v in times.items()}
+    ratio = {n: float(np.median(np.asarray(times[n]) /
+                                np.asarray(times['static'])))
+             for n in ('unmerged', 'merged')}
+    lora = unmerged.backbone.lora_cfg
+    return dict(
+        config=args.config, checkpoint=args.checkpoint,
+        batch_size=args.batch_size, device=args.device, amp=args.amp,
+        device_name=(torch.cuda.get_device_name() if args.device == 'cuda'
+                     else platform.processor() or platform.machine()),
+        threads=torch.get_num_threads(), torch=torch.__version__,
+        inputs=inputs, repeats=args.repeats,
+        mtlora=dict(
+            rank=lora['r'], task_streams=list(unmerged.backbone.lora_tasks),
+            merged_layers=layers, max_abs_diff=diff,
+            gflops={n: executed(m, batches)['gflops']
+                    for n, m in models.items()},
+            latency_ms=lat, latency_ratio=ratio))
+
+
+def render_mtlora(r) -> str:
+    m = r['mtlora']
+    lines = [
+        f"{r['config']} (checkpoint: {r['checkpoint']}), batch "
+        f"{r['batch_size']}, {r['device']} ({r['device_name']}, "
+        f"{r['threads']} threads), torch {r['torch']}",
+        f"inputs: {r['inputs']}; median of {r['repeats']} rounds, per "
+        f"image; TA-LoRA rank {m['rank']}, task streams "
+        f"{m['task_streams'] or 'none'}; {m['merged_layers']} layers "
+        f"merged; max |merged - unmerged| output {m['max_abs_diff']:.2e}",
+        '', '| model | GFLOPs / image | ms / image | latency / static |',
+        '| --- | --- | --- | --- |']
+    for n in ('static', 'unmerged', 'merged'):
+        lines.append(
+            f"| {n} | {m['gflops'][n]:.4f} | {m['latency_ms'][n]:.2f} | "
+            f"{m['latency_ratio'].get(n, 1.0):.3f} |")
+    return '\n'.join(lines)
+
+
 def yes(ok):
     return 'yes' if ok else 'NO'
 
 
 def render(r) -> str:
+    if 'mtlora' in r:
+        return render_mtlora(r)
     fs, fa = r['executed']['static'], r['executed']['adaptive']
     lines = [
         f"{r['config']} (checkpoint: {r['checkpoint']}), budget "

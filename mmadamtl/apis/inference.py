@@ -33,13 +33,19 @@ def _config(config: Union[str, Config],
 
 
 def static_variant(config: Union[str, Config]) -> Config:
-    """The config's model with mmseg's ``SwinTransformer`` (no policy):
-    the static model with the same architecture and weights."""
+    """The config's model with mmseg's ``SwinTransformer`` (no policy) or
+    the package's ``SwinEncoder`` (no adapters): the static model with the
+    same architecture and base weights."""
     cfg = _config(config)
     backbone = cfg.model.backbone
     if backbone.get('type') == 'AdaptiveSwinTransformer':
         backbone.type = 'SwinTransformer'
         backbone.pop('policy', None)
+    if backbone.get('type') == 'MTLoRASwinTransformer':
+        backbone.type = 'SwinEncoder'
+        backbone.pop('lora', None)
+        cfg.model.get('train_cfg', {}).pop('frozen', None)
+        cfg.model.get('train_cfg', {}).pop('trainable', None)
     cfg.model.get('train_cfg', {}).pop('budget_loss', None)
     cfg.model.get('train_cfg', {}).pop('task_losses', None)
     cfg.model.get('test_cfg', {}).pop('budget', None)

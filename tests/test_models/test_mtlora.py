@@ -281,3 +281,21 @@ def test_counted_flops_add_the_adapters_by_hand():
     shared_only = _backbone(task_targets=[])
     assert shared_only.encoder_flops((32, 32)) - base == pytest.approx(
         ta + 16 * 4 * (4 * 32 + 32), rel=1e-9)
+
+
+def test_autocast_training_step_reaches_the_adapters():
+    """What ``--amp`` runs (mmengine's AmpOptimWrapper needs a GPU; on CPU
+    the same autocast in bfloat16): gradients reach the adapters and
+    stay finite."""
+    model = _backbone()
+    model.train()
+    x = torch.rand(2, 3, 32, 32)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = model(x)
+        loss = sum(m.float().square().mean() for t in TASKS
+                   for m in out[t])
+    loss.backward()
+    layer = model.stages[0].blocks[1].attn.w_msa.proj
+    for p in (layer.lora_B, layer.task_B['semseg']):
+        assert p.grad is not None and torch.isfinite(p.grad).all()
+        assert p.grad.abs().sum() > 0

@@ -18,6 +18,12 @@ CONFIGS = dict(
     adamtl_swin_nyud=('NYUDMTDataset', 40),
     adamtl_swin_synthetic_policy=('SyntheticMTDataset', 6),
     adamtl_swin_synthetic=('SyntheticMTDataset', 6),
+    mtlora_swin_pascal=('PascalContextMTDataset', 21),
+    mtlora_swin_nyud=('NYUDMTDataset', 40),
+    mtlora_swin_synthetic_pretrain=('SyntheticMTDataset', 6),
+    mtlora_swin_synthetic=('SyntheticMTDataset', 6),
+    mtlora_swin_synthetic_full=('SyntheticMTDataset', 6),
+    mtlora_swin_synthetic_decoders=('SyntheticMTDataset', 6),
 )
 
 
@@ -75,7 +81,10 @@ def test_config_builds_and_matches_dataset(name):
     with torch.no_grad():
         out = model(torch.rand(1, 3, 64, 64), mode='tensor')
     assert set(out) == set(tasks)
-    assert out['semseg'].shape == (1, num_classes, 16, 16)
+    # MTLoRA's taps start after the first patch merging (1/8).
+    stride = 8 if cfg.model.backbone.get('out_after_downsample') else 4
+    assert out['semseg'].shape == (1, num_classes, 64 // stride,
+                                   64 // stride)
 
 
 def test_missing_pretrained_file_is_named(tmp_path):

@@ -14,6 +14,10 @@ from mmadamtl.utils import load_checkpoint_file
 from tests.conftest import ROOT, TINY_CONFIG
 
 
+TINY_MTLORA = osp.join(ROOT, 'tests', 'configs',
+                       'tiny_mtlora_swin_synthetic.py')
+
+
 def _data_opts(root):
     return [f'{k}.dataset.data_root={root}'
             for k in ('train_dataloader', 'val_dataloader',
@@ -113,12 +117,14 @@ def test_unknown_task_in_config_fails_clearly(tiny_synthetic, tmp_path):
 
 
 @pytest.mark.skipif(sys.platform != 'linux', reason='gloo on linux')
-def test_dist_train_two_processes(tiny_synthetic, tmp_path):
+@pytest.mark.parametrize('config', ['static', 'mtlora'])
+def test_dist_train_two_processes(tiny_synthetic, tmp_path, config):
+    config = dict(static=TINY_CONFIG, mtlora=TINY_MTLORA)[config]
     work = str(tmp_path / 'dist')
     env = dict(os.environ, PYTHONPATH=ROOT, PYTHON=sys.executable,
                PORT='29517', OMP_NUM_THREADS='1')
     proc = subprocess.run(
-        ['bash', 'tools/dist_train.sh', TINY_CONFIG, '2', '--work-dir', work,
+        ['bash', 'tools/dist_train.sh', config, '2', '--work-dir', work,
          '--cfg-options', 'train_cfg.max_iters=2', *_data_opts(
              tiny_synthetic)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -131,7 +137,7 @@ def test_dist_train_two_processes(tiny_synthetic, tmp_path):
     # The DDP checkpoint loads into a fresh single-process model.
     from mmengine.config import Config
     from mmseg.registry import MODELS
-    model = MODELS.build(Config.fromfile(TINY_CONFIG).model)
+    model = MODELS.build(Config.fromfile(config).model)
     model.load_state_dict(ckpt['state_dict'], strict=True)
 
 
@@ -270,3 +276,62 @@ def test_adaptive_resume_is_exact(tiny_synthetic, tmp_path):
           '--cfg-options', *opts, 'randomness.seed=1'])
     c = load_checkpoint_file(osp.join(other, 'iter_4.pth'))['state_dict']
     assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_mtlora_train_resume_amp_test_and_deploy(tiny_synthetic, tmp_path):
+    """MTLoRA through the tools: training resumed at iteration 2 ends with
+    the uninterrupted run's weights (LoRA dropout and drop path
+    included), frozen weights do not move, tools/test.py evaluates; the merged and the adapter-rebuilt checkpoints give the
+    trained model's outputs."""
+    opts = _data_opts(tiny_synthetic)
+    straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
+    proc = _run(['tools/train.py', TINY_MTLORA, '--work-dir', straight,
+                 '--cfg-options', *opts])
+    assert 'parameters train' in proc.stdout + proc.stderr
+    _run(['tools/train.py', TINY_MTLORA, '--work-dir', resumed, '--resume',
+          osp.join(straight, 'iter_2.pth'), '--cfg-options', *opts])
+    a = load_checkpoint_file(osp.join(straight, 'iter_4.pth'))['state_dict']
+    b = load_checkpoint_file(osp.join(resumed, 'iter_4.pth'))['state_dict']
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    first = load_checkpoint_file(osp.join(straight, 'iter_2.pth'))
+    first = first['state_dict']
+    frozen = 'backbone.stages.0.blocks.0.attn.w_msa.qkv.weight'
+    assert torch.equal(first[frozen], a[frozen])
+    trained = 'backbone.stages.0.blocks.0.attn.w_msa.qkv.lora_B'
+    assert not torch.equal(first[trained], a[trained])
+    ckpt = osp.join(straight, 'iter_4.pth')
+    out = str(tmp_path / 'metrics.json')
+    _run(['tools/test.py', TINY_MTLORA, ckpt, '--work-dir', straight,
+          '--out', out, '--cfg-options', *opts])
+    assert 'depth/rmse' in json.load(open(out))
+
+    from mmadamtl.apis import init_model
+    x = torch.rand(1, 3, 64, 64)
+    model = init_model(TINY_MTLORA, ckpt)
+    with torch.no_grad():
+        ref = model._forward(x)
+    merged_dir = str(tmp_path / 'merged')
+    _run(['tools/mtlora.py', 'merge', TINY_MTLORA, ckpt, merged_dir])
+    merged = init_model(osp.join(merged_dir, 'merged_config.py'),
+                        osp.join(merged_dir, 'merged.pth'))
+    assert merged.backbone.lora_cfg['merged']
+    adapters = str(tmp_path / 'adapters.pth')
+    proc = _run(['tools/mtlora.py', 'extract', TINY_MTLORA, ckpt, adapters])
+    assert 'size_ratio' in proc.stdout
+    assert osp.getsize(adapters) < osp.getsize(ckpt)
+    # The base: the trained checkpoint's frozen encoder weights alone.
+    base = str(tmp_path / 'base.pth')
+    torch.save({k[9:]: v for k, v in a.items()
+                if k.startswith('backbone.')
+                and 'lora_' not in k and 'task_' not in k}, base)
+    rebuilt = str(tmp_path / 'rebuilt.pth')
+    _run(['tools/mtlora.py', 'apply', TINY_MTLORA, base, adapters, rebuilt])
+    again = init_model(TINY_MTLORA, rebuilt)
+    with torch.no_grad():
+        for other, tol in ((merged, 1e-4), (again, 0)):
+            out = other._forward(x)
+            for task in ref:
+                torch.testing.assert_close(out[task], ref[task], rtol=tol,
+                                           atol=tol)

@@ -64,3 +64,8 @@ model = dict(
         align_corners=False),
     train_cfg=dict(frozen=['backbone'], trainable=mtlora_trainable),
     test_cfg=dict())
+# The last block's shared output is read by nothing when every task has its
+# own stream (as in the official code), so the shared TA-LoRA pair of its
+# fc2 gets no gradient: DDP must expect unused parameters.
+model_wrapper_cfg = dict(
+    type='MMDistributedDataParallel', find_unused_parameters=True)
