@@ -1,5 +1,5 @@
-"""The main job of `make demo`: the whole AdaMTL story on the embedded
-synthetic dataset, on CPU.
+"""The main job of `make demo`: the AdaMTL story, then the MTLoRA one
+(tools/demo_mtlora.py), on the embedded synthetic dataset, on CPU.
 
     python tools/demo.py [--work-dir work_dirs/demo] [--retrain]
                          [--budgets 0.25 0.5 0.75] [--cap 0.5]
@@ -103,11 +103,12 @@ def _fmt(value, fmt):
     return '-' if value is None else fmt.format(value)
 
 
-def train(config, work_dir, data_opt, retrain, load_from=None):
+def train(config, work_dir, data_opt, retrain, load_from=None, options=()):
     """Train unless a finished run is there; return its last checkpoint."""
     last = osp.join(work_dir, 'last_checkpoint')
     if retrain or not osp.isfile(last):
         extra = [f'load_from={load_from}'] if load_from else []
+        extra += list(options)
         run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir,
              '--cfg-options', *data_opt, *extra])
     with open(last, encoding='utf-8') as f:
@@ -212,6 +213,10 @@ def main():
     parser.add_argument('--cap', type=float, default=0.5,
                         help="budget of the budget_mode='cap' row")
     parser.add_argument('--retrain', action='store_true')
+    parser.add_argument('--ranks', type=int, nargs='+', default=[4, 8, 16],
+                        help='TA-LoRA ranks of the MTLoRA rows')
+    parser.add_argument('--skip-mtlora', action='store_true',
+                        help='the AdaMTL part only')
     args = parser.parse_args()
     sys.path.insert(0, ROOT)
     import numpy as np
@@ -330,6 +335,11 @@ def main():
     print(f'\n{title}\n\n{table}\n\n{notes}\n')
     print(f'saved {osp.join(args.work_dir, "results.md")} and results.json '
           f'({time.time() - start:.0f}s)')
+    if not args.skip_mtlora:
+        from demo_mtlora import report
+        report(work_dir, data_root, data_opt, args.retrain, args.ranks)
+        print(f'saved {osp.join(args.work_dir, "mtlora_results.md")} and '
+              f'mtlora_results.json ({time.time() - start:.0f}s in all)')
     if not all(c['ok'] for c in checks):
         sys.exit('a budget check failed (see the table notes)')
 

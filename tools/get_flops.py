@@ -7,8 +7,9 @@
 - static: mmengine's counter (its ``FlopAnalyzer``, which
   ``get_model_complexity_info(model, inputs=...)`` also uses) on one
   input of ``--shape`` (default: the config's ``crop_size``), with every
-  block and every task head running, and the parameters (the policy's
-  separately);
+  block and every task head running, and the parameters (all, those
+  that train under the config's ``train_cfg.frozen/trainable``, and the
+  policy's);
 - executed: the adaptive model at ``--budget`` (default: the config's
   ``test_cfg.budget``) on the first N test images, one at a time: mean,
   min and max of the GFLOPs each image really executed (encoder with
@@ -70,6 +71,11 @@ def static_complexity(model, shape):
         shape=list(shape), tasks=model.tasks,
         gflops=flops / 1e9,
         params_m=sum(p.numel() for p in model.parameters()) / 1e6,
+        # What train_cfg.frozen/trainable leave to train (MTLoRA: the
+        # adapters, norms, patch embedding, bias tables, reductions and
+        # decoders).
+        trainable_params_m=sum(p.numel() for p in model.parameters()
+                               if p.requires_grad) / 1e6,
         policy_params_m=0. if policy is None else
         sum(p.numel() for p in policy.parameters()) / 1e6)
 
@@ -143,6 +149,8 @@ def render(r) -> str:
              f"| input | {s['shape'][0]}x{s['shape'][1]} |",
              f"| GFLOPs (all tasks, every block) | {s['gflops']:.4f} |",
              f"| parameters (M) | {s['params_m']:.3f} |",
+             f"| trainable parameters (M) | {s['trainable_params_m']:.3f} "
+             f"({100 * s['trainable_params_m'] / s['params_m']:.1f}%) |",
              f"| policy parameters (M) | {s['policy_params_m']:.4f} |"]
     e = r.get('executed')
     if e:

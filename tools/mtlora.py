@@ -23,6 +23,7 @@ import os.path as osp
 import sys
 
 import torch
+from mmengine.config import DictAction
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -34,7 +35,8 @@ from mmadamtl.models.backbones.swin_checkpoint import \
 
 
 def merge(args) -> dict:
-    model = init_model(args.config, args.checkpoint)
+    model = init_model(args.config, args.checkpoint,
+                       cfg_options=args.cfg_options)
     x = torch.rand(2, 3, *args.shape, generator=torch.Generator()
                    .manual_seed(0))
     with torch.no_grad():
@@ -57,7 +59,8 @@ def merge(args) -> dict:
 
 
 def extract(args) -> dict:
-    model = init_model(args.config, args.checkpoint)
+    model = init_model(args.config, args.checkpoint,
+                       cfg_options=args.cfg_options)
     count = save_adapters(model, args.out, base=args.checkpoint)
     full, part = osp.getsize(args.checkpoint), osp.getsize(args.out)
     return dict(tensors=count, adapter_bytes=part, checkpoint_bytes=full,
@@ -65,7 +68,7 @@ def extract(args) -> dict:
 
 
 def apply(args) -> dict:
-    model = init_model(args.config)
+    model = init_model(args.config, cfg_options=args.cfg_options)
     base = load_state_dict_file(args.base)
     if not any(k.startswith('backbone.') for k in base):
         base = {f'backbone.{k}': v for k, v in base.items()}
@@ -103,6 +106,9 @@ def main(argv=None):
     p.add_argument('base')
     p.add_argument('adapters')
     p.add_argument('out')
+    for p in sub.choices.values():
+        p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                       help='override config keys (key=value)')
     args = parser.parse_args(argv)
     result = dict(merge=merge, extract=extract, apply=apply)[args.command](
         args)
