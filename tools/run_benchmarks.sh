@@ -32,16 +32,49 @@ run() {  # run NAME TOOL ARGS...: JSON to NAME.json, its table to NAME.md
         | tee -a "$OUT/$name.md"
 }
 
-run flops_synthetic tools/get_flops.py $SYN --checkpoint $SYN_CKPT \
-    --budget 0.5 --num-images 100
-[ -n "${SKIP_SWIN_T:-}" ] || \
-    run flops_swin_t_512 tools/get_flops.py $SWIN_T --num-images 0
-
 if [ "$DEVICE" = cuda ]; then
     BATCHES="1 16"
 else
     BATCHES="1 8"
 fi
+# MTLoRA (its demo's r=8 model): static / unmerged / merged latency and
+# GFLOPs, with task streams and with TA-LoRA alone; Swin-T at the paper's
+# 448x448. `ONLY=mtlora bash tools/run_benchmarks.sh DIR` runs just these.
+MTL=configs/mtlora_swin_synthetic.py
+MTL_CKPT=work_dirs/demo/mtlora_r8/iter_400.pth
+mtlora_benchmarks() {
+    [ -f "$MTL_CKPT" ] || { echo "$MTL_CKPT is missing: run make demo" >&2
+                            exit 1; }
+    run flops_mtlora_synthetic tools/get_flops.py $MTL \
+        --checkpoint $MTL_CKPT --num-images 20
+    for B in $BATCHES; do
+        run "bench_mtlora_synthetic_${DEVICE}_b$B" tools/benchmark.py $MTL \
+            --checkpoint $MTL_CKPT --batch-size "$B" --device "$DEVICE" \
+            --repeats 15
+        # TA-LoRA alone (no task streams; fresh adapters): merged, it is
+        # the static model.
+        run "bench_mtlora_ta_only_synthetic_${DEVICE}_b$B" \
+            tools/benchmark.py $MTL --batch-size "$B" --device "$DEVICE" \
+            --repeats 15 --cfg-options 'model.backbone.lora.task_targets=[]'
+    done
+    [ -n "${SKIP_SWIN_T:-}" ] && return
+    run flops_mtlora_swin_t_448 tools/get_flops.py \
+        configs/mtlora_swin_pascal.py --num-images 0
+    run "bench_mtlora_swin_t_448_${DEVICE}_b1" tools/benchmark.py \
+        configs/mtlora_swin_pascal.py --batch-size 1 --device "$DEVICE" \
+        --random-inputs --repeats 3
+}
+if [ "${ONLY:-}" = mtlora ]; then
+    mtlora_benchmarks
+    echo "wrote $OUT"
+    exit 0
+fi
+
+run flops_synthetic tools/get_flops.py $SYN --checkpoint $SYN_CKPT \
+    --budget 0.5 --num-images 100
+[ -n "${SKIP_SWIN_T:-}" ] || \
+    run flops_swin_t_512 tools/get_flops.py $SWIN_T --num-images 0
+
 for B in $BATCHES; do
     # 15 rounds: one round of this small model takes well under a second,
     # and machine noise is a few percent per round.
@@ -69,4 +102,5 @@ run sweep_synthetic tools/sweep_budget.py $SYN --checkpoint $SYN_CKPT \
     --out-dir "$OUT/sweep_synthetic"
 run vis_synthetic tools/visualize.py $SYN --checkpoint $SYN_CKPT \
     --budget 0.5 --images val_00000 val_00001 val_00002 --out "$OUT/vis"
+mtlora_benchmarks
 echo "wrote $OUT"

@@ -6,6 +6,10 @@ import torch.nn as nn
 from mmengine.logging import MMLogger
 
 
+def _is_pattern(path: str) -> bool:
+    return any(c in path for c in '*?[')
+
+
 def _matches(name: str, paths: Sequence[str]) -> int:
     """Length of the longest path ``name`` falls under; 0 when none. A
     path is a module path (``backbone.policy``) or a glob pattern over
@@ -13,7 +17,7 @@ def _matches(name: str, paths: Sequence[str]) -> int:
     best = 0
     for p in paths:
         if name == p or name.startswith(p + '.') or (
-                any(c in p for c in '*?[') and
+                _is_pattern(p) and
                 (fnmatch.fnmatchcase(name, p) or
                  fnmatch.fnmatchcase(name, p + '.*'))):
             best = max(best, len(p))
@@ -34,7 +38,8 @@ def freeze_parameters(model: nn.Module, frozen: Sequence[str],
     gradient-clipping norm; no learning-rate schedule can move them.
 
     Raises:
-        ValueError: Naming a path that matches no parameter.
+        ValueError: Naming a path (not a pattern) that matches no
+            parameter.
 
     Returns:
         The names of the frozen parameters (also logged).
@@ -42,7 +47,10 @@ def freeze_parameters(model: nn.Module, frozen: Sequence[str],
     names = [n for n, _ in model.named_parameters()]
     for key, paths in (('frozen', frozen), ('trainable', trainable)):
         for p in paths:
-            if not any(_matches(n, [p]) for n in names):
+            # A literal path must exist; a pattern may match nothing (the
+            # adapters of a variant that has none).
+            if not _is_pattern(p) and not any(
+                    _matches(n, [p]) for n in names):
                 raise ValueError(
                     f'{where}: {key} path {p!r} matches no parameter of '
                     f'{type(model).__name__}')
