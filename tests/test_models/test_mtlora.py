@@ -299,3 +299,31 @@ def test_autocast_training_step_reaches_the_adapters():
     for p in (layer.lora_B, layer.task_B['semseg']):
         assert p.grad is not None and torch.isfinite(p.grad).all()
         assert p.grad.abs().sum() > 0
+
+
+def test_encoder_of_a_static_multi_task_checkpoint_loads(tmp_path):
+    """``init_cfg=Pretrained`` with a static multi-task model's checkpoint
+    (mmseg's taps before the patch mergings): the blocks load, the tap
+    norms of other widths stay at their initialisation, the adapters at
+    theirs."""
+    static_swin = dict(SWIN, out_after_downsample=False)
+    static = SwinEncoder(**static_swin)
+    with torch.no_grad():
+        for p in static.parameters():
+            p.add_(1.0)
+    path = str(tmp_path / 'static_mt.pth')
+    torch.save(dict(state_dict={f'backbone.{k}': v for k, v in
+                                static.state_dict().items()}), path)
+    model = MTLoRASwinTransformer(
+        **SWIN, lora=dict(r=4, tasks=TASKS),
+        init_cfg=dict(type='Pretrained', checkpoint=path))
+    from mmadamtl.models.backbones import check_pretrained_backbone
+    check_pretrained_backbone(model)
+    with pytest.warns(UserWarning, match='tap norms of another width'):
+        model.init_weights()
+    own = model.state_dict()
+    key = 'stages.0.blocks.0.attn.w_msa.qkv.weight'
+    assert torch.equal(own[key], static.state_dict()[key])
+    assert own['norm0.weight'].shape == (32, )
+    assert torch.equal(own['norm0.weight'], torch.ones(32))
+    assert not model.stages[0].blocks[0].attn.w_msa.qkv.lora_B.any()

@@ -1,4 +1,5 @@
 """The package's Swin encoder: mmseg's modules and keys, our stage loop."""
+import warnings
 from typing import Optional
 
 import torch
@@ -7,6 +8,7 @@ from mmseg.models.backbones import SwinTransformer
 from mmseg.registry import MODELS
 
 from ..layers.block_runners import BlockRunner, FullRunner
+from .swin_checkpoint import TAP_NORM
 
 _FULL = FullRunner()
 
@@ -59,6 +61,24 @@ class SwinEncoder(SwinTransformer):
                 self.add_module(f'norm{i}',
                                 build_norm_layer(norm_cfg,
                                                  self.tap_dims[i])[1])
+
+    def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
+        """As ``nn.Module``'s; a non-strict load (mmseg's ``Pretrained``
+        init) into taps after the patch mergings leaves out tap norms of
+        another width (a checkpoint tapped before them, e.g. a static
+        multi-task model's): they stay at their initialisation, with a
+        warning."""
+        if not strict and self.out_after_downsample:
+            own = self.state_dict()
+            skipped = [k for k, v in state_dict.items()
+                       if TAP_NORM.match(k) and k in own
+                       and own[k].shape != v.shape]
+            if skipped:
+                warnings.warn(f'{type(self).__name__}: tap norms of another '
+                              f'width not loaded: {skipped}')
+                state_dict = {k: v for k, v in state_dict.items()
+                              if k not in skipped}
+        return super().load_state_dict(state_dict, strict=strict, **kwargs)
 
     def forward(self, x: torch.Tensor,
                 runner: Optional[BlockRunner] = None):
