@@ -8,7 +8,8 @@
 CONFIG is an adaptive config (``AdaptiveSwinTransformer`` with a
 policy), or an MTLoRA config (then ``--budget`` is not used: the model
 as trained, with its TA-LoRA merged, and the static model of the same
-base weights are timed alternately, see ``measure_mtlora``). Its static counterpart is the same model with mmseg's
+base weights are timed alternately, see ``measure_mtlora``). The
+adaptive model's static counterpart is the same model with mmseg's
 ``SwinTransformer`` and the same weights (the checkpoint's, or the same
 random ones). In one process, after warm-up, alternately:
 
@@ -163,16 +164,18 @@ def executed(model, batches):
                 token_keep=float(np.mean(mean.get('token_keep', 1.))))
 
 
+def predictor(args, model, batches):
+    """``run(step)``: ``model.predict`` on ``batches[step]``."""
+    def run(step):
+        b = batches[step]
+        with torch.no_grad(), autocast(args):
+            model.predict(b['inputs'], b['data_samples'])
+    return run
+
+
 def time_inference(args, static, adaptive, batches, images):
     budget = adaptive.budget
     tasks = adaptive.active_tasks
-
-    def predict(model):
-        def run(step):
-            b = batches[step]
-            with torch.no_grad(), autocast(args):
-                model.predict(b['inputs'], b['data_samples'])
-        return run
 
     def encoder(model, **kw):
         def run(step):
@@ -183,7 +186,8 @@ def time_inference(args, static, adaptive, batches, images):
     common = dict(repeats=args.repeats, warmup=args.warmup,
                   steps=len(batches), device=args.device)
     t_model = alternate_timings(
-        dict(static=predict(static), adaptive=predict(adaptive)),
+        dict(static=predictor(args, static, batches),
+             adaptive=predictor(args, adaptive, batches)),
         desc='model latency', **common)
     t_enc = alternate_timings(
         dict(static=encoder(static),
@@ -349,15 +353,9 @@ def measure_mtlora(args, unmerged):
             diff = max([diff] + [float((a[t] - m[t]).abs().max())
                                  for t in a])
 
-    def predict(model):
-        def run(step):
-            b = batches[step]
-            with torch.no_grad(), autocast(args):
-                model.predict(b['inputs'], b['data_samples'])
-        return run
-
     times = alternate_timings(
-        {n: predict(m) for n, m in models.items()}, repeats=args.repeats,
+        {n: predictor(args, m, batches) for n, m in models.items()},
+        repeats=args.repeats,
         warmup=args.warmup, steps=len(batches), device=args.device,
         desc='model latency')
     lat = {k: 1e3 * float(np.median(v)) / images for k, v in times.items()}

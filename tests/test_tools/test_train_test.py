@@ -254,6 +254,16 @@ def test_dist_adaptive_training_two_processes(tiny_synthetic, tmp_path):
         assert 'val executed compute (per image)' in log
 
 
+def _same_final_weights(straight, resumed, ckpt='iter_4.pth'):
+    """Assert both runs ended with the same weights; return them."""
+    a = load_checkpoint_file(osp.join(straight, ckpt))['state_dict']
+    b = load_checkpoint_file(osp.join(resumed, ckpt))['state_dict']
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    return a
+
+
 def test_adaptive_resume_is_exact(tiny_synthetic, tmp_path):
     """Joint AdaMTL training (random budgets, Gumbel noise, drop path)
     resumed at iteration 2 ends with the uninterrupted run's weights."""
@@ -265,11 +275,7 @@ def test_adaptive_resume_is_exact(tiny_synthetic, tmp_path):
     # As if the run had stopped after its iteration-2 checkpoint.
     _run(['tools/train.py', TINY_ADAPTIVE, '--work-dir', resumed, '--resume',
           osp.join(straight, 'iter_2.pth'), '--cfg-options', *opts])
-    a = load_checkpoint_file(osp.join(straight, 'iter_4.pth'))['state_dict']
-    b = load_checkpoint_file(osp.join(resumed, 'iter_4.pth'))['state_dict']
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    a = _same_final_weights(straight, resumed)
     # The noise is not constant: a run of another seed ends elsewhere.
     other = str(tmp_path / 'other')
     _run(['tools/train.py', TINY_ADAPTIVE, '--work-dir', other,
@@ -278,11 +284,12 @@ def test_adaptive_resume_is_exact(tiny_synthetic, tmp_path):
     assert any(not torch.equal(a[k], c[k]) for k in a)
 
 
-def test_mtlora_train_resume_amp_test_and_deploy(tiny_synthetic, tmp_path):
+def test_mtlora_train_resume_test_and_deploy(tiny_synthetic, tmp_path):
     """MTLoRA through the tools: training resumed at iteration 2 ends with
     the uninterrupted run's weights (LoRA dropout and drop path
-    included), frozen weights do not move, tools/test.py evaluates; the merged and the adapter-rebuilt checkpoints give the
-    trained model's outputs."""
+    included), frozen weights do not move, tools/test.py evaluates; the
+    merged and the adapter-rebuilt checkpoints give the trained model's
+    outputs."""
     opts = _data_opts(tiny_synthetic)
     straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
     proc = _run(['tools/train.py', TINY_MTLORA, '--work-dir', straight,
@@ -290,11 +297,7 @@ def test_mtlora_train_resume_amp_test_and_deploy(tiny_synthetic, tmp_path):
     assert 'parameters train' in proc.stdout + proc.stderr
     _run(['tools/train.py', TINY_MTLORA, '--work-dir', resumed, '--resume',
           osp.join(straight, 'iter_2.pth'), '--cfg-options', *opts])
-    a = load_checkpoint_file(osp.join(straight, 'iter_4.pth'))['state_dict']
-    b = load_checkpoint_file(osp.join(resumed, 'iter_4.pth'))['state_dict']
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    a = _same_final_weights(straight, resumed)
     first = load_checkpoint_file(osp.join(straight, 'iter_2.pth'))
     first = first['state_dict']
     frozen = 'backbone.stages.0.blocks.0.attn.w_msa.qkv.weight'
