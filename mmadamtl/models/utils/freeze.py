@@ -63,8 +63,10 @@ def freeze_parameters(model: nn.Module, frozen: Sequence[str],
     count = sum(p.numel() for n, p in model.named_parameters()
                 if n in frozen_names)
     train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
     MMLogger.get_current_instance().info(
         f'frozen (requires_grad=False): {list(frozen)} except '
         f'{list(trainable)}: {len(done)} tensors, {count:,} parameters; '
-        f'{train:,} parameters train')
+        f'{train:,} of {total:,} parameters train '
+        f'({100 * train / max(total, 1):.1f}%)')
     return done
