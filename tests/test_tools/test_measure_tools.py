@@ -86,7 +86,7 @@ def test_get_flops_json(capsys, tiny_synthetic, checkpoint):
     assert set(r) == {'config', 'checkpoint', 'adaptive', 'budget', 'tasks',
                       'static', 'executed'}
     assert set(r['static']) == {'shape', 'tasks', 'gflops', 'params_m',
-                                'policy_params_m'}
+                                'trainable_params_m', 'policy_params_m'}
     assert set(r['executed']) == {
         'num_images', 'shapes', 'gflops', 'encoder_gflops', 'policy_gflops',
         'full_gflops', 'full_encoder_gflops', 'ratio', 'encoder_ratio',
@@ -94,6 +94,8 @@ def test_get_flops_json(capsys, tiny_synthetic, checkpoint):
     assert r['adaptive'] and r['budget'] == 0.5 and r['tasks'] == TASKS
     s, e = r['static'], r['executed']
     assert s['shape'] == [64, 64]
+    # Joint AdaMTL training trains everything.
+    assert s['trainable_params_m'] == s['params_m']
     # Independent count: mmengine's counter on the static variant.
     static = init_model(static_variant(TINY_ADAPTIVE))
     info = get_model_complexity_info(static, inputs=(torch.zeros(
