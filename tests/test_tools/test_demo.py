@@ -77,3 +77,32 @@ def test_budget_checks():
     checks = _demo().budget_checks(rows)
     assert [c['ok'] for c in checks] == [True, False, True, False]
     assert checks[1]['check'] == 'executed - requested = +0.040'
+
+
+def test_mtlora_table_and_runs():
+    import sys
+    sys.path.insert(0, osp.join(ROOT, 'tools'))
+    spec = importlib.util.spec_from_file_location(
+        'demo_mtlora', osp.join(ROOT, 'tools', 'demo_mtlora.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from mmadamtl.utils import TASKS
+    runs = module._runs([4, 16])
+    assert [r['tag'] for r in runs] == ['decoders', 'full', 'r4', 'r16']
+    assert runs[3]['opts'] == {'model.backbone.lora.r': 16}
+    metrics = {TASKS[t].main_key: float(i)
+               for i, t in enumerate(module.TASK_COLUMNS)}
+    metrics['gflops'] = 0.5
+    for r in runs:
+        r.update(metrics=metrics, trainable=250, total=1000, delta_m=-1.5,
+                 iter_ms=120.4, memory_mib=dict(total=99.6))
+    lines = module.table(runs).splitlines()
+    assert len(lines) == 2 + len(runs)
+    head = [c.strip() for c in lines[0].strip('|').split('|')]
+    row = dict(zip(head, [c.strip() for c in lines[-1].strip('|')
+                          .split('|')]))
+    assert row['method'] == 'MTLoRA r=16'
+    assert row['trainable params'] == '250' and row['share of all'] == '25.0%'
+    assert row['Δm vs full FT (%)'] == '-1.50'
+    assert row['train iter (ms, batch 8)'] == '120'
+    assert row['train memory (MiB)'] == '100'
