@@ -327,3 +327,18 @@ def test_encoder_of_a_static_multi_task_checkpoint_loads(tmp_path):
     assert own['norm0.weight'].shape == (32, )
     assert torch.equal(own['norm0.weight'], torch.ones(32))
     assert not model.stages[0].blocks[0].attn.w_msa.qkv.lora_B.any()
+
+
+def test_forking_block_keeps_the_shared_stream_bit_equal():
+    """The runner's step-by-step forward of a forking block gives the
+    shared stream exactly mmseg's ``block(x)``, adapters included."""
+    from mmadamtl.models.backbones.mtlora_swin import MTLoRARunner
+    model = _backbone()
+    _randomise_adapters(model)
+    with torch.no_grad():
+        h, hw = model.patch_embed(torch.rand(2, 3, 32, 32))
+        runner = MTLoRARunner(model, TASKS)
+        runner.start_stage(0, h, hw)
+        block = model.stages[0].blocks[1]
+        assert torch.equal(runner.run_block(0, 1, block, h, hw),
+                           block(h, hw))

@@ -106,10 +106,11 @@ class MTLoRARunner(BlockRunner):
     """Runs the last block of each stage with one residual stream per task
     (MTLoRA's task-specific adapters) and returns per-task taps.
 
-    The shared stream runs the block as it is (``block(x)``, TA-LoRA
-    included), recording the inputs and base outputs of ``proj``, ``fc1``
-    and ``fc2``. Each task then adds its pair's output to the base output
-    of the shared stream, on its own stream's input::
+    The shared stream runs mmseg's block forward step by step (TA-LoRA
+    included, the same operations as ``block(x)``), keeping the inputs
+    and base outputs ``W x + b`` of ``proj``, ``fc1`` and ``fc2``. Each
+    task then adds its pair's output to the base output of the shared
+    stream, on its own stream's input::
 
         proj_t = W_proj a + b + s B_t A_t a        (a: shared attention)
         t1     = x + drop_path(proj_t)
@@ -144,27 +145,23 @@ class MTLoRARunner(BlockRunner):
         proj = attn.w_msa.proj
         fc1, act, drop1 = ffn.layers[0]
         fc2 = ffn.layers[1]
-        proj.record = fc1.record = True
+        # proj runs inside mmseg's window attention: record its input
+        # (in windows) and base output there.
+        proj.record = True
         try:
             shared_attn = attn(block.norm1(x), hw_shape)
             a, proj_base = proj.recorded
-            x_mid = shared_attn + x
-            hidden = drop1(act(fc1(block.norm2(x_mid))))
-            fc1_base = fc1.recorded[1]
         finally:
-            for layer in (proj, fc1):
-                layer.record, layer.recorded = False, None
+            proj.record, proj.recorded = False, None
+        x_mid = shared_attn + x
+        n = block.norm2(x_mid)
+        fc1_base = fc1.base(n)
+        hidden = drop1(act(fc1.with_shared(n, fc1_base)))
+        fc2_base = fc2.base(hidden)
         out = None
         if need_shared:
-            fc2.record = True
-            try:
-                out = x_mid + ffn.dropout_layer(
-                    ffn.gamma2(ffn.layers[2](fc2(hidden))))
-                fc2_base = fc2.recorded[1]
-            finally:
-                fc2.record, fc2.recorded = False, None
-        else:
-            fc2_base = fc2.base(hidden)
+            out = x_mid + ffn.dropout_layer(ffn.gamma2(ffn.layers[2](
+                fc2.with_shared(hidden, fc2_base))))
         self._task_out = {}
         for task in self.streams:
             p = proj_base

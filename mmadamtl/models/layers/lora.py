@@ -61,7 +61,8 @@ class LoRALinear(nn.Linear):
             self.task_B[task] = nn.Parameter(
                 torch.zeros(out_features, self.task_rank))
         # (input, W x + b) of the last forward, kept only while a caller
-        # asks for it (MTLoRA's task streams reuse the base output).
+        # asks for it (MTLoRA's task streams reuse the base output of a
+        # layer called deep inside mmseg's attention).
         self.record = False
         # Whether task streams fork from this layer (they read its base
         # output, so its shared pair must not be merged).
@@ -93,14 +94,20 @@ class LoRALinear(nn.Linear):
         """The frozen layer alone: ``W x + b``."""
         return F.linear(x, self.weight, self.bias)
 
+    def with_shared(self, x: torch.Tensor,
+                    base: torch.Tensor) -> torch.Tensor:
+        """``base`` (this layer's ``W x + b``) plus the shared pair's
+        ``scale * B A dropout(x)``; ``base`` itself without a pair."""
+        if self.rank == 0:
+            return base
+        return base + self.scale * F.linear(
+            F.linear(self.lora_dropout(x), self.lora_A), self.lora_B)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base(x)
         if self.record:
             self.recorded = (x, out)
-        if self.rank > 0:
-            out = out + self.scale * F.linear(
-                F.linear(self.lora_dropout(x), self.lora_A), self.lora_B)
-        return out
+        return self.with_shared(x, out)
 
     def task_delta(self, task: str, x: torch.Tensor) -> torch.Tensor:
         """``task_scale * B_t A_t dropout(x)``: what task ``task``'s pair
