@@ -57,7 +57,8 @@ from mmadamtl.evaluation import (image_complexity,  # noqa: E402
                                  summarize_complexity)
 from mmadamtl.models.policies import calibrate_policy  # noqa: E402
 from mmadamtl.utils.cli import run_tool  # noqa: E402
-from mmadamtl.utils.timing import alternate_timings  # noqa: E402
+from mmadamtl.utils.timing import (alternate_timings,  # noqa: E402
+                                   train_step)
 
 # The targets of docs/benchmarks.md.
 LATENCY_OVER_FLOPS_MAX = 1.15
@@ -235,22 +236,13 @@ def time_training(args, static, adaptive, batches):
     models['adaptive'].set_train_budgets(
         torch.full((size, ), budget, device=args.device))
 
-    def step(name):
-        # BaseModel.train_step without the data preprocessor (the batch
-        # is preprocessed already).
-        model, wrapper = models[name], wrappers[name]
-
-        def run(_):
-            cpu_amp = autocast(args) if args.device == 'cpu' else \
-                contextlib.nullcontext()
-            with wrapper.optim_context(model), cpu_amp:
-                losses = model.loss(inputs, copy.deepcopy(samples))
-            loss, _ = model.parse_losses(losses)
-            wrapper.update_params(loss)
-        return run
+    def cpu_amp():
+        return autocast(args) if args.device == 'cpu' else \
+            contextlib.nullcontext()
 
     times = alternate_timings(
-        {n: step(n) for n in models}, repeats=args.train_repeats,
+        {n: train_step(models[n], wrappers[n], inputs, samples, cpu_amp)
+         for n in models}, repeats=args.train_repeats,
         warmup=1, device=args.device, desc='training iteration')
     return summarize(times, 1, 'adaptive', 'static')
 

@@ -55,8 +55,9 @@ def _runs(ranks):
 
 
 def step_costs(runs, data_root, repeats=10, batch=8):
-    """Median training-iteration time (ms, alternately) and training
-    memory (MiB) of each run's model on one batch of ``batch`` images."""
+    """Trainable and total parameters, median training-iteration time (ms,
+    alternately) and training memory (MiB) of each run's model on one
+    batch of ``batch`` images."""
     import numpy as np
     import torch
     from mmengine.config import Config
@@ -64,7 +65,7 @@ def step_costs(runs, data_root, repeats=10, batch=8):
 
     from mmadamtl.apis import build_test_dataset, init_model, load_batch
     from mmadamtl.utils.memory import training_memory
-    from mmadamtl.utils.timing import alternate_timings
+    from mmadamtl.utils.timing import alternate_timings, train_step
 
     models, wrappers = {}, {}
     for r in runs:
@@ -79,34 +80,22 @@ def step_costs(runs, data_root, repeats=10, batch=8):
     data = load_batch(first, dataset, list(range(batch)))
     inputs, samples = data['inputs'], data['data_samples']
 
-    def step(tag):
-        model, wrapper = models[tag], wrappers[tag]
-
-        def run_step(_):
-            with wrapper.optim_context(model):
-                losses = model.loss(inputs, copy.deepcopy(samples))
-            loss, _ = model.parse_losses(losses)
-            wrapper.update_params(loss)
-        return run_step
-
-    times = alternate_timings({t: step(t) for t in models}, repeats=repeats,
-                              warmup=2, desc='training iteration')
+    times = alternate_timings(
+        {t: train_step(m, wrappers[t], inputs, samples)
+         for t, m in models.items()}, repeats=repeats, warmup=2,
+        desc='training iteration')
     out = {}
     for tag, model in models.items():
         mem = training_memory(
             model, lambda: model.parse_losses(
                 model.loss(inputs, copy.deepcopy(samples)))[0])
-        out[tag] = dict(iter_ms=1e3 * float(np.median(times[tag])),
-                        memory_mib={k: v / 2**20 for k, v in mem.items()})
+        out[tag] = dict(
+            trainable=sum(p.numel() for p in model.parameters()
+                          if p.requires_grad),
+            total=sum(p.numel() for p in model.parameters()),
+            iter_ms=1e3 * float(np.median(times[tag])),
+            memory_mib={k: v / 2**20 for k, v in mem.items()})
     return out
-
-
-def parameter_counts(run):
-    from mmadamtl.apis import init_model
-    model = init_model(osp.join(ROOT, run['config']), cfg_options=run['opts'])
-    total = sum(p.numel() for p in model.parameters())
-    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trained, total
 
 
 def table(rows) -> str:
@@ -149,7 +138,6 @@ def mtlora_story(work_dir, data_root, data_opt, retrain, ranks):
             r['config'], r['ckpt'], osp.join(work_dir, 'eval'),
             osp.join(work_dir, f"mtlora_{r['tag']}_metrics.json"), data_opt,
             r['opts'])
-        r['trainable'], r['total'] = parameter_counts(r)
     costs = step_costs(runs, data_root)
     full = next(r for r in runs if r['tag'] == 'full')['metrics']
     baselines = {t: full[TASKS[t].main_key] for t in TASK_COLUMNS}

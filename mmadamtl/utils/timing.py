@@ -1,5 +1,7 @@
 """Wall-clock timing of callables, alternated so that drifts of the
 machine hit all alike."""
+import contextlib
+import copy
 import time
 from typing import Callable, Dict, List
 
@@ -44,3 +46,19 @@ def alternate_timings(fns: Dict[str, Callable[[int], object]],
             for name in names:
                 times[name].append(total[name])
     return times
+
+
+def train_step(model, wrapper, inputs: torch.Tensor, samples: list,
+               context: Callable = contextlib.nullcontext
+               ) -> Callable[[int], None]:
+    """``run(step)``: one training iteration of ``model`` on an already
+    preprocessed batch (``BaseModel.train_step`` without the data
+    preprocessor): loss under ``wrapper``'s context and ``context()``
+    (e.g. autocast), backward and optimizer step; for
+    :func:`alternate_timings`."""
+    def run(_):
+        with wrapper.optim_context(model), context():
+            losses = model.loss(inputs, copy.deepcopy(samples))
+        loss, _ = model.parse_losses(losses)
+        wrapper.update_params(loss)
+    return run
