@@ -24,6 +24,7 @@ setup(
         'mmsegmentation>=1.2,<2.0',
         'numpy',
         'scipy',
+        'pymoo>=0.6',
         'scikit-image',
         'Pillow',
         'rich',

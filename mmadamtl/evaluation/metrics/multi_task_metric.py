@@ -336,11 +336,15 @@ def delta_m(metrics: Dict[str, float],
             baselines: Dict[str, float]) -> Optional[float]:
     """Δm (%) of ``metrics`` against ``baselines`` (task -> main metric),
     over the tasks that have both; None if there are none."""
-    terms = []
-    for task, ref in baselines.items():
-        spec = TASKS[task]
-        if spec.main_key not in metrics:
-            continue
-        sign = -1 if spec.lower_is_better else 1
-        terms.append(sign * (metrics[spec.main_key] - ref) / ref)
+    terms = [
+        relative_gain(task, metrics[TASKS[task].main_key], ref)
+        for task, ref in baselines.items() if TASKS[task].main_key in metrics
+    ]
     return 100 * float(np.mean(terms)) if terms else None
+
+
+def relative_gain(task: str, value: float, ref: float) -> float:
+    """One task's term of Δm: ``(value - ref) / ref``, negated for a
+    lower-is-better metric (a fraction, not %)."""
+    sign = -1 if TASKS[task].lower_is_better else 1
+    return sign * (value - ref) / ref

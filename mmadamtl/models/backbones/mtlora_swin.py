@@ -11,6 +11,7 @@ from mmadamtl.utils import check_tasks
 
 from ..layers.block_runners import BlockRunner, HWShape
 from ..layers.lora import LoRALinear
+from ..layers.swin_windows import windows_to_tokens
 from ..utils.complexity import counted_flops
 from .swin_encoder import SwinEncoder
 
@@ -84,22 +85,6 @@ def _set(module: nn.Module, path: str, child: nn.Module) -> None:
     if parent:
         module = _get(module, parent)
     setattr(module, name, child)
-
-
-def windows_to_tokens(attn: nn.Module, windows: torch.Tensor,
-                      hw_shape: HWShape) -> torch.Tensor:
-    """mmseg's ``ShiftWindowMSA`` steps after its window attention: window
-    merge, reverse shift, crop; (nW*B, ws*ws, C) -> (B, H*W, C)."""
-    h, w = hw_shape
-    ws = attn.window_size
-    c = windows.shape[-1]
-    h_pad = h + (ws - h % ws) % ws
-    w_pad = w + (ws - w % ws) % ws
-    x = attn.window_reverse(windows.view(-1, ws, ws, c), h_pad, w_pad)
-    if attn.shift_size > 0:
-        x = torch.roll(x, shifts=(attn.shift_size, attn.shift_size),
-                       dims=(1, 2))
-    return x[:, :h, :w, :].reshape(x.shape[0], h * w, c)
 
 
 class MTLoRARunner(BlockRunner):

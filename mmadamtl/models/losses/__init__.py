@@ -1,4 +1,6 @@
 from .budget_loss import BudgetLoss
+from .cikd_loss import CIKDLoss
 from .task_losses import BalancedBCELoss, DepthL1Loss, NormalsL1Loss
 
-__all__ = ['BalancedBCELoss', 'NormalsL1Loss', 'DepthL1Loss', 'BudgetLoss']
+__all__ = ['BalancedBCELoss', 'NormalsL1Loss', 'DepthL1Loss', 'BudgetLoss',
+           'CIKDLoss']

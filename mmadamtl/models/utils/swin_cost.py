@@ -11,7 +11,7 @@ Python ``if``). ``tests/test_models/test_adaptive_swin.py`` checks the
 static total against the counter.
 """
 from dataclasses import dataclass, field
-from typing import List, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -78,9 +78,15 @@ class SwinCost:
         return self.fixed_total + self.blocks_total
 
 
-def swin_cost(swin, img_hw: Tuple[int, int]) -> SwinCost:
+def swin_cost(swin, img_hw: Tuple[int, int],
+              widths: Optional[Sequence[Tuple[int, int]]] = None
+              ) -> SwinCost:
     """Per-image cost table of an mmseg ``SwinTransformer`` (or subclass)
-    for an input of size ``img_hw``."""
+    for an input of size ``img_hw``.
+
+    ``widths``: per stage ``(heads, hidden)``, the attention heads and MLP
+    neurons its blocks run (a slimmable Swin's sub-network, see
+    ``mmadamtl.models.layers.run_slim_block``); None: all of them."""
     proj = swin.patch_embed.projection
     kh, kw = proj.kernel_size
     sh, sw = proj.stride
@@ -97,9 +103,16 @@ def swin_cost(swin, img_hw: Tuple[int, int]) -> SwinCost:
         for block in stage.blocks:
             ws = block.attn.window_size
             padded = _ceil_div(h, ws) * ws * _ceil_div(w, ws) * ws
-            attn = 5 * tokens * dims + padded * (
-                4 * dims * dims + 2 * ws * ws * dims)
+            w_msa = block.attn.w_msa
+            # Width of the attention: heads x head dim.
+            inner = dims
             hidden = block.ffn.feedforward_channels
+            if widths is not None:
+                inner = widths[i][0] * (dims // w_msa.num_heads)
+                hidden = widths[i][1]
+            # qkv (3 C inner) + proj (inner C), q k^T and attn v.
+            attn = 5 * tokens * dims + padded * (
+                4 * dims * inner + 2 * ws * ws * inner)
             mlp = 5 * dims + 2 * dims * hidden
             cost.blocks.append(BlockCost(attn, mlp, tokens))
         after = getattr(swin, 'out_after_downsample', False) and \

@@ -1,0 +1,115 @@
+"""AdaMTL's task decoder with slimmable widths (switchable BatchNorm)."""
+from typing import List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+from mmseg.models.utils import resize
+from mmseg.registry import MODELS
+
+from ..layers.slimmable import SlimConvNorm
+
+
+def check_width_multipliers(widths: Sequence[float], channels: int,
+                            where: str) -> List[float]:
+    """Increasing multipliers in (0, 1] ending at 1.0, each giving a whole
+    number of channels."""
+    widths = [float(w) for w in widths]
+    if not widths or widths[-1] != 1.0 or \
+            any(not 0 < w <= 1 for w in widths) or \
+            any(a >= b for a, b in zip(widths, widths[1:])):
+        raise ValueError(f'{where}: width multipliers must increase within '
+                         f'(0, 1] and end at 1.0, got {widths}')
+    for w in widths:
+        if abs(w * channels - round(w * channels)) > 1e-6:
+            raise ValueError(f'{where}: width {w} of {channels} channels is '
+                             f'not a whole number of channels')
+    return widths
+
+
+class SlimBasicBlock(nn.Module):
+    """``BasicBlock`` of ``AdaMTLDecoder`` with slimmable output widths; a
+    1x1 projection shortcut wherever the input width can differ from the
+    output's (a fixed-width input)."""
+
+    def __init__(self, in_channels: int, widths: Sequence[int],
+                 norm_cfg: dict, fixed_input: bool) -> None:
+        super().__init__()
+        self.conv1 = SlimConvNorm(in_channels, widths, 3, norm_cfg=norm_cfg)
+        self.conv2 = SlimConvNorm(widths[-1], widths, 3, norm_cfg=norm_cfg,
+                                  act_cfg=None)
+        needs_projection = in_channels != widths[-1] or (
+            fixed_input and any(w != in_channels for w in widths))
+        self.shortcut = SlimConvNorm(
+            in_channels, widths, 1, norm_cfg=norm_cfg,
+            act_cfg=None) if needs_projection else None
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor, index: int) -> torch.Tensor:
+        identity = x if self.shortcut is None else self.shortcut(x, index)
+        return self.relu(self.conv2(self.conv1(x, index), index) + identity)
+
+
+@MODELS.register_module()
+class SlimmableAdaMTLDecoder(BaseModule):
+    """``AdaMTLDecoder`` (per scale two basic blocks, upsample, concatenate,
+    1x1 fuse, 1x1 prediction) whose width is one of ``widths`` x
+    ``channels``, chosen by :meth:`set_width`.
+
+    Every conv is a prefix slice of the widest one's weights; every width
+    has its own BatchNorms (switchable BN); the prediction layer's outputs
+    stay ``out_channels``. At width 1.0 it computes what an
+    ``AdaMTLDecoder`` of ``channels`` with the same weights computes.
+
+    Args:
+        in_channels: Channels of each input scale (the encoder's, fixed).
+        out_channels: Channels of the task output.
+        channels: Widest branch width.
+        widths: Width multipliers, increasing, ending at 1.0.
+        norm_cfg: Norm layer config (one set per width).
+        align_corners: ``align_corners`` of the upsampling.
+    """
+
+    def __init__(self,
+                 in_channels: Sequence[int],
+                 out_channels: int,
+                 channels: int = 64,
+                 widths: Sequence[float] = (0.25, 0.5, 0.75, 1.0),
+                 norm_cfg: dict = dict(type='BN'),
+                 align_corners: bool = False,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.widths = check_width_multipliers(widths, channels,
+                                              'SlimmableAdaMTLDecoder.widths')
+        self.channels_at = [int(round(w * channels)) for w in self.widths]
+        self.align_corners = align_corners
+        self.branches = nn.ModuleList(
+            nn.ModuleList([
+                SlimBasicBlock(c, self.channels_at, norm_cfg, True),
+                SlimBasicBlock(channels, self.channels_at, norm_cfg, False)
+            ]) for c in in_channels)
+        self.fuse = SlimConvNorm(channels * len(in_channels),
+                                 self.channels_at, 1,
+                                 in_groups=len(in_channels),
+                                 norm_cfg=norm_cfg)
+        self.cls = SlimConvNorm(channels, [out_channels], 1, norm_cfg=None,
+                                act_cfg=None, bias=True)
+        self.width = self.widths[-1]
+
+    def set_width(self, width: float) -> None:
+        """Run at multiplier ``width`` (one of ``widths``)."""
+        if float(width) not in self.widths:
+            raise ValueError(f'decoder width {width!r} is not one of '
+                             f'{self.widths}')
+        self.width = float(width)
+
+    def forward(self, inputs: List[torch.Tensor]) -> torch.Tensor:
+        i = self.widths.index(self.width)
+        size = inputs[0].shape[2:]
+        outs = []
+        for blocks, x in zip(self.branches, inputs):
+            for block in blocks:
+                x = block(x, i)
+            outs.append(resize(x, size=size, mode='bilinear',
+                               align_corners=self.align_corners))
+        return self.cls(self.fuse(torch.cat(outs, dim=1), i), 0)

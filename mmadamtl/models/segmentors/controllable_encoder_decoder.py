@@ -1,0 +1,400 @@
+"""One trained model, any compute budget and task preference after
+deployment ("Efficient Controllable Multi-Task Architectures", Aich et
+al., ICCV 2023, on the package's Swin encoder)."""
+import contextlib
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from mmengine.model import MMDistributedDataParallel
+from mmseg.registry import MODEL_WRAPPERS, MODELS
+from mmseg.structures import SegDataSample
+
+from mmadamtl.utils import check_tasks
+
+from ..utils.budget import check_budget
+from ..utils.controllable_search import (LookupTable, SearchResult,
+                                         check_preference, decoder_widths,
+                                         search_subnet)
+from .multi_task_encoder_decoder import MultiTaskEncoderDecoder
+
+SANDWICH_DEFAULTS = dict(num_random=2, dirichlet=0.2,
+                         distill=dict(type='CIKDLoss', loss_weight=1.0))
+
+
+@MODELS.register_module()
+class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
+    """A slimmable shared encoder (``SlimmableSwinTransformer``) and
+    slimmable task decoders (``SlimmableAdaMTLDecoder``) trained once as a
+    super-network; at run time a compute budget and a task preference
+    choose the sub-network.
+
+    **Sub-networks.** :meth:`set_subnet` sets the encoder's per-stage
+    widths and each task's decoder width (0: the task does not run).
+    ``test_cfg`` picks what inference runs:
+
+    - ``subnet=dict(encoder=..., decoders={task: width})``: that one;
+    - ``preference=dict(semseg=0.5, depth=0.3, ...)`` and/or ``budget``
+      (in (0, 1]: the share of the widest model's GFLOPs), with
+      ``lookup_table`` (JSON from ``tools/controllable.py table``): the
+      configuration :func:`search_subnet` finds for the input's size
+      (decoders by preference, the most preferred widest; the encoder
+      that maximises the preference-weighted score within the budget).
+      Without a budget the encoder is the widest; without a preference
+      every task counts the same.
+
+    Every prediction's metainfo holds the executed ``gflops`` /
+    ``encoder_gflops`` of the configuration that ran (closed form for the
+    encoder, mmengine's counter for each decoder at its width) and
+    ``controllable`` (the configuration, the budget and preference asked
+    for, and the budget's GFLOPs).
+
+    **Training** (:meth:`train_step`): the sandwich rule: per iteration
+    the widest, the narrowest and ``num_random`` random sub-networks run
+    on the batch, their gradients accumulate and one optimizer step
+    follows. Random encoders draw each stage's widths uniformly; random
+    decoder widths follow a task preference drawn from
+    Dirichlet(``dirichlet``) through the deployment rule. Every
+    sub-network but the widest adds the CI-KD loss (``distill``) of its
+    stage features against the widest's, detached. The draws come from
+    torch's global generator, which ``IterSeedHook`` seeds per iteration,
+    so a resumed run draws what the uninterrupted one drew.
+    ``train_cfg=dict(sandwich=dict(num_random=2, dirichlet=0.2,
+    distill=dict(type='CIKDLoss', loss_weight=1.0)))``.
+    Under DDP use ``model_wrapper_cfg=dict(type='SandwichDDP',
+    find_unused_parameters=True)``.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not hasattr(self.backbone, 'set_subnet'):
+            raise TypeError(f'{type(self).__name__} needs a slimmable '
+                            f'backbone (SlimmableSwinTransformer), got '
+                            f'{type(self.backbone).__name__}')
+        for task in self.tasks:
+            if not hasattr(self.decode_head.decoders[task], 'set_width'):
+                raise TypeError(
+                    f'{type(self).__name__}: decoder of {task!r} is not '
+                    f'slimmable (use SlimmableAdaMTLDecoder)')
+        widths = {tuple(d.widths) for d in self.decode_head.decoders.values()}
+        if len(widths) != 1:
+            raise ValueError(f'every task decoder needs the same widths, got '
+                             f'{sorted(widths)}')
+        self.widths = list(widths.pop())
+        unknown = set(self.train_cfg.get('sandwich', {})) - set(
+            SANDWICH_DEFAULTS)
+        if unknown:
+            raise KeyError(f'train_cfg.sandwich: unknown keys '
+                           f'{sorted(unknown)} (known: '
+                           f'{sorted(SANDWICH_DEFAULTS)})')
+        self.sandwich = dict(SANDWICH_DEFAULTS,
+                             **self.train_cfg.get('sandwich', {}))
+        if int(self.sandwich['num_random']) < 0 or \
+                not float(self.sandwich['dirichlet']) > 0:
+            raise ValueError(f'train_cfg.sandwich: num_random >= 0 and '
+                             f'dirichlet > 0 needed, got {self.sandwich}')
+        self.distill = MODELS.build(self.sandwich['distill'])
+        self._teacher: Optional[List[torch.Tensor]] = None
+        self._last_feats: Optional[List[torch.Tensor]] = None
+        self._table: Optional[LookupTable] = None
+        self._searched: Dict[tuple, SearchResult] = {}
+        self._shapes: Dict[tuple, list] = {}
+        unknown = set(self.test_cfg) - {'subnet', 'budget', 'preference',
+                                        'lookup_table', 'tasks'}
+        if unknown:
+            raise KeyError(f'test_cfg: unknown keys {sorted(unknown)} for '
+                           f'{type(self).__name__} (subnet, budget, '
+                           f'preference, lookup_table, tasks)')
+        self.set_subnet(**dict(self.test_cfg.get('subnet') or {}))
+        self.set_control(self.test_cfg.get('budget'),
+                         self.test_cfg.get('preference'))
+
+    # ------------------------------------------------------------------
+    # Sub-networks
+    @property
+    def adaptive(self) -> bool:
+        return False
+
+    def set_budget(self, budget: Optional[float]) -> None:
+        """Inference budget: the share of the widest model's GFLOPs, in
+        (0, 1]; None: the widest encoder."""
+        self.budget = check_budget(budget)
+        self._searched = {}
+
+    def set_control(self, budget: Optional[float] = None,
+                    preference: Optional[Dict[str, float]] = None) -> None:
+        """Run inference at ``budget`` and ``preference`` (see the class);
+        both None: the sub-network set by :meth:`set_subnet`."""
+        self.set_budget(budget)
+        self.preference = None if preference is None else check_preference(
+            dict(preference), self.tasks)
+
+    @property
+    def controlled(self) -> bool:
+        return self.budget is not None or self.preference is not None
+
+    def set_subnet(self, encoder='max',
+                   decoders: Optional[Dict[str, float]] = None) -> dict:
+        """Run the encoder sub-network ``encoder`` (``'max'``, ``'min'``,
+        ``dict(heads=..., mlp_ratio=...)`` or one such per stage) and the
+        decoder widths ``decoders`` (task -> multiplier; 0 switches the
+        task off; tasks not named run at their widest). Returns the
+        configuration, canonical."""
+        decoders = dict(decoders or {})
+        if decoders:
+            check_tasks(decoders, self.tasks, where='set_subnet decoders')
+        enc = self.backbone.check_config(encoder)
+        widths = {}
+        for task in self.tasks:
+            w = float(decoders.get(task, self.widths[-1]))
+            if w != 0 and w not in self.widths:
+                raise ValueError(f'set_subnet: decoder width of {task!r} '
+                                 f'must be 0 or one of {self.widths}, got '
+                                 f'{decoders[task]!r}')
+            widths[task] = w
+        if not any(widths.values()):
+            raise ValueError('set_subnet: every decoder is off')
+        self.backbone.set_subnet(enc)
+        for task, w in widths.items():
+            if w:
+                self.decode_head.decoders[task].set_width(w)
+        self.subnet = dict(encoder=enc, decoders=widths)
+        self.set_active_tasks([t for t in self.tasks if widths[t]])
+        return self.subnet
+
+    @contextlib.contextmanager
+    def subnet_context(self, encoder='max', decoders=None):
+        """Run ``with model.subnet_context(...):`` and restore after."""
+        saved = self.subnet, self.active_tasks
+        try:
+            yield self.set_subnet(encoder, decoders)
+        finally:
+            self.set_subnet(saved[0]['encoder'], saved[0]['decoders'])
+            self.active_tasks = saved[1]
+
+    # ------------------------------------------------------------------
+    # Costs and search
+    def feature_shapes(self, img_hw: Sequence[int]) -> list:
+        """Shapes (1, C, h, w) of the encoder's outputs for ``img_hw``."""
+        key = tuple(int(v) for v in img_hw)
+        if key not in self._shapes:
+            p = next(self.parameters())
+            x = torch.zeros(1, 3, *key, dtype=p.dtype, device=p.device)
+            saved = self.backbone.subnet
+            was_training = self.backbone.training
+            self.backbone.set_subnet('min')
+            self.backbone.eval()
+            try:
+                with torch.no_grad():
+                    feats = self.backbone(x)
+            finally:
+                self.backbone.set_subnet(saved)
+                self.backbone.train(was_training)
+            self._shapes[key] = [tuple(f.shape) for f in feats]
+        return self._shapes[key]
+
+    def decoder_flops(self, task: str, width: float,
+                      img_hw: Sequence[int]) -> float:
+        """Multiply-adds of ``task``'s decoder at ``width`` (mmengine's
+        counter, once per width and size)."""
+        if not width:
+            return 0.0
+        decoder = self.decode_head.decoders[task]
+        saved = decoder.width
+        p = next(self.parameters())
+        feats = [torch.zeros(s, dtype=p.dtype, device=p.device)
+                 for s in self.feature_shapes(img_hw)]
+        decoder.set_width(width)
+        was_training = decoder.training
+        decoder.eval()
+        try:
+            return self.complexity.module_flops(decoder, feats,
+                                                f'decoder.{task}@{width}')
+        finally:
+            decoder.set_width(saved)
+            decoder.train(was_training)
+
+    def subnet_flops(self, img_hw: Sequence[int], encoder=None,
+                     decoders: Optional[Dict[str, float]] = None) -> float:
+        """Multiply-adds of one image through a configuration (default:
+        the current one); decoders not named run at their widest."""
+        enc = self.backbone.check_config(
+            self.subnet['encoder'] if encoder is None else encoder)
+        decoders = self.subnet['decoders'] if decoders is None else {
+            t: decoders.get(t, self.widths[-1]) for t in self.tasks}
+        return self.backbone.encoder_flops(img_hw, config=enc) + sum(
+            self.decoder_flops(t, w, img_hw) for t, w in decoders.items())
+
+    def max_flops(self, img_hw: Sequence[int]) -> float:
+        """Multiply-adds of the widest model, every task running."""
+        return self.subnet_flops(img_hw, 'max',
+                                 {t: self.widths[-1] for t in self.tasks})
+
+    @property
+    def lookup_table(self) -> LookupTable:
+        if self._table is None:
+            path = self.test_cfg.get('lookup_table')
+            if not path:
+                raise ValueError(
+                    'a budget needs test_cfg.lookup_table (the JSON written '
+                    'by tools/controllable.py table)')
+            self.set_lookup_table(LookupTable.load(path))
+        return self._table
+
+    def set_lookup_table(self, table: LookupTable) -> None:
+        """Use ``table`` for the budget search (checked against the
+        model)."""
+        missing = [t for t in self.tasks if t not in table.tasks]
+        if missing:
+            raise ValueError(f'lookup table has no scores for tasks '
+                             f'{missing}')
+        if table.widths != self.widths:
+            raise ValueError(f'lookup table widths {table.widths} differ '
+                             f'from the decoders\' {self.widths}')
+        for enc in table.encoders:
+            self.backbone.check_config(enc)
+        self._table = table
+        self._searched = {}
+
+    def search(self, img_hw: Sequence[int], budget: Optional[float] = None,
+               preference: Optional[Dict[str, float]] = None
+               ) -> SearchResult:
+        """The configuration for ``budget`` and ``preference`` (see the
+        class) at input size ``img_hw``."""
+        pref = check_preference(preference or {t: 1.0 for t in self.tasks},
+                                self.tasks)
+        key = (tuple(int(v) for v in img_hw), budget,
+               tuple(sorted(pref.items())))
+        if key in self._searched:
+            return self._searched[key]
+        if budget is None:
+            decs = decoder_widths(pref, self.widths)
+            flops = self.subnet_flops(img_hw, 'max', decs)
+            result = SearchResult(self.backbone.max_config, decs, 0.0, flops,
+                                  self.max_flops(img_hw))
+        else:
+            result = search_subnet(
+                self.lookup_table, pref, budget,
+                lambda e, d: self.subnet_flops(img_hw, e, d),
+                self.max_flops(img_hw))
+        self._searched[key] = result
+        return result
+
+    # ------------------------------------------------------------------
+    # Inference
+    def _decode(self, inputs: torch.Tensor):
+        if self.controlled:
+            found = self.search(inputs.shape[2:], self.budget,
+                                self.preference)
+            self.set_subnet(found.encoder, found.decoders)
+        return super()._decode(inputs)
+
+    def _set_complexity(self, inputs: torch.Tensor, feats,
+                        data_samples: List[SegDataSample]) -> None:
+        hw = inputs.shape[2:]
+        encoder = self.backbone.encoder_flops(hw)
+        heads = sum(self.decoder_flops(t, self.subnet['decoders'][t], hw)
+                    for t in self.active_tasks)
+        meta = dict(
+            encoder_gflops=encoder / 1e9, gflops=(encoder + heads) / 1e9,
+            controllable=dict(
+                encoder=[list(s) for s in self.subnet['encoder']],
+                decoders={t: self.subnet['decoders'][t]
+                          for t in self.tasks},
+                budget=self.budget,
+                preference=self.preference,
+                budget_gflops=None if self.budget is None else
+                self.budget * self.max_flops(hw) / 1e9,
+                max_gflops=self.max_flops(hw) / 1e9))
+        for sample in data_samples:
+            sample.set_metainfo(meta)
+
+    # ------------------------------------------------------------------
+    # Training
+    def extract_feat(self, inputs, budget=None, tasks=None, cap=None):
+        feats = self.backbone(inputs)
+        self._last_feats = feats
+        return feats
+
+    def loss(self, inputs: torch.Tensor,
+             data_samples: List[SegDataSample]) -> dict:
+        """Task losses of the current sub-network, plus ``loss_cikd``
+        while a teacher (the widest sub-network's features) is set."""
+        tasks = [t for t in (self.train_tasks or self.tasks)
+                 if t in self.active_tasks]
+        feats = self.extract_feat(inputs)
+        losses = self.decode_head.loss(feats, data_samples, tasks)
+        if self._teacher is not None:
+            losses[self.distill.loss_name] = self.distill(
+                feats, self._teacher)
+        return losses
+
+    def sample_subnets(self) -> List[Tuple[str, dict]]:
+        """The sandwich of one iteration: widest, narrowest and
+        ``num_random`` random sub-networks (torch's global generator)."""
+        subnets = [('max', dict(encoder='max', decoders={
+            t: self.widths[-1] for t in self.tasks})),
+                   ('min', dict(encoder='min', decoders={
+                       t: self.widths[0] for t in self.tasks}))]
+        choices = self.backbone.stage_choices()
+        dirichlet = torch.distributions.Dirichlet(
+            torch.full((len(self.tasks), ), float(self.sandwich['dirichlet'])))
+        for k in range(int(self.sandwich['num_random'])):
+            picks = torch.randint(len(choices), (len(self.backbone.stages), ))
+            r = dirichlet.sample().tolist()
+            pref = {t: max(v, 1e-12) for t, v in zip(self.tasks, r)}
+            subnets.append((f'rand{k}', dict(
+                encoder=[choices[i] for i in picks.tolist()],
+                decoders=decoder_widths(pref, self.widths))))
+        return subnets
+
+    def train_step(self, data, optim_wrapper) -> Dict[str, torch.Tensor]:
+        return self.sandwich_step(data, optim_wrapper, self)
+
+    def sandwich_step(self, data, optim_wrapper, runner_model
+                      ) -> Dict[str, torch.Tensor]:
+        """One sandwich iteration (see the class); ``runner_model`` is the
+        model the forward passes go through (``self`` or its DDP
+        wrapper, whose gradients sync on the last backward only)."""
+        saved = self.subnet
+        subnets = self.sample_subnets()
+        log_vars: Dict[str, torch.Tensor] = {}
+        total = 0.
+        try:
+            with optim_wrapper.optim_context(runner_model):
+                data = self.data_preprocessor(data, True)
+            for k, (name, subnet) in enumerate(subnets):
+                self.set_subnet(**subnet)
+                last = k == len(subnets) - 1
+                sync = contextlib.nullcontext() if last or not hasattr(
+                    runner_model, 'no_sync') else runner_model.no_sync()
+                with sync:
+                    with optim_wrapper.optim_context(runner_model):
+                        losses = runner_model(**data, mode='loss')
+                    loss, parts = self.parse_losses(losses)
+                    optim_wrapper.backward(loss / len(subnets))
+                if k == 0:
+                    self._teacher = [f.detach() for f in self._last_feats]
+                    log_vars.update(parts)
+                log_vars[f'{name}.loss'] = parts['loss']
+                if self.distill.loss_name in parts:
+                    log_vars[f'{name}.{self.distill.loss_name}'] = \
+                        parts[self.distill.loss_name]
+                total += parts['loss']
+            optim_wrapper.step()
+            optim_wrapper.zero_grad()
+        finally:
+            self._teacher = None
+            self._last_feats = None
+            self.set_subnet(saved['encoder'], saved['decoders'])
+        log_vars['loss'] = total / len(subnets)
+        return log_vars
+
+
+@MODEL_WRAPPERS.register_module()
+class SandwichDDP(MMDistributedDataParallel):
+    """DDP wrapper of :class:`ControllableEncoderDecoder`: one training
+    iteration runs its sandwich of sub-networks, gradients all-reduced
+    once, on the last backward (``no_sync`` before)."""
+
+    def train_step(self, data, optim_wrapper) -> Dict[str, torch.Tensor]:
+        return self.module.sandwich_step(data, optim_wrapper, self)

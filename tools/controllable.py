@@ -1,0 +1,166 @@
+"""Deployment of a controllable model: the lookup table and the search.
+
+    # measure the lookup table on the config's held-out split
+    # (lookup_dataloader); writes it next to the checkpoint by default
+    python tools/controllable.py table CONFIG CHECKPOINT [--out PATH]
+        [--per-stage --budgets 0.5 0.75 --population 16 --generations 4]
+
+    # the configuration a (budget, preference) request runs
+    python tools/controllable.py search CONFIG --table PATH --budget 0.5
+        --preference semseg=0.6 depth=0.4 [--size 512 512]
+
+Then evaluate or deploy it with the configs' ``test_cfg``::
+
+    python tools/test.py CONFIG CHECKPOINT --cfg-options \\
+        model.test_cfg.lookup_table=PATH model.test_cfg.budget=0.5 \\
+        "model.test_cfg.preference={semseg:0.6,depth:0.4}"
+
+``table`` measures every stage-uniform encoder sub-network at every
+decoder width (one encoder pass per image and configuration). With
+``--per-stage`` an evolutionary search over per-stage encoder choices
+adds, per budget, the best encoder it finds for the uniform preference
+(fitness measured on the same held-out images), so the run-time search
+(instant, over the table's encoders) can pick per-stage configurations
+too. The table is JSON; reading it runs no code.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from mmengine.config import DictAction  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+from mmseg.registry import DATASETS  # noqa: E402
+
+from mmadamtl.apis import (collate_batches, init_model,  # noqa: E402
+                           lookup_table, measure_configs)
+from mmadamtl.models.utils.controllable_search import (  # noqa: E402
+    LookupTable, evolution_search)
+
+
+def heldout_batches(model, batch_size: int = 4):
+    """The config's ``lookup_dataloader`` dataset (held out of training),
+    collated."""
+    cfg = model.cfg
+    if 'lookup_dataloader' not in cfg:
+        raise KeyError(f'{cfg.filename}: no lookup_dataloader (the held-out '
+                       f'split the lookup table is measured on)')
+    init_default_scope('mmseg')
+    dataset = DATASETS.build(cfg.lookup_dataloader.dataset)
+    size = cfg.lookup_dataloader.get('batch_size', batch_size)
+    return dataset, collate_batches(dataset, None, size)
+
+
+def build_table(model, dataset, batches, per_stage: bool = False,
+                budgets=(0.5, 0.75), population: int = 16,
+                generations: int = 4, seed: int = 0) -> LookupTable:
+    """Measure the table (see the module); ``per_stage`` adds the
+    evolutionary search's encoders."""
+    cfg = model.cfg
+    measured = measure_configs(model, batches, cfg.test_evaluator,
+                               dataset.metainfo)
+    source = dict(config=cfg.filename, images=len(dataset),
+                  split='lookup_dataloader')
+    if per_stage:
+        table = lookup_table(measured)
+        hw = measured['img_size']
+        full = {t: model.widths[-1] for t in model.tasks}
+        cache = {}
+
+        def fitness(enc):
+            m = measure_configs(model, batches, cfg.test_evaluator,
+                                dataset.metainfo, [enc])
+            cache[enc] = m
+            return sum(_gain(t, m['metrics'][t][0][-1], table)
+                       for t in model.tasks) / len(model.tasks)
+
+        found = []
+        for budget in budgets:
+            limit = budget * model.max_flops(hw)
+            best, _ = evolution_search(
+                model.backbone.stage_choices(), len(model.backbone.stages),
+                fitness, lambda e: model.subnet_flops(hw, e, full), limit,
+                population=population, generations=generations, seed=seed,
+                init=[e for e in table.encoders
+                      if model.subnet_flops(hw, e, full) <= limit])
+            if best not in table.encoders and best not in found:
+                found.append(best)
+        for enc in found:
+            extra = cache[enc]
+            measured['encoders'].append(extra['encoders'][0])
+            measured['gflops']['encoders'] += extra['gflops']['encoders']
+            for key in ('metrics', 'losses'):
+                for t in model.tasks:
+                    measured[key][t].append(extra[key][t][0])
+        source['per_stage'] = dict(budgets=list(budgets),
+                                   population=population,
+                                   generations=generations, added=len(found))
+    table = lookup_table(measured, source)
+    table.source['losses'] = measured['losses']
+    return table
+
+
+def _gain(task, value, table):
+    from mmadamtl.evaluation.metrics.multi_task_metric import relative_gain
+    return relative_gain(task, value, table.reference[task])
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    sub = parser.add_subparsers(dest='command', required=True)
+    t = sub.add_parser('table', help='measure the lookup table')
+    t.add_argument('config')
+    t.add_argument('checkpoint')
+    t.add_argument('--out', help='default: lookup_table.json next to the '
+                   'checkpoint')
+    t.add_argument('--per-stage', action='store_true')
+    t.add_argument('--budgets', type=float, nargs='+', default=[0.5, 0.75])
+    t.add_argument('--population', type=int, default=16)
+    t.add_argument('--generations', type=int, default=4)
+    s = sub.add_parser('search', help='configuration of a request')
+    s.add_argument('config')
+    s.add_argument('--table', required=True)
+    s.add_argument('--budget', type=float)
+    s.add_argument('--preference', nargs='+', action=DictAction,
+                   help='task=weight ...')
+    s.add_argument('--size', type=int, nargs=2, help='input H W; default '
+                   'the table\'s')
+    for p in (t, s):
+        p.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.command == 'table':
+        model = init_model(args.config, args.checkpoint,
+                           cfg_options=args.cfg_options)
+        dataset, batches = heldout_batches(model)
+        table = build_table(model, dataset, batches, args.per_stage,
+                            args.budgets, args.population, args.generations)
+        table.source['checkpoint'] = args.checkpoint
+        out = args.out or osp.join(osp.dirname(args.checkpoint),
+                                   'lookup_table.json')
+        table.save(out)
+        result = dict(table=out, encoders=len(table.encoders),
+                      widths=table.widths, reference=table.reference)
+    else:
+        model = init_model(args.config, cfg_options=args.cfg_options)
+        table = LookupTable.load(args.table)
+        model.set_lookup_table(table)
+        size = args.size or table.img_size
+        pref = {k: float(v) for k, v in (args.preference or {}).items()}
+        found = model.search(size, args.budget, pref or None)
+        result = dict(encoder=[list(s) for s in found.encoder],
+                      decoders=found.decoders, score=found.score,
+                      gflops=found.flops / 1e9,
+                      budget_gflops=found.budget_flops / 1e9)
+    print(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == '__main__':
+    main()
