@@ -39,6 +39,7 @@ from mmadamtl.apis import (collate_batches, init_model,  # noqa: E402
                            lookup_table, measure_configs)
 from mmadamtl.models.utils.controllable_search import (  # noqa: E402
     LookupTable, evolution_search)
+from mmadamtl.utils.cli import stdout_to_stderr  # noqa: E402
 
 
 def heldout_batches(model, batch_size: int = 4):
@@ -135,6 +136,13 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    with stdout_to_stderr():
+        result = work(args)
+    print(json.dumps(result, indent=1))
+    return result
+
+
+def work(args) -> dict:
     if args.command == 'table':
         model = init_model(args.config, args.checkpoint,
                            cfg_options=args.cfg_options)
@@ -158,7 +166,6 @@ def main(argv=None) -> dict:
                       decoders=found.decoders, score=found.score,
                       gflops=found.flops / 1e9,
                       budget_gflops=found.budget_flops / 1e9)
-    print(json.dumps(result, indent=1))
     return result
 
 

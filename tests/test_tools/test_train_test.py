@@ -16,6 +16,8 @@ from tests.conftest import ROOT, TINY_CONFIG
 
 TINY_MTLORA = osp.join(ROOT, 'tests', 'configs',
                        'tiny_mtlora_swin_synthetic.py')
+TINY_CONTROLLABLE = osp.join(ROOT, 'tests', 'configs',
+                             'tiny_controllable_swin_synthetic.py')
 
 
 def _data_opts(root):
@@ -117,9 +119,10 @@ def test_unknown_task_in_config_fails_clearly(tiny_synthetic, tmp_path):
 
 
 @pytest.mark.skipif(sys.platform != 'linux', reason='gloo on linux')
-@pytest.mark.parametrize('config', ['static', 'mtlora'])
+@pytest.mark.parametrize('config', ['static', 'mtlora', 'controllable'])
 def test_dist_train_two_processes(tiny_synthetic, tmp_path, config):
-    config = dict(static=TINY_CONFIG, mtlora=TINY_MTLORA)[config]
+    config = dict(static=TINY_CONFIG, mtlora=TINY_MTLORA,
+                  controllable=TINY_CONTROLLABLE)[config]
     work = str(tmp_path / 'dist')
     env = dict(os.environ, PYTHONPATH=ROOT, PYTHON=sys.executable,
                PORT='29517', OMP_NUM_THREADS='1')
@@ -338,3 +341,55 @@ def test_mtlora_train_resume_test_and_deploy(tiny_synthetic, tmp_path):
             for task in ref:
                 torch.testing.assert_close(out[task], ref[task], rtol=tol,
                                            atol=tol)
+
+
+def test_controllable_train_resume_search_and_test(tiny_synthetic, tmp_path):
+    """Sandwich training resumed at iteration 2 ends with the uninterrupted
+    run's weights (random sub-networks, Dirichlet preferences, drop
+    path); the lookup table and the search run through
+    tools/controllable.py; tools/test.py and mmseg's own test tool run a
+    (budget, preference) request, whose executed GFLOPs stay within the
+    budget and are the searched configuration's."""
+    opts = _data_opts(tiny_synthetic)
+    straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
+    _run(['tools/train.py', TINY_CONTROLLABLE, '--work-dir', straight,
+          '--cfg-options', *opts])
+    _run(['tools/train.py', TINY_CONTROLLABLE, '--work-dir', resumed,
+          '--resume', osp.join(straight, 'iter_2.pth'), '--cfg-options',
+          *opts])
+    a = _same_final_weights(straight, resumed)
+    first = load_checkpoint_file(osp.join(straight, 'iter_2.pth'))
+    # The narrow widths' own BNs trained too (the sandwich's min).
+    key = 'decode_head.decoders.semseg.fuse.norms.0.weight'
+    assert not torch.equal(first['state_dict'][key], a[key])
+    ckpt = osp.join(straight, 'iter_4.pth')
+    lookup_opt = f'lookup_dataloader.dataset.data_root={tiny_synthetic}'
+    proc = _run(['tools/controllable.py', 'table', TINY_CONTROLLABLE, ckpt,
+                 '--cfg-options', lookup_opt])
+    table_path = json.loads(proc.stdout)['table']
+    assert table_path == osp.join(straight, 'lookup_table.json')
+    table = json.load(open(table_path))
+    assert len(table['encoders']) == 4 and table['widths'] == [0.5, 1.0]
+    proc = _run(['tools/controllable.py', 'search', TINY_CONTROLLABLE,
+                 '--table', table_path, '--budget', '0.7', '--preference',
+                 'semseg=0.6', 'depth=0.4'])
+    found = json.loads(proc.stdout)
+    assert found['gflops'] <= found['budget_gflops']
+    assert found['decoders']['semseg'] == 1.0
+    assert found['decoders']['edge'] == 0.0
+    request = [f'model.test_cfg.lookup_table={table_path}',
+               'model.test_cfg.budget=0.7',
+               'model.test_cfg.preference.semseg=0.6',
+               'model.test_cfg.preference.depth=0.4']
+    out = str(tmp_path / 'metrics.json')
+    _run(['tools/test.py', TINY_CONTROLLABLE, ckpt, '--work-dir', straight,
+          '--out', out, '--cfg-options', *opts, *request])
+    metrics = json.load(open(out))
+    assert 'semseg/mIoU' in metrics and 'depth/rmse' in metrics
+    assert 'edge/odsF' not in metrics
+    assert metrics['gflops'] == pytest.approx(found['gflops'], rel=1e-9)
+    # mmseg's own test tool runs the same request.
+    proc = _run([osp.join(MMSEG_TOOLS, 'test.py'), TINY_CONTROLLABLE, ckpt,
+                 '--work-dir', str(tmp_path / 'mmseg'), '--cfg-options',
+                 *opts, *request])
+    assert 'semseg/mIoU' in proc.stdout + proc.stderr

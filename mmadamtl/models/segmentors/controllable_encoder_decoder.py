@@ -6,7 +6,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import MMDistributedDataParallel
-from mmseg.registry import MODEL_WRAPPERS, MODELS
+from mmengine.registry import MODEL_WRAPPERS
+from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from mmadamtl.utils import check_tasks
@@ -390,6 +391,7 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
         return log_vars
 
 
+# In mmengine's registry: the Runner looks wrappers up there.
 @MODEL_WRAPPERS.register_module()
 class SandwichDDP(MMDistributedDataParallel):
     """DDP wrapper of :class:`ControllableEncoderDecoder`: one training
