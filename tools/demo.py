@@ -1,5 +1,6 @@
 """The main job of `make demo`: the AdaMTL story, then the MTLoRA one
-(tools/demo_mtlora.py), on the embedded synthetic dataset, on CPU.
+(tools/demo_mtlora.py) and the controllable-widths one
+(tools/demo_controllable.py), on the embedded synthetic dataset, on CPU.
 
     python tools/demo.py [--work-dir work_dirs/demo] [--retrain]
                          [--budgets 0.25 0.5 0.75] [--cap 0.5]
@@ -216,7 +217,10 @@ def main():
     parser.add_argument('--ranks', type=int, nargs='+', default=[4, 8, 16],
                         help='TA-LoRA ranks of the MTLoRA rows')
     parser.add_argument('--skip-mtlora', action='store_true',
-                        help='the AdaMTL part only')
+                        help='leave out the MTLoRA part')
+    parser.add_argument('--skip-controllable', action='store_true',
+                        help='leave out the controllable-widths part '
+                        '(tools/demo_controllable.py)')
     args = parser.parse_args()
     sys.path.insert(0, ROOT)
     import numpy as np
@@ -340,6 +344,12 @@ def main():
         report(work_dir, data_root, data_opt, args.retrain, args.ranks)
         print(f'saved {osp.join(args.work_dir, "mtlora_results.md")} and '
               f'mtlora_results.json ({time.time() - start:.0f}s in all)')
+    if not args.skip_controllable:
+        from demo_controllable import report as controllable_report
+        controllable_report(work_dir, args.data_root, args.retrain)
+        print(f'saved {osp.join(args.work_dir, "controllable_results.md")} '
+              f'and controllable_results.json, controllable_pareto.png '
+              f'({time.time() - start:.0f}s in all)')
     if not all(c['ok'] for c in checks):
         sys.exit('a budget check failed (see the table notes)')
 

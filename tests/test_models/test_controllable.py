@@ -167,27 +167,11 @@ def test_sliced_encoder_flops_equal_counter(spec):
     assert counted < slim.encoder_flops((72, 56), config=slim.max_config)
 
 
-def _copy_adamtl(dec: AdaMTLDecoder, slim: SlimmableAdaMTLDecoder) -> None:
-    """AdaMTLDecoder weights into the widest width of a slimmable one."""
-    state = {}
-    for k, v in dec.state_dict().items():
-        k = k.replace('.bn.', '.norms.%d.' % (len(slim.widths) - 1))
-        k = k.replace('cls.weight', 'cls.conv.weight').replace(
-            'cls.bias', 'cls.conv.bias')
-        k = k.replace('branches.%s' % k.split('.')[1],
-                      'branches.%s' % k.split('.')[1])
-        state[k] = v
-    missing, unexpected = slim.load_state_dict(state, strict=False)
-    assert not unexpected, unexpected
-    assert all('norms.' in k and f'norms.{len(slim.widths) - 1}.' not in k
-               for k in missing), missing
-
-
 @pytest.mark.parametrize('width', [0.25, 0.5, 1.0])
 def test_slim_decoder_equals_adamtl_decoder(width):
     """At width w the slimmable decoder computes what an AdaMTLDecoder of
-    w x channels computes with the prefix weights; its counted FLOPs are
-    that decoder's."""
+    w x channels computes with the prefix weights (and that width's norms
+    and prediction layer); its counted FLOPs are that decoder's."""
     torch.manual_seed(0)
     slim = SlimmableAdaMTLDecoder([32, 64], 5, channels=16,
                                   widths=(0.25, 0.5, 0.75, 1.0))
@@ -202,9 +186,8 @@ def test_slim_decoder_equals_adamtl_decoder(width):
     src = slim.state_dict()
     state = {}
     for k, v in ref.state_dict().items():
-        s = k.replace('.bn.', f'.norms.{idx}.').replace(
-            'cls.weight', 'cls.conv.weight').replace('cls.bias',
-                                                     'cls.conv.bias')
+        s = k.replace('.bn.', f'.norms.{idx}.').replace('cls.',
+                                                         f'cls.{idx}.')
         s = s.replace('branches.0.0', 'branches.0.0').replace('.0.conv.',
                                                               '.conv.')
         w = src[s]
@@ -212,8 +195,6 @@ def test_slim_decoder_equals_adamtl_decoder(width):
             w = w.view(16, 2, 16, 1, 1)[:ch, :, :ch].reshape(ch, 2 * ch, 1, 1)
         elif w.dim() == 4:
             w = w[:v.shape[0], :v.shape[1]]
-        elif k.startswith('cls'):
-            w = w
         elif w.dim() == 1 and w.shape != v.shape:
             w = w[:v.shape[0]]
         state[k] = w
@@ -244,9 +225,11 @@ def test_model_widest_configuration_equals_static_model():
     last = len(model.widths) - 1
     state = {}
     for k, v in model.state_dict().items():
-        if '.norms.' in k and f'.norms.{last}.' not in k:
+        if ('.norms.' in k and f'.norms.{last}.' not in k) or (
+                '.cls.' in k and f'.cls.{last}.' not in k):
             continue
-        k = k.replace(f'.norms.{last}.', '.bn.').replace('cls.conv.', 'cls.')
+        k = k.replace(f'.norms.{last}.', '.bn.').replace(f'.cls.{last}.',
+                                                         '.cls.')
         state[k] = v
     static.load_state_dict(state)
     static.eval()

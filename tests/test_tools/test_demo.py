@@ -2,6 +2,8 @@ import importlib.util
 import json
 import os.path as osp
 
+import pytest
+
 from mmadamtl.datasets.synthetic import GENERATOR_VERSION
 from tests.conftest import ROOT
 
@@ -106,3 +108,49 @@ def test_mtlora_table_and_runs():
     assert row['Δm vs full FT (%)'] == '-1.50'
     assert row['train iter (ms, batch 8)'] == '120'
     assert row['train memory (MiB)'] == '100'
+
+
+def test_controllable_demo_figures_on_tiny_model(tiny_synthetic):
+    """The demo's budget-control, task-control and accuracy figures on a
+    tiny (untrained) controllable model and dataset: every request within
+    budget, the predictions' metainfo the searched GFLOPs, correlations
+    and uniformity in range, a positive hypervolume."""
+    import sys
+
+    import torch
+    sys.path.insert(0, osp.join(ROOT, 'tools'))
+    spec = importlib.util.spec_from_file_location(
+        'demo_controllable', osp.join(ROOT, 'tools',
+                                      'demo_controllable.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from mmengine.config import Config
+
+    from mmadamtl.apis import (build_test_dataset, collate_batches,
+                               init_model, lookup_table, measure_configs)
+    from mmadamtl.utils import TASKS
+    config = osp.join(ROOT, 'tests', 'configs',
+                      'tiny_controllable_swin_synthetic.py')
+    torch.manual_seed(0)
+    model = init_model(config)
+    val = build_test_dataset(Config.fromfile(config), tiny_synthetic)
+    grid = measure_configs(model, collate_batches(val, None, 2),
+                           model.cfg.test_evaluator, val.metainfo)
+    model.set_lookup_table(lookup_table(grid))
+    batch = model.data_preprocessor(collate_batches(val, 4, 4)[0], False)
+    ctrl, rows = module.budget_control_figures(model, grid, batch)
+    assert ctrl['within'] == 1.0
+    assert ctrl['requests'] == 8 * module.NUM_PREFS
+    assert ctrl['metainfo_checked'] == 8
+    assert rows[-1]['budget'] == 1.0 and rows[-1]['share'] == 1.0
+    assert all(r['share'] <= r['budget'] + 1e-9 for r in rows)
+    tc = module.task_control_figures(model, grid)
+    for v in tc['budgets'].values():
+        assert all(-1 <= r <= 1 for r in v['spearman'].values())
+        assert v['uniformity'] <= 1.0 and v['hypervolume'] > 0
+    static = {TASKS[t].main_key: 50.0 for t in module.TASK_COLUMNS}
+    static['gflops'] = 1.0
+    acc = module.accuracy_rows(model, grid, static)
+    assert acc[0]['name'] == 'widest'
+    assert acc[0]['gflops'] == pytest.approx(
+        model.max_flops(grid['img_size']) / 1e9)

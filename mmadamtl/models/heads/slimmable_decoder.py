@@ -57,8 +57,9 @@ class SlimmableAdaMTLDecoder(BaseModule):
     ``channels``, chosen by :meth:`set_width`.
 
     Every conv is a prefix slice of the widest one's weights; every width
-    has its own BatchNorms (switchable BN); the prediction layer's outputs
-    stay ``out_channels``. At width 1.0 it computes what an
+    has its own BatchNorms (switchable BN) and its own 1x1 prediction
+    layer (``out_channels`` outputs at every width). At width 1.0 it
+    computes what an
     ``AdaMTLDecoder`` of ``channels`` with the same weights computes.
 
     Args:
@@ -92,8 +93,12 @@ class SlimmableAdaMTLDecoder(BaseModule):
                                  self.channels_at, 1,
                                  in_groups=len(in_channels),
                                  norm_cfg=norm_cfg)
-        self.cls = SlimConvNorm(channels, [out_channels], 1, norm_cfg=None,
-                                act_cfg=None, bias=True)
+        # One prediction layer per width (like the switchable BNs): a
+        # shared one would have to give the same output scale from 1/4
+        # of the channels as from all of them, which the regression tasks
+        # (depth) do not learn.
+        self.cls = nn.ModuleList(
+            nn.Conv2d(c, out_channels, 1) for c in self.channels_at)
         self.width = self.widths[-1]
 
     def set_width(self, width: float) -> None:
@@ -112,4 +117,4 @@ class SlimmableAdaMTLDecoder(BaseModule):
                 x = block(x, i)
             outs.append(resize(x, size=size, mode='bilinear',
                                align_corners=self.align_corners))
-        return self.cls(self.fuse(torch.cat(outs, dim=1), i), 0)
+        return self.cls[i](self.fuse(torch.cat(outs, dim=1), i))
