@@ -24,6 +24,9 @@ CONFIGS = dict(
     mtlora_swin_synthetic=('SyntheticMTDataset', 6),
     mtlora_swin_synthetic_full=('SyntheticMTDataset', 6),
     mtlora_swin_synthetic_decoders=('SyntheticMTDataset', 6),
+    controllable_swin_pascal=('PascalContextMTDataset', 21),
+    controllable_swin_nyud=('NYUDMTDataset', 40),
+    controllable_swin_synthetic=('SyntheticMTDataset', 6),
 )
 
 
@@ -181,3 +184,21 @@ def test_paper_configs(size):
         # The decoder works at 1/8 of the input.
         assert out['semseg'].shape == (1, 21, 28, 28)
     assert 'BudgetScheduleHook' not in [h.type for h in joint.custom_hooks]
+
+
+@pytest.mark.parametrize('name', ['controllable_swin_pascal',
+                                  'controllable_swin_nyud',
+                                  'controllable_swin_synthetic'])
+def test_controllable_configs_hold_out_the_lookup_images(name):
+    """The lookup table's images are training images left out of
+    training, never the test set; the static config's schedule stays."""
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', f'{name}.py'))
+    static = Config.fromfile(osp.join(
+        ROOT, 'configs', name.replace('controllable', 'static') + '.py'))
+    train = cfg.train_dataloader.dataset
+    lookup = cfg.lookup_dataloader.dataset
+    assert lookup.split == train.split == 'train'
+    assert lookup.indices == list(range(train.indices, cfg.num_train))
+    assert cfg.train_cfg.max_iters == static.train_cfg.max_iters
+    assert cfg.model.type == 'ControllableEncoderDecoder'
+    assert cfg.model_wrapper_cfg.type == 'SandwichDDP'

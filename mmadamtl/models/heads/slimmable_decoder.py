@@ -58,7 +58,8 @@ class SlimmableAdaMTLDecoder(BaseModule):
 
     Every conv is a prefix slice of the widest one's weights; every width
     has its own BatchNorms (switchable BN) and its own 1x1 prediction
-    layer (``out_channels`` outputs at every width). At width 1.0 it
+    layer (``out_channels`` outputs at every width), whose input is scaled
+    by ``channels / width channels``. At width 1.0 it
     computes what an
     ``AdaMTLDecoder`` of ``channels`` with the same weights computes.
 
@@ -93,12 +94,14 @@ class SlimmableAdaMTLDecoder(BaseModule):
                                  self.channels_at, 1,
                                  in_groups=len(in_channels),
                                  norm_cfg=norm_cfg)
-        # One prediction layer per width (like the switchable BNs): a
-        # shared one would have to give the same output scale from 1/4
-        # of the channels as from all of them, which the regression tasks
-        # (depth) do not learn.
+        # One prediction layer per width (like the switchable BNs), its
+        # input scaled by channels / width: a narrow decoder then reaches
+        # the widest one's output scale (depth ~10 units) with as few
+        # optimizer steps; without it, 800 iterations left the narrow
+        # depth decoders at a third of the scale (RMSE 6.6 vs 1.1).
         self.cls = nn.ModuleList(
             nn.Conv2d(c, out_channels, 1) for c in self.channels_at)
+        self.cls_scale = [channels / c for c in self.channels_at]
         self.width = self.widths[-1]
 
     def set_width(self, width: float) -> None:
@@ -117,4 +120,7 @@ class SlimmableAdaMTLDecoder(BaseModule):
                 x = block(x, i)
             outs.append(resize(x, size=size, mode='bilinear',
                                align_corners=self.align_corners))
-        return self.cls[i](self.fuse(torch.cat(outs, dim=1), i))
+        x = self.fuse(torch.cat(outs, dim=1), i)
+        if self.cls_scale[i] != 1:
+            x = x * self.cls_scale[i]
+        return self.cls[i](x)
