@@ -396,6 +396,27 @@ def test_search_stays_within_budget_and_follows_preference():
                        for i, e in enumerate(encs)
                        if cost(e, res.decoders) <= b * max_flops)
             assert res.score == pytest.approx(best[0])
+        else:
+            # Narrower decoders for the others, chosen by measured score:
+            # the brute-force best with the most preferred task's width
+            # kept.
+            import itertools
+            rule = decoder_widths(r, widths)
+            best = max(
+                (sum(r[t] * table.score(t, i, d[t]) for t in tasks),
+                 -cost(e, d))
+                for i, e in enumerate(encs)
+                for combo in itertools.product(
+                    *([w for w in widths if w <= rule[t]] if t != top else
+                      [rule[t]] for t in tasks))
+                for d in [dict(zip(tasks, combo))]
+                if cost(e, d) <= b * max_flops) if any(
+                    cost(e, dict(rule, **{t: widths[0] for t in tasks
+                                          if t != top})) <= b * max_flops
+                    for e in encs) else None
+            if best is not None:
+                assert res.decoders[top] == rule[top]
+                assert res.score == pytest.approx(best[0])
 
 
 def test_evolution_search_finds_best_within_limit():

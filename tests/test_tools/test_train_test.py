@@ -370,6 +370,16 @@ def test_controllable_train_resume_search_and_test(tiny_synthetic, tmp_path):
     assert table_path == osp.join(straight, 'lookup_table.json')
     table = json.load(open(table_path))
     assert len(table['encoders']) == 4 and table['widths'] == [0.5, 1.0]
+    # The evolutionary search over per-stage encoders adds what it finds.
+    per_stage = str(tmp_path / 'per_stage.json')
+    proc = _run(['tools/controllable.py', 'table', TINY_CONTROLLABLE, ckpt,
+                 '--out', per_stage, '--per-stage', '--budgets', '0.6',
+                 '--population', '4', '--generations', '1',
+                 '--cfg-options', lookup_opt])
+    extended = json.load(open(per_stage))
+    added = extended['source']['per_stage']['added']
+    assert len(extended['encoders']) == 4 + added
+    assert extended['encoders'][:4] == table['encoders']
     proc = _run(['tools/controllable.py', 'search', TINY_CONTROLLABLE,
                  '--table', table_path, '--budget', '0.7', '--preference',
                  'semseg=0.6', 'depth=0.4'])

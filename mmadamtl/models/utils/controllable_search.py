@@ -10,6 +10,7 @@ held-out split (``tools/controllable.py table``); costs are computed for
 the actual input size, so a returned configuration is within budget by
 construction.
 """
+import itertools
 import json
 import os.path as osp
 from dataclasses import asdict, dataclass, field
@@ -167,8 +168,10 @@ def search_subnet(table: LookupTable, preference: Dict[str, float],
     encoders (or the indices ``encoders``) that fit the budget with them,
     the one with the highest preference-weighted score
     ``sum_t r_t * score_t(e, d_t)`` wins (ties: the cheaper). If none
-    fits, the least preferred task's decoder is narrowed one step at a
-    time (the most preferred last) until one does.
+    fits, the other tasks' decoders may be narrower than the rule's
+    widths (the most preferred task's stays the widest it can), and the
+    encoder and widths with the best measured score within the budget
+    win. ``cost`` must be additive over the encoder and the decoders.
 
     Raises:
         ValueError: the budget is below the cheapest configuration.
@@ -177,37 +180,51 @@ def search_subnet(table: LookupTable, preference: Dict[str, float],
         raise ValueError(f'budget must be in (0, 1], got {budget!r}')
     limit = budget * max_flops
     widths = table.widths
-    decs = decoder_widths(preference, widths)
-    candidates = range(len(table.encoders)) if encoders is None else \
-        encoders
-    # Narrowing order: least preferred first, most preferred last.
-    order = sorted((t for t in decs if decs[t] > 0),
-                   key=lambda t: (preference[t], t))
-    while True:
+    rule = decoder_widths(preference, widths)
+    candidates = list(range(len(table.encoders)) if encoders is None else
+                      encoders)
+    active = [t for t in rule if rule[t] > 0]
+    off = dict.fromkeys(rule, 0.0)
+    enc_cost = {e: cost(table.encoders[e], off) for e in candidates}
+    base = enc_cost[candidates[0]]
+    dec_cost = {t: {w: cost(table.encoders[candidates[0]],
+                            dict(off, **{t: w})) - base for w in widths}
+                for t in active}
+    score = {(t, e, w): preference[t] * table.score(t, e, w)
+             for t in active for e in candidates for w in widths}
+
+    def best_for(options: Dict[str, List[float]]):
         best = None
-        for e in candidates:
-            flops = cost(table.encoders[e], decs)
-            if flops > limit:
-                continue
-            score = sum(preference[t] * table.score(t, e, d)
-                        for t, d in decs.items() if d > 0)
-            key = (score, -flops)
-            if best is None or key > best[0]:
-                best = (key, e, flops)
-        if best is not None:
-            (score, _), e, flops = best
-            return SearchResult(table.encoders[e], dict(decs), score, flops,
-                                limit)
-        lower = next((t for t in order if decs[t] > widths[0]), None)
-        if lower is None:
-            cheapest = min(cost(table.encoders[e], decs) for e in candidates)
-            raise ValueError(
-                f'budget {budget} ({limit / 1e9:.4f} GFLOPs) is below the '
-                f'cheapest configuration for preference '
-                f'{ {t: round(r, 3) for t, r in preference.items()} }: '
-                f'{cheapest / 1e9:.4f} GFLOPs = '
-                f'{cheapest / max_flops:.3f} of the widest model')
-        decs[lower] = widths[widths.index(decs[lower]) - 1]
+        for combo in itertools.product(*(options[t] for t in active)):
+            decs = dict(zip(active, combo))
+            dflops = sum(dec_cost[t][w] for t, w in decs.items())
+            for e in candidates:
+                flops = enc_cost[e] + dflops
+                if flops > limit * (1 + 1e-12):
+                    continue
+                key = (sum(score[t, e, w] for t, w in decs.items()),
+                       -flops)
+                if best is None or key > best[0]:
+                    best = (key, e, decs, flops)
+        return best
+
+    top = max(active, key=lambda t: (preference[t], t))
+    below = {t: [w for w in widths if w <= rule[t]] for t in active}
+    found = (best_for({t: [rule[t]] for t in active})
+             or best_for(dict(below, **{top: [rule[top]]}))
+             or best_for(below))
+    if found is None:
+        cheapest = min(enc_cost.values()) + sum(
+            dec_cost[t][widths[0]] for t in active)
+        raise ValueError(
+            f'budget {budget} ({limit / 1e9:.4f} GFLOPs) is below the '
+            f'cheapest configuration for preference '
+            f'{ {t: round(r, 3) for t, r in preference.items()} }: '
+            f'{cheapest / 1e9:.4f} GFLOPs = '
+            f'{cheapest / max_flops:.3f} of the widest model')
+    (value, _), e, decs, flops = found
+    return SearchResult(table.encoders[e], dict(off, **decs), value, flops,
+                        limit)
 
 
 def evolution_search(stage_choices: Sequence[tuple], num_stages: int,
