@@ -75,12 +75,18 @@ def build_table(model, dataset, batches, per_stage: bool = False,
             m = measure_configs(model, batches, cfg.test_evaluator,
                                 dataset.metainfo, [enc])
             cache[enc] = m
-            return sum(_gain(t, m['metrics'][t][0][-1], table)
+            return sum(table.gain(t, m['metrics'][t][0][-1])
                        for t in model.tasks) / len(model.tasks)
 
-        found = []
+        found, skipped = [], []
         for budget in budgets:
             limit = budget * model.max_flops(hw)
+            if all(model.subnet_flops(hw, e, full) > limit
+                   for e in table.encoders):
+                # Not even the narrowest encoder fits with every decoder
+                # at its widest: nothing to search at this budget.
+                skipped.append(budget)
+                continue
             best, _ = evolution_search(
                 model.backbone.stage_choices(), len(model.backbone.stages),
                 fitness, lambda e: model.subnet_flops(hw, e, full), limit,
@@ -98,15 +104,11 @@ def build_table(model, dataset, batches, per_stage: bool = False,
                     measured[key][t].append(extra[key][t][0])
         source['per_stage'] = dict(budgets=list(budgets),
                                    population=population,
-                                   generations=generations, added=len(found))
+                                   generations=generations, added=len(found),
+                                   skipped_budgets=skipped)
     table = lookup_table(measured, source)
     table.source['losses'] = measured['losses']
     return table
-
-
-def _gain(task, value, table):
-    from mmadamtl.evaluation.metrics.multi_task_metric import relative_gain
-    return relative_gain(task, value, table.reference[task])
 
 
 def parse_args(argv=None):

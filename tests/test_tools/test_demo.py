@@ -142,7 +142,7 @@ def test_controllable_demo_figures_on_tiny_model(tiny_synthetic):
     assert ctrl['within'] == 1.0
     assert ctrl['requests'] == 8 * module.NUM_PREFS
     assert ctrl['metainfo_checked'] == 8
-    assert rows[-1]['budget'] == 1.0 and rows[-1]['share'] == 1.0
+    assert rows[-1]['budget'] == 1.0 and 0 < rows[-1]['share'] <= 1.0
     assert all(r['share'] <= r['budget'] + 1e-9 for r in rows)
     tc = module.task_control_figures(model, grid)
     for v in tc['budgets'].values():

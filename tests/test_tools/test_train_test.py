@@ -373,10 +373,11 @@ def test_controllable_train_resume_search_and_test(tiny_synthetic, tmp_path):
     # The evolutionary search over per-stage encoders adds what it finds.
     per_stage = str(tmp_path / 'per_stage.json')
     proc = _run(['tools/controllable.py', 'table', TINY_CONTROLLABLE, ckpt,
-                 '--out', per_stage, '--per-stage', '--budgets', '0.6',
+                 '--out', per_stage, '--per-stage', '--budgets', '0.9',
                  '--population', '4', '--generations', '1',
                  '--cfg-options', lookup_opt])
     extended = json.load(open(per_stage))
+    assert extended['source']['per_stage']['skipped_budgets'] == []
     added = extended['source']['per_stage']['added']
     assert len(extended['encoders']) == 4 + added
     assert extended['encoders'][:4] == table['encoders']

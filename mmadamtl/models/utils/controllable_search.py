@@ -102,17 +102,24 @@ class LookupTable:
                 raise ValueError(
                     f'lookup table: metrics[{task!r}] must be '
                     f'{len(self.encoders)} x {len(self.widths)} values')
-            if task not in self.reference or not self.reference[task]:
+            if task not in self.reference:
                 raise ValueError(f'lookup table: reference[{task!r}] is '
-                                 f'missing or zero')
+                                 f'missing')
 
     def score(self, task: str, encoder: int, width: float) -> float:
         """Normalised score: the relative gain of the task's metric over
         the widest configuration's (the Δm convention; <= 0 mostly)."""
+        return self.gain(
+            task, self.metrics[task][encoder][self.widths.index(width)])
+
+    def gain(self, task: str, value: float) -> float:
+        """Relative gain of ``value`` over the task's reference; with a
+        reference of 0 (an untrained model), the gain in the metric's own
+        units."""
         from mmadamtl.evaluation.metrics.multi_task_metric import \
             relative_gain
-        value = self.metrics[task][encoder][self.widths.index(width)]
-        return relative_gain(task, value, self.reference[task])
+        ref = self.reference[task] or 1.0
+        return relative_gain(task, value - self.reference[task] + ref, ref)
 
     def save(self, path: str) -> None:
         with open(path, 'w') as f:
