@@ -518,3 +518,12 @@ def test_controllability_measures_by_hand():
     res = budget_control([1.0, 2.0, 3.1], [1.0, 2.5, 3.0])
     assert res['within'] == pytest.approx(2 / 3)
     assert res['mean_rel_gap'] == pytest.approx((0 + 0.2 + 0.1 / 3) / 3)
+
+
+def test_test_cfg_tasks_switch_the_others_off():
+    model = _model(tasks=['semseg', 'depth'])
+    assert model.active_tasks == ['semseg', 'depth']
+    assert model.subnet['decoders']['edge'] == 0.0
+    with torch.no_grad():
+        sample = model.predict(torch.randn(1, 3, 64, 64))[0]
+    assert 'pred_depth' in sample and 'pred_edge' not in sample

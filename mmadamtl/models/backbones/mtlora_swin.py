@@ -1,7 +1,7 @@
 """MTLoRA's Swin: the package's Swin encoder with task-agnostic low-rank
 adapters in every block and task-specific ones in the last block of each
 stage (Agiza, Neseem, Reda, CVPR 2024)."""
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn

@@ -138,15 +138,19 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
         """Run the encoder sub-network ``encoder`` (``'max'``, ``'min'``,
         ``dict(heads=..., mlp_ratio=...)`` or one such per stage) and the
         decoder widths ``decoders`` (task -> multiplier; 0 switches the
-        task off; tasks not named run at their widest). Returns the
+        task off; tasks not named run at their widest, or are off if
+        ``test_cfg.tasks`` leaves them out). Returns the
         configuration, canonical."""
         decoders = dict(decoders or {})
         if decoders:
             check_tasks(decoders, self.tasks, where='set_subnet decoders')
         enc = self.backbone.check_config(encoder)
+        # test_cfg.tasks: the tasks not listed are off unless named.
+        listed = self.test_cfg.get('tasks') or self.tasks
         widths = {}
         for task in self.tasks:
-            w = float(decoders.get(task, self.widths[-1]))
+            w = float(decoders.get(
+                task, self.widths[-1] if task in listed else 0.0))
             if w != 0 and w not in self.widths:
                 raise ValueError(f'set_subnet: decoder width of {task!r} '
                                  f'must be 0 or one of {self.widths}, got '
@@ -313,7 +317,9 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
     # Training
     def extract_feat(self, inputs, budget=None, tasks=None, cap=None):
         feats = self.backbone(inputs)
-        self._last_feats = feats
+        if self.training:
+            # The sandwich step's CI-KD teacher (the widest's features).
+            self._last_feats = feats
         return feats
 
     def loss(self, inputs: torch.Tensor,
