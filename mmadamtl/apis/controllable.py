@@ -72,9 +72,8 @@ def measure_configs(model, batches: Sequence[dict], evaluator_cfg: dict,
                         loss_sum[key.split('.')[0]][d] += \
                             float(value) * len(samples)
                 count += len(samples)
-            n = sum(len(b['inputs']) for b in batches)
             for d, ev in enumerate(evaluators):
-                result = ev.evaluate(n)
+                result = ev.evaluate(count)
                 for t in tasks:
                     if d == 0:
                         metrics[t].append([])

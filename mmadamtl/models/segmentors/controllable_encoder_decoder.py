@@ -213,7 +213,7 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
         decoder.eval()
         try:
             return self.complexity.module_flops(decoder, feats,
-                                                f'decoder.{task}@{width}')
+                                                self.decoder_key(task))
         finally:
             decoder.set_width(saved)
             decoder.train(was_training)
@@ -295,21 +295,20 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
 
     def _set_complexity(self, inputs: torch.Tensor, feats,
                         data_samples: List[SegDataSample]) -> None:
+        """The base class's executed GFLOPs (this sub-network's encoder in
+        closed form, each running decoder counted at its width), plus the
+        configuration and the request in ``metainfo['controllable']``."""
+        super()._set_complexity(inputs, feats, data_samples)
         hw = inputs.shape[2:]
-        encoder = self.backbone.encoder_flops(hw)
-        heads = sum(self.decoder_flops(t, self.subnet['decoders'][t], hw)
-                    for t in self.active_tasks)
-        meta = dict(
-            encoder_gflops=encoder / 1e9, gflops=(encoder + heads) / 1e9,
-            controllable=dict(
-                encoder=[list(s) for s in self.subnet['encoder']],
-                decoders={t: self.subnet['decoders'][t]
-                          for t in self.tasks},
-                budget=self.budget,
-                preference=self.preference,
-                budget_gflops=None if self.budget is None else
-                self.budget * self.max_flops(hw) / 1e9,
-                max_gflops=self.max_flops(hw) / 1e9))
+        top = self.max_flops(hw)
+        meta = dict(controllable=dict(
+            encoder=[list(s) for s in self.subnet['encoder']],
+            decoders=dict(self.subnet['decoders']),
+            budget=self.budget,
+            preference=self.preference,
+            budget_gflops=None if self.budget is None else
+            self.budget * top / 1e9,
+            max_gflops=top / 1e9))
         for sample in data_samples:
             sample.set_metainfo(meta)
 

@@ -375,6 +375,13 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         self._set_complexity(inputs, feats, data_samples)
         return self.postprocess_result(outs, data_samples)
 
+    def decoder_key(self, task: str) -> str:
+        """The complexity cache's key of ``task``'s decoder as it runs now
+        (with its width, for a slimmable one)."""
+        width = getattr(self.decode_head.decoders[task], 'width', None)
+        return f'decoder.{task}' if width is None else \
+            f'decoder.{task}@{width}'
+
     def _set_complexity(self, inputs: torch.Tensor,
                         feats: List[torch.Tensor],
                         data_samples: List[SegDataSample]) -> None:
@@ -393,7 +400,7 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
             self.complexity.module_flops(
                 self.decode_head.decoders[task],
                 [f[:1] for f in task_features(feats, task)],
-                f'decoder.{task}') for task in self.active_tasks)
+                self.decoder_key(task)) for task in self.active_tasks)
         for i, sample in enumerate(data_samples):
             meta = dict(
                 encoder_gflops=encoder[i] / 1e9,
