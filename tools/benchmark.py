@@ -2,7 +2,7 @@
 
     python tools/benchmark.py CONFIG [--checkpoint F] --budget B
         [--batch-size N] [--device cpu|cuda] [--amp] [--num-images N]
-        [--repeats R] [--random-inputs] [--shape H W] [--calibrate]
+        [--rounds R] [--random-inputs] [--shape H W] [--calibrate]
         [--skip-train] [--json]
 
 CONFIG is an adaptive config (``AdaptiveSwinTransformer`` with a
@@ -16,7 +16,9 @@ random ones). In one process, after warm-up, alternately:
 1. model: ``predict`` of the static and of the adaptive model (at
    ``--budget``) on the same preprocessed batches; median latency per
    image, and the latency ratio next to the executed-GFLOPs ratio (all
-   tasks). Ratios are the median over rounds of each round's ratio;
+   tasks). Ratios are the median over rounds of each round's ratio,
+   with their spread (min / median / max over the rounds), so one
+   run's noise shows;
 2. encoder: the static and the adaptive backbone alone, ratio next to
    the executed encoder-GFLOPs ratio;
 3. static path: ``AdaptiveSwinTransformer`` with the policy off (no
@@ -80,8 +82,10 @@ def parse_args(argv=None):
     parser.add_argument('--num-images', type=int, default=None,
                         help='images per round (default: 8 x batch size '
                         'for batch 1, else 2 x batch size)')
-    parser.add_argument('--repeats', type=int, default=5,
-                        help='timed rounds (the median is reported)')
+    parser.add_argument('--rounds', '--repeats', dest='rounds', type=int,
+                        default=5,
+                        help='timed rounds (the median of the per-round '
+                        'ratios is reported, with their min and max)')
     parser.add_argument('--warmup', type=int, default=1,
                         help='untimed rounds first')
     parser.add_argument('--device', default='cpu',
@@ -109,13 +113,20 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def spread(values) -> dict:
+    """min / median / max of per-round values."""
+    values = np.asarray(values, dtype=np.float64)
+    return dict(min=float(values.min()), median=float(np.median(values)),
+                max=float(values.max()))
+
+
 def summarize(times, per, a, b):
     """Median ms per image of each, and the median over rounds of the
     per-round ratio ``a / b`` (paired: both ran in the same round, so
-    drifts of the machine cancel)."""
+    drifts of the machine cancel), with the ratios' spread."""
     out = {k: 1e3 * float(np.median(v)) / per for k, v in times.items()}
-    out['ratio'] = float(np.median(np.asarray(times[a]) /
-                                   np.asarray(times[b])))
+    out['spread'] = spread(np.asarray(times[a]) / np.asarray(times[b]))
+    out['ratio'] = out['spread']['median']
     return out
 
 
@@ -184,7 +195,7 @@ def time_inference(args, static, adaptive, batches, images):
                 model.backbone(batches[step]['inputs'], **kw)
         return run
 
-    common = dict(repeats=args.repeats, warmup=args.warmup,
+    common = dict(repeats=args.rounds, warmup=args.warmup,
                   steps=len(batches), device=args.device)
     t_model = alternate_timings(
         dict(static=predictor(args, static, batches),
@@ -292,15 +303,18 @@ def measure(args):
         device_name=(torch.cuda.get_device_name() if args.device == 'cuda'
                      else platform.processor() or platform.machine()),
         threads=torch.get_num_threads(), torch=torch.__version__,
-        inputs=inputs, repeats=args.repeats, calibration=calibration,
+        inputs=inputs, rounds=args.rounds, calibration=calibration,
         executed=dict(static=flops_static, adaptive=flops_adaptive))
 
     def compare(lat, flops_key):
         ratio = lat['ratio']
         flops_ratio = flops_adaptive[flops_key] / flops_static[flops_key]
+        per_round = {k: v / flops_ratio for k, v in lat['spread'].items()}
         return dict(static_ms=lat['static'], adaptive_ms=lat['adaptive'],
                     latency_ratio=ratio, flops_ratio=flops_ratio,
                     latency_over_flops=ratio / flops_ratio,
+                    latency_ratio_spread=lat['spread'],
+                    latency_over_flops_spread=per_round,
                     target_met=ratio / flops_ratio <= LATENCY_OVER_FLOPS_MAX)
 
     result['model'] = compare(lat_model, 'gflops')
@@ -347,7 +361,7 @@ def measure_mtlora(args, unmerged):
 
     times = alternate_timings(
         {n: predictor(args, m, batches) for n, m in models.items()},
-        repeats=args.repeats,
+        repeats=args.rounds,
         warmup=args.warmup, steps=len(batches), device=args.device,
         desc='model latency')
     lat = {k: 1e3 * float(np.median(v)) / images for k, v in times.items()}
@@ -361,7 +375,7 @@ def measure_mtlora(args, unmerged):
         device_name=(torch.cuda.get_device_name() if args.device == 'cuda'
                      else platform.processor() or platform.machine()),
         threads=torch.get_num_threads(), torch=torch.__version__,
-        inputs=inputs, repeats=args.repeats,
+        inputs=inputs, rounds=args.rounds,
         mtlora=dict(
             rank=lora['r'], task_streams=list(unmerged.backbone.lora_tasks),
             merged_layers=layers, max_abs_diff=diff,
@@ -376,7 +390,7 @@ def render_mtlora(r) -> str:
         f"{r['config']} (checkpoint: {r['checkpoint']}), batch "
         f"{r['batch_size']}, {r['device']} ({r['device_name']}, "
         f"{r['threads']} threads), torch {r['torch']}",
-        f"inputs: {r['inputs']}; median of {r['repeats']} rounds, per "
+        f"inputs: {r['inputs']}; median of {r['rounds']} rounds, per "
         f"image; TA-LoRA rank {m['rank']}, task streams "
         f"{m['task_streams'] or 'none'}; {m['merged_layers']} layers "
         f"merged; max |merged - unmerged| output {m['max_abs_diff']:.2e}",
@@ -402,7 +416,7 @@ def render(r) -> str:
         f"{r['budget']:g}, batch {r['batch_size']}, {r['device']} "
         f"({r['device_name']}, {r['threads']} threads), torch {r['torch']}"
         f"{', AMP' if r['amp'] else ''}",
-        f"inputs: {r['inputs']}; median of {r['repeats']} rounds, per "
+        f"inputs: {r['inputs']}; median of {r['rounds']} rounds, per "
         f'image']
     if r['calibration']:
         c = r['calibration']
@@ -416,15 +430,17 @@ def render(r) -> str:
         f"MLP tokens kept {fa['token_keep']:.2f}", '',
         '| | static (ms/img) | adaptive (ms/img) | latency ratio | '
         f'GFLOPs ratio | latency / GFLOPs ratio (target <= '
-        f'{LATENCY_OVER_FLOPS_MAX}) |',
-        '| --- | --- | --- | --- | --- | --- |']
+        f'{LATENCY_OVER_FLOPS_MAX}) | per round: min / median / max |',
+        '| --- | --- | --- | --- | --- | --- | --- |']
     for key, name in (('model', 'model (predict, all tasks)'),
                       ('encoder', 'encoder only')):
         m = r[key]
+        sp = m['latency_over_flops_spread']
         lines.append(
             f"| {name} | {m['static_ms']:.2f} | {m['adaptive_ms']:.2f} | "
             f"{m['latency_ratio']:.3f} | {m['flops_ratio']:.3f} | "
-            f"{m['latency_over_flops']:.3f} ({yes(m['target_met'])}) |")
+            f"{m['latency_over_flops']:.3f} ({yes(m['target_met'])}) | "
+            f"{sp['min']:.3f} / {sp['median']:.3f} / {sp['max']:.3f} |")
     p, q = r['static_path'], r['policy']
     lines += ['', '| check | measured | target | met |',
               '| --- | --- | --- | --- |',

@@ -147,18 +147,17 @@ def test_get_flops_rejects_checkpoint_of_other_architecture(tmp_path):
 def test_benchmark_json(capsys, tiny_synthetic, checkpoint):
     r = _json(capsys, 'benchmark', [
         TINY_ADAPTIVE, '--checkpoint', checkpoint, '--budget', '0.5',
-        '--batch-size', '2', '--num-images', '4', '--repeats', '1',
+        '--batch-size', '2', '--num-images', '4', '--rounds', '3',
         '--warmup', '0', '--train-repeats', '1', '--data-root',
         tiny_synthetic, '--json'])
     assert set(r) == {
         'config', 'checkpoint', 'budget', 'batch_size', 'device',
-        'device_name', 'amp', 'threads', 'torch', 'inputs', 'repeats',
+        'device_name', 'amp', 'threads', 'torch', 'inputs', 'rounds',
         'calibration', 'executed', 'model', 'encoder', 'static_path',
         'policy', 'train_iter'}
     assert set(r['train_iter']) == {'batch_size', 'static_ms', 'adaptive_ms',
                                     'ratio', 'target_met'}
-    # With one round the paired ratios are the ratios of the times.
-    assert r['budget'] == 0.5 and r['batch_size'] == 2
+    assert r['budget'] == 0.5 and r['batch_size'] == 2 and r['rounds'] == 3
     assert r['torch'] == torch.__version__ and r['device'] == 'cpu'
     fs, fa = r['executed']['static'], r['executed']['adaptive']
     assert fa['gflops'] < fs['gflops']
@@ -166,9 +165,14 @@ def test_benchmark_json(capsys, tiny_synthetic, checkpoint):
     for key, flops in (('model', 'gflops'), ('encoder', 'encoder_gflops')):
         m = r[key]
         assert m['static_ms'] > 0 and m['adaptive_ms'] > 0
-        assert m['latency_ratio'] == pytest.approx(
-            m['adaptive_ms'] / m['static_ms'])
+        # The ratio is the median of the per-round ratios, shown with
+        # their spread; the spread over GFLOPs is the same divided.
+        sp, so = m['latency_ratio_spread'], m['latency_over_flops_spread']
+        assert sp['min'] <= sp['median'] <= sp['max']
+        assert sp['median'] == m['latency_ratio']
         assert m['flops_ratio'] == pytest.approx(fa[flops] / fs[flops])
+        for k in ('min', 'median', 'max'):
+            assert so[k] == pytest.approx(sp[k] / m['flops_ratio'])
         assert m['latency_over_flops'] == pytest.approx(
             m['latency_ratio'] / m['flops_ratio'])
         assert m['target_met'] == (m['latency_over_flops'] <= 1.15)

@@ -6,7 +6,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from mmseg.registry import MODELS
 
-from ..layers.block_runners import BlendRunner, PolicyRunner, SkipRunner
+from ..layers.block_runners import (BlendRunner, PolicyRunner, SkipRunner,
+                                    to_host_tensor)
 from ..policies.random_policy import RandomDecisions
 from ..utils.budget import Budget, budget_tensor
 from ..utils.swin_cost import SwinCost, swin_cost
@@ -159,7 +160,11 @@ class AdaptiveSwinTransformer(SwinEncoder):
             runner = SkipRunner(
                 self.policy, budget, index,
                 None if cap is None else self._cap(cap, x, cost))
-        outs = super().forward(x, runner)
+        if isinstance(runner, SkipRunner) and self.random_policy is None:
+            with self.policy.inference_terms(budget):
+                outs = super().forward(x, runner)
+        else:
+            outs = super().forward(x, runner)
         self.last_stats = self._executed_stats(runner, cost,
                                                tuple(x.shape[2:]), x.device)
         return outs
@@ -192,10 +197,18 @@ class AdaptiveSwinTransformer(SwinEncoder):
         """Executed multiply-adds from the decisions ``runner`` recorded:
         per-block costs as vectors, one product per quantity instead of a
         dozen small operations per block."""
-        vec = self._cost_vectors(cost, img_hw, device)
-        keep = torch.cat(runner.keeps, 1).float()  # (B, blocks)
-        tokens = torch.stack([t.sum(1) for t in runner.tokens],
-                             1).float()  # (B, blocks)
+        keep, tokens = runner.executed(device)  # (B, blocks) each
+        vec = self._cost_vectors(cost, img_hw, keep.device)
+        token_maps = runner.token_maps
+        if isinstance(runner, SkipRunner):
+            # Inference keeps its figures on the host (its decisions are
+            # host lists already): one transfer of the token maps, and
+            # reading any figure afterwards costs no synchronisation.
+            sizes = [m[0].numel() for m in token_maps]
+            flat = to_host_tensor(
+                torch.cat([m.flatten(1) for m in token_maps], 1))
+            token_maps = [f.view(m.shape) for f, m in
+                          zip(flat.split(sizes, 1), token_maps)]
         mlp_flops = tokens @ vec['mlp_per_token']
         block_flops = keep @ vec['attn'] + mlp_flops
         policy_flops = vec['block_selectors'] + keep @ vec['token_selector']
@@ -218,7 +231,7 @@ class AdaptiveSwinTransformer(SwinEncoder):
             token_fraction=mlp_flops / vec['mlp_total'],
             block_keep=keep.detach() @ vec['stage_mean'],
             token_keep=(tokens.detach() / vec['tokens']) @ vec['stage_mean'],
-            token_maps=runner.token_maps,
+            token_maps=token_maps,
             blocks=keep.detach())
 
     def _cost_vectors(self, cost: SwinCost, img_hw: Tuple[int, int],

@@ -1,6 +1,7 @@
 from .block_runners import (BlendRunner, BlockRunner, FullRunner,
                             PolicyRunner, SkipRunner, attention_residual,
-                            mlp_delta, mlp_on_tokens, scatter_images)
+                            index_tensor, mlp_delta, mlp_on_rows,
+                            scatter_images, to_host, to_host_tensor)
 from .lora import LoRALinear
 from .slimmable import (SlimConvNorm, qkv_rows, run_slim_block, slim_attention,
                         slim_mlp_delta, slim_window_msa)
@@ -8,7 +9,8 @@ from .swin_windows import tokens_to_windows, windows_to_tokens
 
 __all__ = [
     'BlockRunner', 'FullRunner', 'PolicyRunner', 'BlendRunner', 'SkipRunner',
-    'attention_residual', 'mlp_delta', 'mlp_on_tokens', 'scatter_images',
+    'attention_residual', 'index_tensor', 'mlp_delta', 'mlp_on_rows',
+    'scatter_images', 'to_host', 'to_host_tensor',
     'LoRALinear', 'SlimConvNorm', 'qkv_rows', 'run_slim_block',
     'slim_attention', 'slim_mlp_delta', 'slim_window_msa',
     'tokens_to_windows', 'windows_to_tokens'

@@ -38,19 +38,45 @@ def mlp_delta(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return ffn.dropout_layer(ffn.gamma2(ffn.layers(block.norm2(x))))
 
 
-def mlp_on_tokens(block: nn.Module, y: torch.Tensor,
-                  selected: torch.Tensor) -> torch.Tensor:
-    """Add the MLP to the rows of ``y`` (B, L, C) where ``selected`` (B, L)
-    is 1: the selected tokens of every image are gathered into one matrix,
-    run, and added back in place (``y`` must be the caller's own fresh
-    tensor)."""
+def to_host(t: torch.Tensor) -> list:
+    """``t`` as (nested) Python lists: the one way the adaptive inference
+    path reads values of the device on the host. On CUDA this waits for
+    the queued work (a synchronisation), so ``SkipRunner`` reads once per
+    stage (the block plan) and once per executed block (the token counts),
+    and nothing else (``mmadamtl.utils.SyncCounter`` counts them)."""
+    return t.tolist()
+
+
+def to_host_tensor(t: torch.Tensor) -> torch.Tensor:
+    """``t`` copied to the host (itself on CPU): one synchronisation on
+    CUDA, like :func:`to_host`."""
+    return t.cpu()
+
+
+def index_tensor(values: Sequence[int], like: torch.Tensor) -> torch.Tensor:
+    """A host list of indices as a long tensor on ``like``'s device (a
+    host-to-device copy, no synchronisation)."""
+    out = torch.tensor(values, dtype=torch.long)
+    if like.device.type != 'cpu':
+        out = out.pin_memory().to(like.device, non_blocking=True)
+    return out
+
+
+def mlp_on_rows(block: nn.Module, y: torch.Tensor, selected: torch.Tensor,
+                count: int) -> torch.Tensor:
+    """Add the MLP to the ``count`` rows of ``y`` (B, L, C) where
+    ``selected`` (B, L, 0/1 values) is nonzero, in place (``y`` must be the
+    caller's own fresh tensor). The row indices come from
+    ``nonzero_static`` with the count the caller read on the host, so
+    finding them is no further synchronisation."""
     flat = y.view(-1, y.shape[-1])
-    rows = selected.view(-1).nonzero().squeeze(1)
-    if rows.numel() == flat.shape[0]:
+    if count == flat.shape[0]:
         return y + mlp_delta(block, y)
-    if rows.numel():
-        delta = mlp_delta(block, flat.index_select(0, rows))
-        flat.index_add_(0, rows, delta.to(flat.dtype))
+    if count:
+        rows = torch.nonzero_static(selected.reshape(-1), size=count)
+        rows = rows.squeeze(1)
+        sub = flat.index_select(0, rows)
+        flat.index_copy_(0, rows, sub + mlp_delta(block, sub).to(sub.dtype))
     return y
 
 
@@ -88,12 +114,11 @@ class FullRunner(BlockRunner):
 class PolicyRunner(BlockRunner):
     """Runs blocks by the decisions of an AdaMTL ``PolicyHead``.
 
-    Records per block the executed decisions the FLOPs accounting reads
-    (``keeps``: (B, depth) per stage; ``tokens``: (B, L) MLP decisions per
-    block, zero where the block was skipped; ``token_maps``: per stage the
-    share of its blocks that ran each token's MLP, (B, h, w)). A kept
-    block none of whose tokens is selected is skipped whole, attention
-    included (as the official code does), and recorded as skipped.
+    After the forward, :meth:`executed` gives the executed decisions the
+    FLOPs accounting reads, and ``token_maps`` per stage the share of its
+    blocks that ran each token's MLP, (B, h, w). A kept block none of
+    whose tokens is selected is skipped whole, attention included (as the
+    official code does), and recorded as skipped.
 
     Args:
         policy: The ``PolicyHead``.
@@ -106,35 +131,11 @@ class PolicyRunner(BlockRunner):
         self.policy = policy
         self.budget = budget
         self.index = list(index)
-        self.keeps: List[torch.Tensor] = []
-        self.tokens: List[torch.Tensor] = []
         self.token_maps: List[torch.Tensor] = []
-        self._stage_keep: List[torch.Tensor] = []
-        self._stage_tokens: List[torch.Tensor] = []
 
-    def start_stage(self, stage, x, hw_shape) -> None:
-        self._planned = self.policy.block_decisions(stage, x, hw_shape,
-                                                    self.budget, self.index)
-        self._stage_keep, self._stage_tokens = [], []
-
-    def run_block(self, stage, index, block, x, hw_shape):
-        x, keep, tokens = self._run(stage, index, block, x, hw_shape,
-                                    self._planned[:, index])
-        self._stage_keep.append(keep)
-        self._stage_tokens.append(tokens)
-        self.tokens.append(tokens)
-        return x
-
-    def end_stage(self, stage, x, hw_shape) -> None:
-        self.keeps.append(torch.stack(self._stage_keep, 1))
-        maps = torch.stack(self._stage_tokens).detach().float().mean(0)
-        self.token_maps.append(maps.view(x.shape[0], *hw_shape))
-
-    def _run(self, stage: int, index: int, block: nn.Module,
-             x: torch.Tensor, hw_shape: HWShape, keep: torch.Tensor
-             ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Run one block; returns the output, the executed keep decision
-        (B,) and the executed token decisions (B, L)."""
+    def executed(self, device) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(B, blocks) executed block decisions and (B, blocks) MLP tokens
+        run per block (zero where skipped), float32 on ``device``."""
         raise NotImplementedError
 
 
@@ -157,6 +158,10 @@ class BlendRunner(PolicyRunner):
 
     def __init__(self, policy, budget, index) -> None:
         super().__init__(policy, budget, index)
+        # Per stage (B, depth) decisions; per block (B, L) MLP decisions,
+        # zero where the block was skipped.
+        self.keeps: List[torch.Tensor] = []
+        self.tokens: List[torch.Tensor] = []
         self.det_keeps: List[torch.Tensor] = []
         self.det_tokens: List[torch.Tensor] = []
 
@@ -167,11 +172,30 @@ class BlendRunner(PolicyRunner):
         self._stage_keep, self._stage_tokens = [], []
         self._stage_det = []
 
+    def run_block(self, stage, index, block, x, hw_shape):
+        x, keep, tokens = self._run(stage, index, block, x, hw_shape,
+                                    self._planned[:, index])
+        self._stage_keep.append(keep)
+        self._stage_tokens.append(tokens)
+        self.tokens.append(tokens)
+        return x
+
     def end_stage(self, stage, x, hw_shape) -> None:
-        super().end_stage(stage, x, hw_shape)
+        self.keeps.append(torch.stack(self._stage_keep, 1))
+        maps = torch.stack(self._stage_tokens).detach().float().mean(0)
+        self.token_maps.append(maps.view(x.shape[0], *hw_shape))
         self.det_keeps.append(torch.stack(self._stage_det, 1))
 
-    def _run(self, stage, index, block, x, hw_shape, keep):
+    def executed(self, device) -> Tuple[torch.Tensor, torch.Tensor]:
+        keep = torch.cat(self.keeps, 1).float()
+        tokens = torch.stack([t.sum(1) for t in self.tokens], 1).float()
+        return keep, tokens
+
+    def _run(self, stage: int, index: int, block: nn.Module,
+             x: torch.Tensor, hw_shape: HWShape, keep: torch.Tensor
+             ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Run one block for every image; returns the blended output, the
+        executed keep decision (B,) and token decisions (B, L)."""
         tokens, det_tokens = self.policy.token_decisions(
             stage, index, x, self.budget, self.index,
             with_deterministic=True)
@@ -194,6 +218,17 @@ class SkipRunner(PolicyRunner):
     """Inference: the block runs only on the images that keep it, and its
     MLP only on their selected tokens; skipped work is identity.
 
+    Decisions are read on the host twice per stage at most:
+    :meth:`start_stage` reads the stage's (B, depth) block plan once
+    (``to_host``), so which images run which block is known on the host
+    and a block nobody keeps costs nothing; each executed block with token
+    selection reads its per-image counts of selected tokens once, which
+    sizes the gather of the MLP rows (``nonzero_static``). On CUDA each
+    read is a synchronisation: at most ``stages + executed blocks`` per
+    forward, whatever the batch size (``tests`` hold it to that). The
+    executed figures are kept as host lists (``keep_rows``,
+    ``token_counts``) and become tensors once, after the forward.
+
     With ``cap`` (``budget_mode='cap'``) the blocks of each stage are
     chosen under a per-image allowance of multiply-adds: among the blocks
     the policy keeps, in order of decreasing score, a block is kept if its
@@ -212,10 +247,25 @@ class SkipRunner(PolicyRunner):
         self.cap = cap
         if cap is not None:
             self._left = cap[0].clone().double()
+        # Per block, over the batch: executed (0/1) and MLP tokens run.
+        self.keep_rows: List[List[int]] = []
+        self.token_counts: List[List[int]] = []
 
     def start_stage(self, stage, x, hw_shape) -> None:
         if self.cap is None:
-            return super().start_stage(stage, x, hw_shape)
+            planned = self.policy.block_decisions(stage, x, hw_shape,
+                                                  self.budget, self.index)
+        else:
+            planned = self._capped(stage, x, hw_shape)
+        plan = to_host(planned)
+        batch = x.shape[0]
+        # Per block: the images that keep it.
+        self._images = [[i for i in range(batch) if plan[i][j]]
+                        for j in range(len(plan[0]))]
+        # Float32 whatever the activations' dtype (autocast).
+        self._map = x.new_zeros(x.shape[:2], dtype=torch.float32)
+
+    def _capped(self, stage, x, hw_shape) -> torch.Tensor:
         scores = self.policy.block_scores(stage, x, hw_shape, self.budget,
                                           self.index)
         costs = scores.new_tensor(self.cap[1][stage], dtype=torch.float64)
@@ -224,46 +274,70 @@ class SkipRunner(PolicyRunner):
             rows = torch.arange(len(j), device=j.device)
             cost = costs[j]
             fits = (scores[rows, j] > 0) & (cost <= self._left)
-            keep[rows[fits], j[fits]] = 1
+            # Each (image, block) pair comes once: no mask indexing (it
+            # would read the mask on the host).
+            keep[rows, j] = fits.to(keep.dtype)
             self._left = self._left - fits.double() * cost
-        self._planned = keep
-        self._stage_keep, self._stage_tokens = [], []
+        return keep
 
-    def _run(self, stage, index, block, x, hw_shape, keep):
+    def run_block(self, stage, index, block, x, hw_shape):
         batch, length, _ = x.shape
-        tokens = x.new_zeros(batch, length)
-        idx = keep.nonzero().squeeze(1)
-        selected, sub = None, None
-        if idx.numel():
-            whole = idx.numel() == batch
-            sub = x if whole else x.index_select(0, idx)
-            sub_budget = self.budget if whole else \
-                self.budget.index_select(0, idx)
-            selected = self.policy.token_decisions(stage, index, sub,
-                                                   sub_budget, self.index)
-            if selected is not None:
-                # Under autocast the decisions may come out in half
-                # precision.
-                selected = selected.to(x.dtype)
-                ran = selected.any(dim=1)
-                if not bool(ran.all()):
-                    # No token selected: the block is skipped whole.
-                    idx, selected, sub = idx[ran], selected[ran], sub[ran]
-        executed = keep.new_zeros(batch)
-        if idx.numel() == 0:
-            return x, executed, tokens
-        executed[idx] = 1
-        whole = idx.numel() == batch
+        images = self._images[index]
+        keep, counts = [0] * batch, [0] * batch
+        self.keep_rows.append(keep)
+        self.token_counts.append(counts)
+        if not images:
+            return x
+        whole = len(images) == batch
+        idx = None if whole else index_tensor(images, x)
+        sub = x if whole else x.index_select(0, idx)
+        sub_budget = self.budget if whole else \
+            self.budget.index_select(0, idx)
+        selected = self.policy.token_decisions(stage, index, sub,
+                                               sub_budget, self.index)
+        if selected is None:
+            sub_counts = [length] * len(images)
+        else:
+            # Under autocast the decisions may come out in half precision.
+            selected = selected.to(x.dtype)
+            sub_counts = [int(c) for c in to_host(selected.sum(1))]
+            ran = [k for k, c in enumerate(sub_counts) if c]
+            if len(ran) < len(images):
+                # No token selected: the block is skipped whole.
+                if not ran:
+                    return x
+                pos = index_tensor(ran, x)
+                images = [images[k] for k in ran]
+                sub_counts = [sub_counts[k] for k in ran]
+                idx = index_tensor(images, x)
+                whole = False
+                sub = sub.index_select(0, pos)
+                selected = selected.index_select(0, pos)
+        for i, c in zip(images, sub_counts):
+            keep[i], counts[i] = 1, c
         y = attention_residual(block, sub, hw_shape)
         if selected is None:
             y = y + mlp_delta(block, y)
             selected = y.new_ones(y.shape[:2])
         else:
-            y = mlp_on_tokens(block, y, selected)
+            y = mlp_on_rows(block, y, selected, sum(sub_counts))
         if whole:
-            return y, executed, selected
-        return (scatter_images(x, idx, y), executed,
-                tokens.index_copy(0, idx, selected))
+            self._map.add_(selected)
+            return y
+        self._map.index_add_(0, idx, selected.float())
+        return scatter_images(x, idx, y)
+
+    def end_stage(self, stage, x, hw_shape) -> None:
+        depth = len(self._images)
+        self.token_maps.append(
+            self._map.div_(depth).view(x.shape[0], *hw_shape))
+
+    def executed(self, device) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(B, blocks) executed decisions and MLP tokens run, float32 on
+        the host whatever ``device`` (the decisions were read there)."""
+        keep = torch.tensor(self.keep_rows, dtype=torch.float32).t()
+        tokens = torch.tensor(self.token_counts, dtype=torch.float32).t()
+        return keep, tokens
 
 
 def scatter_images(x: torch.Tensor, idx: torch.Tensor,

@@ -16,8 +16,9 @@ def check_budget(budget: Budget, where: str = 'budget') -> Budget:
     if budget is None:
         return None
     if isinstance(budget, torch.Tensor):
-        bad = budget[(budget <= 0) | (budget > 1) | budget.isnan()]
-        if bad.numel():
+        # One read of the device (NaN fails both comparisons).
+        if not bool(((budget > 0) & (budget <= 1)).all()):
+            bad = budget[(budget <= 0) | (budget > 1) | budget.isnan()]
             raise ValueError(f'{where}: budgets must lie in (0, 1], got '
                              f'{bad.tolist()}')
         return budget
