@@ -186,7 +186,10 @@ def predictor(args, model, batches):
 
 
 def time_inference(args, static, adaptive, batches, images):
-    budget = adaptive.budget
+    # The encoder alone runs at the budget input (and cap) predict uses
+    # (budget_mode 'target' inverts the policy's budget curve), so that
+    # its time and its executed GFLOPs belong to the same decisions.
+    budget, cap = adaptive._budget_inputs(args.batch_size, args.device)
     tasks = adaptive.active_tasks
 
     def encoder(model, **kw):
@@ -203,7 +206,8 @@ def time_inference(args, static, adaptive, batches, images):
         desc='model latency', **common)
     t_enc = alternate_timings(
         dict(static=encoder(static),
-             adaptive=encoder(adaptive, budget=budget, tasks=tasks)),
+             adaptive=encoder(adaptive, budget=budget, tasks=tasks,
+                              cap=cap)),
         desc='encoder latency', **common)
     # Our static path: the adaptive backbone without a budget, against
     # mmseg's SwinTransformer with the same weights; and a copy of the
@@ -322,7 +326,9 @@ def measure(args):
     overhead = lat_path['ratio'] - 1
     result['static_path'] = dict(
         mmseg_ms=lat_path['mmseg'], ours_ms=lat_path['ours'],
-        overhead=overhead, noise=lat_path['noise'],
+        overhead=overhead,
+        overhead_spread={k: v - 1 for k, v in lat_path['spread'].items()},
+        noise=lat_path['noise'],
         target_met=overhead <= STATIC_PATH_OVERHEAD_MAX)
     share = flops_adaptive['policy_gflops'] / flops_adaptive['gflops']
     result['policy'] = dict(gflops=flops_adaptive['policy_gflops'],

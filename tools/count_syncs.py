@@ -27,6 +27,7 @@ import copy
 import os.path as osp
 import sys
 import warnings
+from collections import Counter
 
 import torch
 
@@ -69,8 +70,10 @@ def cuda_syncs(device: str):
             yield found
         finally:
             torch.cuda.set_sync_debug_mode('default')
-    found.extend(str(w.message) for w in caught
-                 if 'synchroniz' in str(w.message))
+    # (Leaving the debug mode reports itself from torch/cuda: not ours.)
+    found.extend(f'{osp.relpath(w.filename, ROOT)}:{w.lineno}'
+                 for w in caught if 'synchroniz' in str(w.message)
+                 and f'torch{osp.sep}cuda' not in w.filename)
 
 
 def count(fn, device, reads=True):
@@ -81,7 +84,8 @@ def count(fn, device, reads=True):
     if reads:
         out.update(host_reads=counter.count, by_name=dict(counter.by_name))
     if cuda is not None:
-        out['cuda_syncs'] = len(cuda)
+        # Where each synchronisation was called from (file:line).
+        out.update(cuda_syncs=len(cuda), cuda_sync_sites=dict(Counter(cuda)))
     return out
 
 
@@ -98,9 +102,12 @@ def measure(args):
     if args.calibrate:
         calibrate_policy(model, batch['inputs'][:2], args.budget)
     backbone = model.backbone
+    # The budget input and cap predict uses (budget_mode 'target' inverts
+    # the policy's budget curve).
+    budget, cap = model._budget_inputs(args.batch_size, args.device)
 
     def encoder():
-        backbone(batch['inputs'], budget=args.budget)
+        backbone(batch['inputs'], budget=budget, cap=cap)
 
     def predict():
         model.predict(batch['inputs'], copy.deepcopy(batch['data_samples']))

@@ -50,37 +50,55 @@ mtlora_benchmarks() {
     for B in $BATCHES; do
         run "bench_mtlora_synthetic_${DEVICE}_b$B" tools/benchmark.py $MTL \
             --checkpoint $MTL_CKPT --batch-size "$B" --device "$DEVICE" \
-            --repeats 15
+            --rounds 15
         # TA-LoRA alone (no task streams; fresh adapters): merged, it is
         # the static model.
         run "bench_mtlora_ta_only_synthetic_${DEVICE}_b$B" \
             tools/benchmark.py $MTL --batch-size "$B" --device "$DEVICE" \
-            --repeats 15 --cfg-options 'model.backbone.lora.task_targets=[]'
+            --rounds 15 --cfg-options 'model.backbone.lora.task_targets=[]'
     done
     [ -n "${SKIP_SWIN_T:-}" ] && return
     run flops_mtlora_swin_t_448 tools/get_flops.py \
         configs/mtlora_swin_pascal.py --num-images 0
     run "bench_mtlora_swin_t_448_${DEVICE}_b1" tools/benchmark.py \
         configs/mtlora_swin_pascal.py --batch-size 1 --device "$DEVICE" \
-        --random-inputs --repeats 3
+        --random-inputs --rounds 3
 }
-if [ "${ONLY:-}" = mtlora ]; then
-    mtlora_benchmarks
-    echo "wrote $OUT"
-    exit 0
-fi
+# AdaMTL's latency on the synthetic demo model (15 rounds: one round of
+# this small model takes well under a second, and machine noise is a few
+# percent per round), where its time goes, and how often it waits for
+# the device. `ONLY=latency bash tools/run_benchmarks.sh DIR` runs just
+# these.
+latency_benchmarks() {
+    for B in $BATCHES; do
+        run "bench_synthetic_${DEVICE}_b$B" tools/benchmark.py $SYN \
+            --checkpoint $SYN_CKPT --budget 0.5 --batch-size "$B" \
+            --device "$DEVICE" --rounds 15
+        run "syncs_synthetic_${DEVICE}_b$B" tools/count_syncs.py $SYN \
+            --checkpoint $SYN_CKPT --budget 0.5 --batch-size "$B" \
+            --device "$DEVICE"
+    done
+    # At 0.75 the adaptive model must not be slower than the static one.
+    run "bench_synthetic_${DEVICE}_b1_budget075" tools/benchmark.py $SYN \
+        --checkpoint $SYN_CKPT --budget 0.75 --batch-size 1 \
+        --device "$DEVICE" --rounds 15 --skip-train
+    run breakdown_synthetic tools/encoder_breakdown.py $SYN \
+        --checkpoint $SYN_CKPT
+    run breakdown_synthetic_adaptive tools/encoder_breakdown.py $SYN \
+        --checkpoint $SYN_CKPT --budget 0.5
+}
+case "${ONLY:-}" in
+    mtlora) mtlora_benchmarks; echo "wrote $OUT"; exit 0 ;;
+    latency) latency_benchmarks; echo "wrote $OUT"; exit 0 ;;
+esac
 
 run flops_synthetic tools/get_flops.py $SYN --checkpoint $SYN_CKPT \
     --budget 0.5 --num-images 100
 [ -n "${SKIP_SWIN_T:-}" ] || \
     run flops_swin_t_512 tools/get_flops.py $SWIN_T --num-images 0
 
+latency_benchmarks
 for B in $BATCHES; do
-    # 15 rounds: one round of this small model takes well under a second,
-    # and machine noise is a few percent per round.
-    run "bench_synthetic_${DEVICE}_b$B" tools/benchmark.py $SYN \
-        --checkpoint $SYN_CKPT --budget 0.5 --batch-size "$B" \
-        --device "$DEVICE" --repeats 15
     [ -n "${SKIP_SWIN_T:-}" ] && continue
     # Swin-T at 512x512: no trained policy here, so the policy is
     # calibrated to the budget on the benchmark's (noise) inputs.
@@ -88,11 +106,10 @@ for B in $BATCHES; do
     [ "$B" = 1 ] && TRAIN_ARGS=(--skip-train)
     run "bench_swin_t_512_${DEVICE}_b$B" tools/benchmark.py $SWIN_T \
         --budget 0.5 --batch-size "$B" --device "$DEVICE" --random-inputs \
-        --calibrate --repeats 3 "${TRAIN_ARGS[@]}"
+        --calibrate --rounds 3 "${TRAIN_ARGS[@]}"
 done
 
 # Where the static encoder's time goes, next to its FLOPs.
-run breakdown_synthetic tools/encoder_breakdown.py $SYN --checkpoint $SYN_CKPT
 [ -n "${SKIP_SWIN_T:-}" ] || \
     run breakdown_swin_t_512 tools/encoder_breakdown.py $SWIN_T
 

@@ -177,7 +177,8 @@ def test_benchmark_json(capsys, tiny_synthetic, checkpoint):
             m['latency_ratio'] / m['flops_ratio'])
         assert m['target_met'] == (m['latency_over_flops'] <= 1.15)
     p = r['static_path']
-    assert p['overhead'] == pytest.approx(p['ours_ms'] / p['mmseg_ms'] - 1)
+    sp = p['overhead_spread']
+    assert sp['min'] <= p['overhead'] == sp['median'] <= sp['max']
     assert -0.5 < p['noise'] < 1
     assert r['policy']['share'] == pytest.approx(
         fa['policy_gflops'] / fa['gflops'])
@@ -364,6 +365,55 @@ def test_encoder_breakdown_json(capsys):
         counted_flops(swin, torch.zeros(1, 3, 64, 96)) / 1e9, rel=1e-6)
     # The MLPs hold most of a Swin block's FLOPs.
     assert parts['MLP']['flops_share'] > parts['attention']['flops_share']
+
+
+def test_encoder_breakdown_adaptive_json(capsys, tiny_synthetic,
+                                        checkpoint):
+    from mmadamtl.apis import build_test_dataset, init_model, load_batch
+    r = _json(capsys, 'encoder_breakdown', [
+        TINY_ADAPTIVE, '--checkpoint', checkpoint, '--budget', '0.5',
+        '--images', '2', '--repeats', '2', '--data-root', tiny_synthetic,
+        '--json'])
+    parts = r['parts']
+    assert list(parts) == ['policy', 'blocks', 'plans', 'fixed']
+    assert sum(p['time_share'] for p in parts.values()) == pytest.approx(1)
+    assert sum(p['flops_share'] for p in parts.values()) == pytest.approx(1)
+    for name, p in parts.items():
+        assert 0 < p['time_share'] < 1
+    assert parts['plans']['flops_share'] == 0
+    assert parts['plans']['time_per_flops'] is None
+    # The FLOPs are what the model executes on the same images, at the
+    # budget input its predict uses.
+    model = init_model(TINY_ADAPTIVE, checkpoint)
+    model.set_budget(0.5)
+    budget, cap = model._budget_inputs(1, 'cpu')
+    dataset = build_test_dataset(model.cfg, tiny_synthetic)
+    flops, policy = [], []
+    with torch.no_grad():
+        for i in range(2):
+            x = load_batch(model, dataset, [i], 'cpu')['inputs']
+            model.backbone(x, budget=budget, cap=cap)
+            flops.append(float(model.backbone.last_stats.encoder_flops[0]))
+            policy.append(float(model.backbone.last_stats.policy_flops[0]))
+    assert r['gflops_per_image'] == pytest.approx(np.mean(flops) / 1e9)
+    assert parts['policy']['flops_share'] == pytest.approx(
+        sum(policy) / sum(flops))
+    assert 0 < r['executed_share'] < 1
+    with pytest.raises(ValueError, match='no adaptive backbone'):
+        _tool('encoder_breakdown').main([TINY_STATIC, '--budget', '0.5'])
+
+
+def test_count_syncs_json(capsys, checkpoint):
+    r = _json(capsys, 'count_syncs', [
+        TINY_ADAPTIVE, '--checkpoint', checkpoint, '--budget', '0.5',
+        '--batch-size', '2', '--shape', '64', '64', '--json'])
+    assert r['bound'] == r['stages'] + r['blocks'] + 1
+    enc = r['encoder']
+    assert r['stages'] + 1 <= enc['host_reads'] <= r['bound']
+    assert sum(enc['by_name'].values()) == enc['host_reads']
+    assert set(enc['by_name']) <= {'Tensor.tolist', 'Tensor.cpu'}
+    # On CPU, no CUDA counts; predict's host figures are not counted.
+    assert 'cuda_syncs' not in enc and r['model'] == {}
 
 
 def test_calibrate_budget_tool(capsys, tiny_synthetic, checkpoint, tmp_path):

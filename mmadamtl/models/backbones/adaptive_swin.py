@@ -81,6 +81,9 @@ class AdaptiveSwinTransformer(SwinEncoder):
             filled in), or None for a static Swin.
     """
 
+    # The inference runner (a subclass may time or trace it).
+    skip_runner = SkipRunner
+
     def __init__(self, *args, policy: Optional[dict] = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.policy = None
@@ -155,9 +158,9 @@ class AdaptiveSwinTransformer(SwinEncoder):
             if cap is not None:
                 raise ValueError('the random policy takes no cap')
             self.random_policy.set_cost(cost.attn_total, cost.mlp_total)
-            runner = SkipRunner(self.random_policy, budget, index)
+            runner = self.skip_runner(self.random_policy, budget, index)
         else:
-            runner = SkipRunner(
+            runner = self.skip_runner(
                 self.policy, budget, index,
                 None if cap is None else self._cap(cap, x, cost))
         if isinstance(runner, SkipRunner) and self.random_policy is None:
