@@ -42,8 +42,9 @@ def to_host(t: torch.Tensor) -> list:
     """``t`` as (nested) Python lists: the one way the adaptive inference
     path reads values of the device on the host. On CUDA this waits for
     the queued work (a synchronisation), so ``SkipRunner`` reads once per
-    stage (the block plan) and once per executed block (the token counts),
-    and nothing else (``mmadamtl.utils.SyncCounter`` counts them)."""
+    stage (the block plan) and once per block some image plans to run
+    (the token counts), and nothing else
+    (``mmadamtl.utils.host_sync.SyncCounter`` counts them)."""
     return t.tolist()
 
 
@@ -224,10 +225,11 @@ class SkipRunner(PolicyRunner):
     and a block nobody keeps costs nothing; each executed block with token
     selection reads its per-image counts of selected tokens once, which
     sizes the gather of the MLP rows (``nonzero_static``). On CUDA each
-    read is a synchronisation: at most ``stages + executed blocks`` per
-    forward, whatever the batch size (``tests`` hold it to that). The
-    executed figures are kept as host lists (``keep_rows``,
-    ``token_counts``) and become tensors once, after the forward.
+    read is a synchronisation: ``stages + planned blocks`` per forward
+    whatever the batch size, plus one after it when the encoder brings the
+    token maps to the host (``tests`` hold it to that). The executed
+    figures are kept as host lists (``keep_rows``, ``token_counts``) and
+    become tensors once, after the forward.
 
     With ``cap`` (``budget_mode='cap'``) the blocks of each stage are
     chosen under a per-image allowance of multiply-adds: among the blocks
