@@ -1,13 +1,13 @@
 """AdaMTL's Swin: the package's Swin encoder, its blocks and MLP tokens
 run by the decisions of a policy."""
+import contextlib
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmseg.registry import MODELS
 
-from ..layers.block_runners import (BlendRunner, PolicyRunner, SkipRunner,
-                                    to_host_tensor)
+from ..layers.block_runners import BlendRunner, PolicyRunner, SkipRunner
 from ..policies.random_policy import RandomDecisions
 from ..utils.budget import Budget, budget_tensor
 from ..utils.swin_cost import SwinCost, swin_cost
@@ -163,13 +163,13 @@ class AdaptiveSwinTransformer(SwinEncoder):
             runner = self.skip_runner(
                 self.policy, budget, index,
                 None if cap is None else self._cap(cap, x, cost))
-        if isinstance(runner, SkipRunner) and self.random_policy is None:
-            with self.policy.inference_terms(budget):
-                outs = super().forward(x, runner)
-        else:
+        # The learned policy's budget terms, once for the forward (a no-op
+        # in training).
+        with (contextlib.nullcontext() if self.random_policy is not None
+              else self.policy.inference_terms(budget)):
             outs = super().forward(x, runner)
         self.last_stats = self._executed_stats(runner, cost,
-                                               tuple(x.shape[2:]), x.device)
+                                               tuple(x.shape[2:]))
         return outs
 
     def _cap(self, cap: Budget, x: torch.Tensor, cost: SwinCost):
@@ -196,22 +196,14 @@ class AdaptiveSwinTransformer(SwinEncoder):
         return allowance, costs
 
     def _executed_stats(self, runner: PolicyRunner, cost: SwinCost,
-                        img_hw: Tuple[int, int], device) -> AdaptiveStats:
+                        img_hw: Tuple[int, int]) -> AdaptiveStats:
         """Executed multiply-adds from the decisions ``runner`` recorded:
         per-block costs as vectors, one product per quantity instead of a
         dozen small operations per block."""
-        keep, tokens = runner.executed(device)  # (B, blocks) each
+        # Inference (SkipRunner) gives its figures on the host, training
+        # on the device with gradients.
+        keep, tokens, token_maps = runner.executed()  # (B, blocks) each
         vec = self._cost_vectors(cost, img_hw, keep.device)
-        token_maps = runner.token_maps
-        if isinstance(runner, SkipRunner):
-            # Inference keeps its figures on the host (its decisions are
-            # host lists already): one transfer of the token maps, and
-            # reading any figure afterwards costs no synchronisation.
-            sizes = [m[0].numel() for m in token_maps]
-            flat = to_host_tensor(
-                torch.cat([m.flatten(1) for m in token_maps], 1))
-            token_maps = [f.view(m.shape) for f, m in
-                          zip(flat.split(sizes, 1), token_maps)]
         mlp_flops = tokens @ vec['mlp_per_token']
         block_flops = keep @ vec['attn'] + mlp_flops
         policy_flops = vec['block_selectors'] + keep @ vec['token_selector']

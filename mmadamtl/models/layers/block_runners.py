@@ -134,9 +134,10 @@ class PolicyRunner(BlockRunner):
         self.index = list(index)
         self.token_maps: List[torch.Tensor] = []
 
-    def executed(self, device) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(B, blocks) executed block decisions and (B, blocks) MLP tokens
-        run per block (zero where skipped), float32 on ``device``."""
+    def executed(self) -> Tuple[torch.Tensor, torch.Tensor, list]:
+        """After the forward: the (B, blocks) executed block decisions, the
+        (B, blocks) MLP tokens run per block (zero where skipped), both
+        float32, and ``token_maps``."""
         raise NotImplementedError
 
 
@@ -187,10 +188,10 @@ class BlendRunner(PolicyRunner):
         self.token_maps.append(maps.view(x.shape[0], *hw_shape))
         self.det_keeps.append(torch.stack(self._stage_det, 1))
 
-    def executed(self, device) -> Tuple[torch.Tensor, torch.Tensor]:
+    def executed(self) -> Tuple[torch.Tensor, torch.Tensor, list]:
         keep = torch.cat(self.keeps, 1).float()
         tokens = torch.stack([t.sum(1) for t in self.tokens], 1).float()
-        return keep, tokens
+        return keep, tokens, self.token_maps
 
     def _run(self, stage: int, index: int, block: nn.Module,
              x: torch.Tensor, hw_shape: HWShape, keep: torch.Tensor
@@ -226,8 +227,8 @@ class SkipRunner(PolicyRunner):
     selection reads its per-image counts of selected tokens once, which
     sizes the gather of the MLP rows (``nonzero_static``). On CUDA each
     read is a synchronisation: ``stages + planned blocks`` per forward
-    whatever the batch size, plus one after it when the encoder brings the
-    token maps to the host (``tests`` hold it to that). The executed
+    whatever the batch size, plus one in :meth:`executed`, which brings
+    the token maps to the host (``tests`` hold it to that). The executed
     figures are kept as host lists (``keep_rows``, ``token_counts``) and
     become tensors once, after the forward.
 
@@ -334,12 +335,17 @@ class SkipRunner(PolicyRunner):
         self.token_maps.append(
             self._map.div_(depth).view(x.shape[0], *hw_shape))
 
-    def executed(self, device) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(B, blocks) executed decisions and MLP tokens run, float32 on
-        the host whatever ``device`` (the decisions were read there)."""
+    def executed(self) -> Tuple[torch.Tensor, torch.Tensor, list]:
+        """As :meth:`PolicyRunner.executed`, all on the host: the decisions
+        were read there, and the token maps come in one transfer, so
+        reading any figure afterwards costs no synchronisation."""
         keep = torch.tensor(self.keep_rows, dtype=torch.float32).t()
         tokens = torch.tensor(self.token_counts, dtype=torch.float32).t()
-        return keep, tokens
+        maps = self.token_maps
+        flat = to_host_tensor(torch.cat([m.flatten(1) for m in maps], 1))
+        maps = [f.view(m.shape) for f, m in
+                zip(flat.split([m[0].numel() for m in maps], 1), maps)]
+        return keep, tokens, maps
 
 
 def scatter_images(x: torch.Tensor, idx: torch.Tensor,
