@@ -25,6 +25,7 @@ setup(
         'numpy',
         'scipy',
         'pymoo>=0.6',
+        'pyedgeeval>=0.2.8',
         'scikit-image',
         'Pillow',
         'rich',

@@ -122,7 +122,7 @@ def _options(opts: dict) -> list:
 
 def evaluate(config, checkpoint, work_dir, out, data_opt, opts):
     run([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir',
-         work_dir, '--out', out, '--cfg-options', *data_opt,
+         work_dir, '--metrics-out', out, '--cfg-options', *data_opt,
          *_options(opts)])
     with open(out, encoding='utf-8') as f:
         return json.load(f)

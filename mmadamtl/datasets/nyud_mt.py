@@ -18,7 +18,11 @@ class NYUDMTDataset(BaseMTDataset):
         edge/<id>.npy            0/1
     """
     SUPPORTED_TASKS = ('semseg', 'normals', 'edge', 'depth')
-    METAINFO = dict(classes=(
+    METAINFO = dict(
+        # Label files keep 0 for unlabelled pixels: written predictions
+        # store class c as c + 1 (MultiTaskMetric.output_dir).
+        zero_label_ignored=('semseg', ),
+        classes=(
         'wall', 'floor', 'cabinet', 'bed', 'chair', 'sofa', 'table', 'door',
         'window', 'bookshelf', 'picture', 'counter', 'blinds', 'desk',
         'shelves', 'curtain', 'dresser', 'pillow', 'mirror', 'floor mat',

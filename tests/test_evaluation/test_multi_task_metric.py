@@ -86,23 +86,103 @@ def test_depth_rmse():
     assert res['depth/delta1'] == pytest.approx(100 / 3)
 
 
-def test_edge_ods_with_tolerance():
+def test_edge_distance_approximation_with_tolerance():
+    """edge_protocol='distance': the old one-to-many approximation."""
     gt = np.zeros((1, 20, 20), np.int64)
     gt[0, :, 10] = 1
     prob = np.zeros((1, 20, 20))
     prob[0, :, 11] = 0.9             # one pixel off: within tolerance 1
-    m = _metric(tasks=['edge'])
+    m = _metric(tasks=['edge'], edge_protocol='distance')
     m.process(None, [_sample(gt_edge=gt, pred_edge=prob)])
-    assert m.compute_metrics(m.results)['edge/odsF'] == pytest.approx(100.)
+    res = m.compute_metrics(m.results)
+    assert res['edge/odsF'] == pytest.approx(100.)
+    assert 'edge/oisF' not in res    # only the benchmark reports these
     prob2 = np.zeros((1, 20, 20))
     prob2[0, :10, 15] = 0.9          # far away: no match
     prob2[0, 10:, 10] = 0.9          # half the edge found exactly
-    m2 = _metric(tasks=['edge'])
+    m2 = _metric(tasks=['edge'], edge_protocol='distance')
     m2.process(None, [_sample(gt_edge=gt, pred_edge=prob2)])
     # P = 10/20; R = 11/20 (gt row 9 lies 1 px from the prediction).
     f = 2 * 0.5 * 0.55 / (0.5 + 0.55)
     assert m2.compute_metrics(m2.results)['edge/odsF'] == pytest.approx(
         100 * f)
+
+
+def _doubled_edge():
+    """A 20-pixel ground-truth edge (row 20) and a prediction that draws
+    it twice, on rows 20 and 22 (both within 2.8 px = 0.05 x diagonal)."""
+    gt = np.zeros((1, 40, 40), np.int64)
+    gt[0, 20, 10:30] = 1
+    prob = np.zeros((1, 40, 40))
+    prob[0, 20, 10:30] = 0.8
+    prob[0, 22, 10:30] = 0.8
+    return gt, prob
+
+
+def test_edge_benchmark_counts_a_doubled_edge_once():
+    gt, prob = _doubled_edge()
+    m = _metric(tasks=['edge'], edge_tolerance=0.05, edge_nms=False)
+    m.process(None, [_sample(gt_edge=gt, pred_edge=prob)])
+    res = m.compute_metrics(m.results)
+    # By hand: one-to-one matching pairs each of the 20 ground-truth pixels
+    # with one predicted pixel. At every threshold <= 0.8: P = 20/40,
+    # R = 20/20, F = 2/3; above 0.8 nothing is predicted (P = R = 0).
+    assert res['edge/odsF'] == pytest.approx(100 * 2 / 3)
+    assert res['edge/oisF'] == pytest.approx(100 * 2 / 3)
+    # AP: the PR curve through (R=0, P=0) and (R=1, P=0.5), sampled at
+    # R = 0, 0.01, .., 1: sum(0.5 R) / 100 = 0.5 * 50.5 / 100.
+    assert res['edge/AP'] == pytest.approx(100 * 0.5 * 50.5 / 100)
+    # The approximation matches every predicted pixel: it reads F = 1.
+    approx = _metric(tasks=['edge'], edge_tolerance=0.05,
+                     edge_protocol='distance')
+    approx.process(None, [_sample(gt_edge=gt, pred_edge=prob)])
+    assert approx.compute_metrics(approx.results)['edge/odsF'] == \
+        pytest.approx(100.)
+
+
+def test_edge_benchmark_tolerance_and_ignore():
+    gt, prob = _doubled_edge()
+    prob[0, 20] = 0                  # keep only the copy 2 px away
+    tight = _metric(tasks=['edge'], edge_tolerance=0.01, edge_nms=False)
+    tight.process(None, [_sample(gt_edge=gt, pred_edge=prob)])
+    assert tight.compute_metrics(tight.results)['edge/odsF'] == 0.
+    loose = _metric(tasks=['edge'], edge_tolerance=0.05, edge_nms=False)
+    loose.process(None, [_sample(gt_edge=gt, pred_edge=prob)])
+    assert loose.compute_metrics(loose.results)['edge/odsF'] == \
+        pytest.approx(100.)
+    # Predictions on ignored pixels are neither right nor wrong.
+    gt[0, 22, :] = 255
+    ignored = _metric(tasks=['edge'], edge_tolerance=0.05, edge_nms=False)
+    ignored.process(None, [_sample(gt_edge=gt, pred_edge=prob)])
+    res = ignored.compute_metrics(ignored.results)
+    assert res['edge/odsF'] == 0. and res['edge/AP'] == 0.
+
+
+def test_edge_benchmark_nms_thins_a_blurred_edge():
+    """A 5-pixel-wide ridge across a vertical edge: suppressed to its
+    crest, it is found with full precision away from the border."""
+    gt = np.zeros((1, 48, 48), np.int64)
+    gt[0, :, 24] = 1
+    prob = np.zeros((1, 48, 48))
+    for dx, v in zip(range(-2, 3), (0.3, 0.6, 0.9, 0.6, 0.3)):
+        prob[0, :, 24 + dx] = v
+    m = _metric(tasks=['edge'], edge_tolerance=0.02)
+    m.process(None, [_sample(gt_edge=gt, pred_edge=prob)])
+    counts = m.results[0]['edge']['counts']
+    # At threshold 0.25 the band is 5 px wide before suppression; after
+    # it every predicted pixel is matched (precision 1).
+    i = int(np.searchsorted(m.edge_thresholds, 0.25))
+    assert counts[i, 1] > 0 and counts[i, 0] == counts[i, 1]
+    assert counts[i, 1] <= 48        # one pixel per row at most
+
+
+def test_edge_options_checked():
+    with pytest.raises(ValueError, match='edge_protocol'):
+        MultiTaskMetric(edge_protocol='seism')
+    with pytest.raises(ValueError, match='edge_tolerance'):
+        MultiTaskMetric(edge_tolerance=2)
+    with pytest.raises(ValueError, match='edge_thresholds'):
+        MultiTaskMetric(edge_thresholds=0)
 
 
 def test_delta_m():

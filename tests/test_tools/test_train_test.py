@@ -6,9 +6,11 @@ import subprocess
 import sys
 
 import mmseg
+import numpy as np
 import pytest
 import torch
 from mmengine.logging import HistoryBuffer
+from PIL import Image
 
 from mmadamtl.utils import load_checkpoint_file
 from tests.conftest import ROOT, TINY_CONFIG
@@ -50,7 +52,7 @@ def test_train_resume_test(tiny_synthetic, tmp_path):
     assert 'message_hub' in ckpt
     out = str(tmp_path / 'metrics.json')
     _run(['tools/test.py', TINY_CONFIG, osp.join(work, 'iter_6.pth'),
-          '--work-dir', work, '--out', out, '--cfg-options', *opts])
+          '--work-dir', work, '--metrics-out', out, '--cfg-options', *opts])
     metrics = json.load(open(out))
     for key in ('semseg/mIoU', 'human_parts/mIoU', 'saliency/maxIoU',
                 'saliency/maxF', 'normals/mean', 'edge/odsF', 'depth/rmse'):
@@ -74,10 +76,46 @@ def test_mmseg_own_test_tool(tiny_synthetic, tmp_path):
     opts = _data_opts(tiny_synthetic)
     _run(['tools/train.py', TINY_CONFIG, '--work-dir', work,
           '--cfg-options', 'train_cfg.max_iters=2', *opts])
+    preds = tmp_path / 'preds'
     proc = _run([osp.join(MMSEG_TOOLS, 'test.py'), TINY_CONFIG,
                  osp.join(work, 'iter_2.pth'), '--work-dir', work,
-                 '--cfg-options', *opts])
+                 '--out', str(preds), '--cfg-options', *opts])
     assert 'semseg/mIoU' in proc.stdout + proc.stderr
+    # --out: every task's predictions, in the datasets' encodings.
+    names = sorted(n.strip() for n in open(
+        osp.join(tiny_synthetic, 'ImageSets', 'Context', 'val.txt'))
+        if n.strip())
+    for task, ext in (('semseg', 'png'), ('human_parts', 'png'),
+                      ('saliency', 'png'), ('normals', 'png'),
+                      ('edge', 'png'), ('depth', 'npy')):
+        files = sorted(os.listdir(preds / task))
+        assert files == [f'{n}.{ext}' for n in names], task
+    img = Image.open(preds / 'normals' / f'{names[0]}.png')
+    assert img.mode == 'RGB'
+    normals = 2 * np.asarray(img, np.float64) / 255 - 1
+    # Unit vectors, up to the 8-bit rounding.
+    assert np.allclose(np.linalg.norm(normals, axis=2), 1, atol=0.02)
+    labels = np.asarray(Image.open(preds / 'semseg' / f'{names[0]}.png'))
+    assert labels.dtype == np.uint8 and labels.max() < 6
+    depth = np.load(preds / 'depth' / f'{names[0]}.npy', allow_pickle=False)
+    assert depth.dtype == np.float32 and depth.ndim == 2
+    # format_only: predictions written, nothing evaluated (no metric).
+    proc = _run([osp.join(MMSEG_TOOLS, 'test.py'), TINY_CONFIG,
+                 osp.join(work, 'iter_2.pth'), '--work-dir', work,
+                 '--cfg-options', *opts,
+                 f'test_evaluator.output_dir={tmp_path / "only"}',
+                 'test_evaluator.format_only=True'])
+    assert 'semseg/mIoU' not in proc.stdout + proc.stderr
+    assert len(os.listdir(tmp_path / 'only' / 'edge')) == len(names)
+    # A misspelt evaluator option fails, naming it.
+    proc = subprocess.run(
+        [sys.executable, osp.join(MMSEG_TOOLS, 'test.py'), TINY_CONFIG,
+         osp.join(work, 'iter_2.pth'), '--work-dir', work,
+         '--cfg-options', *opts, 'test_evaluator.outdir=x'],
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "unknown option(s) ['outdir']" in proc.stderr
     marker = str(tmp_path / 'ran')
     crafted = str(tmp_path / 'crafted.pth')
     torch.save(dict(state_dict={}, meta=_eval_payload(HistoryBuffer,
@@ -214,7 +252,7 @@ def test_adamtl_three_stages_and_test_at_budgets(tiny_synthetic, tmp_path):
         out = str(tmp_path / f'm{budget}.json')
         _run(['tools/test.py', TINY_ADAPTIVE,
               osp.join(dirs['joint'], 'iter_4.pth'), '--work-dir',
-              dirs['joint'], '--out', out, '--cfg-options', *opts,
+              dirs['joint'], '--metrics-out', out, '--cfg-options', *opts,
               f'model.test_cfg.budget={budget}',
               'model.test_cfg.tasks=[semseg,normals]'])
         results[budget] = json.load(open(out))
@@ -310,7 +348,7 @@ def test_mtlora_train_resume_test_and_deploy(tiny_synthetic, tmp_path):
     ckpt = osp.join(straight, 'iter_4.pth')
     out = str(tmp_path / 'metrics.json')
     _run(['tools/test.py', TINY_MTLORA, ckpt, '--work-dir', straight,
-          '--out', out, '--cfg-options', *opts])
+          '--metrics-out', out, '--cfg-options', *opts])
     assert 'depth/rmse' in json.load(open(out))
 
     from mmadamtl.apis import init_model
@@ -394,7 +432,7 @@ def test_controllable_train_resume_search_and_test(tiny_synthetic, tmp_path):
                'model.test_cfg.preference.depth=0.4']
     out = str(tmp_path / 'metrics.json')
     _run(['tools/test.py', TINY_CONTROLLABLE, ckpt, '--work-dir', straight,
-          '--out', out, '--cfg-options', *opts, *request])
+          '--metrics-out', out, '--cfg-options', *opts, *request])
     metrics = json.load(open(out))
     assert 'semseg/mIoU' in metrics and 'depth/rmse' in metrics
     assert 'edge/odsF' not in metrics

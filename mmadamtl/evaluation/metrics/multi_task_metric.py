@@ -1,18 +1,25 @@
 """Per-task dense metrics and the multi-task Δm."""
+import json
+import os
+import os.path as osp
 from collections import defaultdict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
-import cv2
 import numpy as np
 import torch
+from mmengine.dist import is_main_process
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
+from mmengine.utils import mkdir_or_exist
 from mmseg.registry import METRICS
+from PIL import Image
 
 from mmadamtl.utils import TASKS, check_tasks
 
 from ..complexity import (COMPLEXITY_KEYS, POLICY_KEYS, image_complexity,
                           summarize_complexity)
+from .edge import (EDGE_PROTOCOLS, bsds_edge_counts, default_thresholds,
+                   distance_edge_counts, edge_scores)
 
 # Per-image scalars the metric averages (and the policy's, when present).
 _SCALARS = COMPLEXITY_KEYS + POLICY_KEYS
@@ -21,6 +28,11 @@ _SCALARS = COMPLEXITY_KEYS + POLICY_KEYS
 LOWER_IS_BETTER = ('mean', 'median', 'rmse', 'abs_rel')
 NORMAL_THRESHOLDS = (11.25, 22.5, 30.)
 NORMAL_BIN = 0.1  # degrees per histogram bin (resolution of the median)
+
+
+def _meta(sample, name: str):
+    return sample.get(name) if isinstance(sample, dict) else \
+        sample.metainfo.get(name)
 
 
 def _field(sample, name: str) -> Optional[np.ndarray]:
@@ -106,28 +118,6 @@ def depth_stats(pred: np.ndarray, gt: np.ndarray,
         count=int(g.size))
 
 
-def edge_stats(prob: np.ndarray, gt: np.ndarray, thresholds: np.ndarray,
-               tolerance: float, ignore: int = 255) -> dict:
-    """Matched and total edge pixels at each threshold.
-
-    A predicted edge pixel counts as correct if a ground-truth edge lies
-    within ``tolerance`` pixels, and a ground-truth edge pixel as found if
-    a predicted one does (distance-transform matching, a one-to-many
-    relaxation of the benchmark's one-to-one assignment; no thinning).
-    """
-    valid = gt != ignore
-    g = (gt == 1) & valid
-    # Distance of every pixel to the nearest ground-truth edge.
-    dist_g = cv2.distanceTransform((~g).astype(np.uint8), cv2.DIST_L2, 5)
-    out = np.zeros((len(thresholds), 4), np.int64)
-    for i, t in enumerate(thresholds):
-        p = (prob >= t) & valid
-        dist_p = cv2.distanceTransform((~p).astype(np.uint8), cv2.DIST_L2, 5)
-        out[i] = ((p & (dist_g <= tolerance)).sum(), p.sum(),
-                  (g & (dist_p <= tolerance)).sum(), g.sum())
-    return dict(counts=out)
-
-
 @METRICS.register_module()
 class MultiTaskMetric(BaseMetric):
     """Metrics of every dense task, and Δm against single-task references.
@@ -141,9 +131,15 @@ class MultiTaskMetric(BaseMetric):
       0.1 degree) and % of pixels within 11.25/22.5/30 degrees.
     - depth: RMSE and abs-rel over all valid pixels, % with
       max(p/g, g/p) < 1.25.
-    - edge: ``odsF`` (%), the best F over ``edge_thresholds`` of dataset-level
-      precision and recall with a match tolerance of
-      ``edge_tolerance * image diagonal`` pixels (see :func:`edge_stats`).
+    - edge (``edge_protocol='bsds'``, the default): the BSDS/SEISM
+      benchmark of the multi-task papers (see :mod:`.edge`): predictions
+      suppressed to their maxima, then at each of ``edge_thresholds``
+      thresholds thinned and matched one-to-one to the ground truth within
+      ``edge_tolerance`` x the image diagonal; ``odsF`` (%, dataset-level
+      best F), ``oisF`` (%, per-image best threshold) and ``AP`` (%).
+      ``edge_protocol='distance'`` is a fast approximation (distance
+      transform, one-to-many, no thinning; it reads higher) reporting
+      ``odsF`` only: not comparable with published numbers.
     - ``delta_m`` (%): Δm over the tasks in ``single_task_baselines``
       (semseg/parts mIoU, saliency maxIoU, normals mean error, edge odsF,
       depth RMSE; lower is better for normals and depth).
@@ -154,14 +150,32 @@ class MultiTaskMetric(BaseMetric):
       over the static encoder's) and ``encoder_share_max`` (its largest
       value over the images).
 
+    Predictions for offline evaluation (as mmseg's ``IoUMetric``; mmseg's
+    ``tools/test.py --out DIR`` sets ``output_dir`` and ``keep_results``):
+    with ``output_dir`` every image's prediction of every task is written
+    to ``output_dir/<task>/<image name>`` in the dataset's encodings (see
+    :func:`save_prediction`); ``format_only`` writes them without
+    evaluating (no ground truth needed).
+
     Args:
         tasks: Tasks to evaluate; None means every task predicted.
         num_classes: Classes per label task; by default
             ``len(dataset_meta['classes'])`` for semseg and
             ``len(dataset_meta['part_classes'])`` for human_parts.
-        single_task_baselines: Main metric of each task's single-task model.
-        edge_thresholds: Number of thresholds for the edge ODS F.
-        edge_tolerance: Match tolerance as a fraction of the diagonal.
+        single_task_baselines: Main metric of each task's single-task model:
+            a dict, or the path of the JSON file that
+            ``tools/single_task_baselines.py`` writes.
+        edge_protocol: ``'bsds'`` (the benchmark) or ``'distance'`` (the
+            approximation).
+        edge_thresholds: Number of thresholds, ``1/(n+1) .. n/(n+1)``
+            (the benchmark's 99 by default).
+        edge_tolerance: Match tolerance as a fraction of the diagonal
+            (0.0075 for PASCAL-Context, 0.011 for NYUD-v2 in the papers).
+        edge_nms: Suppress non-maxima before thresholding (``'bsds'``).
+        output_dir: Folder for the predictions; None writes nothing.
+        format_only: Only write the predictions (needs ``output_dir``).
+        keep_results: Accepted because mmseg's ``tools/test.py --out``
+            sets it; the files in ``output_dir`` are always kept.
     """
     # No prefix: keys stay '<task>/<metric>' (e.g. 'semseg/mIoU').
     default_prefix: Optional[str] = ''
@@ -169,23 +183,56 @@ class MultiTaskMetric(BaseMetric):
     def __init__(self,
                  tasks: Optional[Sequence[str]] = None,
                  num_classes: Optional[Dict[str, int]] = None,
-                 single_task_baselines: Optional[Dict[str, float]] = None,
-                 edge_thresholds: int = 25,
+                 single_task_baselines: Union[None, str, Dict[str,
+                                                              float]] = None,
+                 edge_protocol: str = 'bsds',
+                 edge_thresholds: int = 99,
                  edge_tolerance: float = 0.0075,
+                 edge_nms: bool = True,
+                 output_dir: Optional[str] = None,
+                 format_only: bool = False,
+                 keep_results: bool = False,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
                  **kwargs) -> None:
+        if kwargs:
+            raise TypeError(
+                f'MultiTaskMetric: unknown option(s) {sorted(kwargs)}; it '
+                f'takes tasks, num_classes, single_task_baselines, '
+                f'edge_protocol, edge_thresholds, edge_tolerance, edge_nms, '
+                f'output_dir, format_only, keep_results, collect_device, '
+                f'prefix')
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.tasks = None if tasks is None else check_tasks(
             tasks, where='MultiTaskMetric.tasks')
         self.num_classes = dict(num_classes or {})
-        self.baselines = dict(single_task_baselines or {})
-        if self.baselines:
-            check_tasks(self.baselines,
-                        where='MultiTaskMetric.single_task_baselines')
+        self.baselines = load_baselines(single_task_baselines)
+        if edge_protocol not in EDGE_PROTOCOLS:
+            raise ValueError(f'MultiTaskMetric.edge_protocol must be one of '
+                             f'{EDGE_PROTOCOLS}, got {edge_protocol!r}')
+        if not 0 < edge_tolerance < 1:
+            raise ValueError(f'MultiTaskMetric.edge_tolerance is a fraction '
+                             f'of the image diagonal in (0, 1), got '
+                             f'{edge_tolerance}')
         self.sal_thresholds = np.linspace(0.2, 0.9, 15)
-        self.edge_thresholds = np.linspace(0.02, 0.98, edge_thresholds)
+        self.edge_protocol = edge_protocol
+        self.edge_thresholds = default_thresholds(edge_thresholds)
         self.edge_tolerance = edge_tolerance
+        self.edge_nms = bool(edge_nms)
+        if format_only and not output_dir:
+            raise ValueError('MultiTaskMetric.format_only needs output_dir '
+                             '(where the predictions go)')
+        self.output_dir = output_dir
+        self.format_only = bool(format_only)
+        self.keep_results = bool(keep_results)
+        if self.output_dir and is_main_process():
+            mkdir_or_exist(self.output_dir)
+        if edge_protocol == 'distance':
+            MMLogger.get_current_instance().warning(
+                "MultiTaskMetric: edge_protocol='distance' is an "
+                'approximation of the edge benchmark (no thinning, '
+                'one-to-many matching; it reads higher): its edge/odsF is '
+                'not comparable with published numbers')
 
     def _classes(self, task: str) -> int:
         if task in self.num_classes:
@@ -208,12 +255,21 @@ class MultiTaskMetric(BaseMetric):
             for task in tasks:
                 spec = TASKS[task]
                 pred = _field(sample, spec.pred_field)
+                if pred is None:
+                    raise KeyError(f'MultiTaskMetric: task {task!r} needs '
+                                   f'{spec.pred_field} in every sample')
+                if self.output_dir:
+                    save_prediction(
+                        task, pred, osp.join(self.output_dir, task),
+                        _meta(sample, 'img_path'), self.dataset_meta)
+                if self.format_only:
+                    continue
                 gt = _field(sample, spec.gt_field)
-                if pred is None or gt is None:
+                if gt is None:
                     raise KeyError(
                         f'MultiTaskMetric: task {task!r} needs '
-                        f'{spec.pred_field} and {spec.gt_field} in every '
-                        f'sample')
+                        f'{spec.gt_field} in every sample (or format_only '
+                        f'to write predictions without evaluating)')
                 if pred.shape[-2:] != gt.shape[-2:]:
                     raise ValueError(
                         f'task {task!r}: prediction {pred.shape} and ground '
@@ -235,6 +291,13 @@ class MultiTaskMetric(BaseMetric):
         return getattr(self, f'_{TASKS[task].metric}_reduce')(items)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        logger = MMLogger.get_current_instance()
+        if self.format_only:
+            logger.info(f'predictions written to {self.output_dir} '
+                        f'(format_only: not evaluated)')
+            return {}
+        if self.output_dir:
+            logger.info(f'predictions written to {self.output_dir}')
         per_task = defaultdict(list)
         complexity = []
         for stats in results:
@@ -256,7 +319,7 @@ class MultiTaskMetric(BaseMetric):
                   if 'encoder_share' in c]
         if shares:
             metrics['encoder_share_max'] = float(max(shares))
-        MMLogger.get_current_instance().info(
+        logger.info(
             'multi-task metrics: ' +
             ', '.join(f'{k}={v:.4g}' for k, v in metrics.items()))
         return metrics
@@ -315,17 +378,20 @@ class MultiTaskMetric(BaseMetric):
             delta1=100 * sum(s['delta1'] for s in items) / count)
 
     def _edge_stats(self, task, pred, gt):
+        if self.edge_protocol == 'bsds':
+            return dict(counts=bsds_edge_counts(
+                pred[0], gt[0], self.edge_thresholds, self.edge_tolerance,
+                nms=self.edge_nms))
         h, w = gt.shape[-2:]
         tol = max(1., self.edge_tolerance * float(np.hypot(h, w)))
-        return edge_stats(pred[0], gt[0], self.edge_thresholds, tol)
+        return dict(counts=distance_edge_counts(
+            pred[0], gt[0], self.edge_thresholds, tol))
 
-    @staticmethod
-    def _edge_reduce(items):
-        counts = np.sum([s['counts'] for s in items], 0).astype(np.float64)
-        prec = counts[:, 0] / np.maximum(counts[:, 1], 1)
-        rec = counts[:, 2] / np.maximum(counts[:, 3], 1)
-        f = 2 * prec * rec / np.maximum(prec + rec, 1e-12)
-        return dict(odsF=100 * f.max())
+    def _edge_reduce(self, items):
+        scores = edge_scores([s['counts'] for s in items])
+        if self.edge_protocol == 'distance':
+            return dict(odsF=scores['odsF'])
+        return scores
 
     def delta_m(self, metrics: Dict[str, float]) -> Optional[float]:
         """Δm (%) over the tasks with both a baseline and a result."""
@@ -348,3 +414,86 @@ def relative_gain(task: str, value: float, ref: float) -> float:
     lower-is-better metric (a fraction, not %)."""
     sign = -1 if TASKS[task].lower_is_better else 1
     return sign * (value - ref) / ref
+
+
+def load_baselines(baselines: Union[None, str, Dict[str, float]]
+                   ) -> Dict[str, float]:
+    """``single_task_baselines`` as ``{task: main metric}``: a dict as it
+    is, or read from the JSON file ``tools/single_task_baselines.py``
+    writes (``{"baselines": {task: {"value": ..., ...}}}``)."""
+    where = 'MultiTaskMetric.single_task_baselines'
+    if baselines is None:
+        return {}
+    if isinstance(baselines, str):
+        path = baselines
+        if not osp.isfile(path):
+            raise FileNotFoundError(
+                f'{where}: file {path!r} not found; write it with '
+                f'python tools/single_task_baselines.py '
+                f'configs/single_task/<your set>_*.py --out {path}')
+        try:
+            with open(path, encoding='utf-8') as f:
+                data = json.load(f)
+            entries = data['baselines']
+            baselines = {t: float(e['value'] if isinstance(e, dict) else e)
+                         for t, e in entries.items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(
+                f'{where}: {path!r} is not a baselines file (a JSON object '
+                f'with "baselines": {{task: {{"value": number}}}}): '
+                f'{type(e).__name__}: {e}') from None
+    else:
+        baselines = {t: float(v) for t, v in dict(baselines).items()}
+    check_tasks(baselines, where=where)
+    for task, value in baselines.items():
+        if not np.isfinite(value) or value <= 0:
+            raise ValueError(f'{where}: {task} = {value}; a main metric '
+                             f'must be a positive number')
+    return baselines
+
+
+def save_prediction(task: str, pred: np.ndarray, folder: str,
+                    img_path: Optional[str],
+                    dataset_meta: Optional[dict] = None) -> str:
+    """Write one image's prediction of ``task`` to ``folder`` in the
+    datasets' encodings, named after the image; returns the path.
+
+    - semseg, human_parts: class-index PNG (uint8); for a dataset whose
+      label files keep 0 for unlabelled pixels (``zero_label_ignored`` in
+      its metainfo, NYUD-v2's segmentation) class c is written as c + 1;
+    - saliency, edge: probability x 255 as a grey PNG;
+    - normals: RGB PNG of ``(n + 1) / 2 * 255`` (PASCAL's
+      ``normals_distill`` encoding);
+    - depth: float32 ``.npy`` (H, W), the NYUD-v2 encoding.
+    """
+    if not img_path:
+        raise KeyError(f'MultiTaskMetric.output_dir: the {task} prediction '
+                       f'has no img_path in its metainfo to name its file')
+    name = osp.splitext(osp.basename(img_path))[0]
+    os.makedirs(folder, exist_ok=True)
+    kind = TASKS[task].kind
+    if kind == 'depth':
+        path = osp.join(folder, f'{name}.npy')
+        np.save(path, np.asarray(pred[0], dtype=np.float32),
+                allow_pickle=False)
+        return path
+    path = osp.join(folder, f'{name}.png')
+    if kind == 'seg':
+        label = np.asarray(pred[0], dtype=np.int64)
+        if task in (dataset_meta or {}).get('zero_label_ignored', ()):
+            label = label + 1
+        if label.size and (label.min() < 0 or label.max() > 255):
+            raise ValueError(f'{task}: labels {label.min()}..{label.max()} '
+                             f'do not fit a uint8 PNG')
+        img = Image.fromarray(label.astype(np.uint8))
+    elif kind == 'normals':
+        rgb = (np.asarray(pred, dtype=np.float64).transpose(1, 2, 0) + 1) \
+            / 2 * 255
+        img = Image.fromarray(
+            np.clip(np.round(rgb), 0, 255).astype(np.uint8), mode='RGB')
+    else:
+        img = Image.fromarray(
+            np.clip(np.round(np.asarray(pred[0], np.float64) * 255), 0,
+                    255).astype(np.uint8))
+    img.save(path)
+    return path

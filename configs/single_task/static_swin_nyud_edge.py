@@ -1,0 +1,12 @@
+# Single-task reference for Δm: edge alone on NYUD-v2, 480x640, the static model's schedule.
+# Same backbone, decoder, loss, schedule and data as ../static_swin_nyud.py; only the
+# task set differs. Train all of a dataset's single-task models and write
+# their main metrics for the multi-task configs' Δm with
+#   python tools/single_task_baselines.py configs/single_task/static_swin_nyud_*.py
+_base_ = ['../static_swin_nyud.py']
+tasks = ['edge']
+model = dict(
+    decode_head=dict(tasks=dict(_delete_=True, edge=dict(out_channels=1))))
+train_dataloader = dict(dataset=dict(tasks=tasks))
+val_dataloader = dict(dataset=dict(tasks=tasks))
+test_dataloader = val_dataloader

@@ -1,0 +1,12 @@
+# Single-task reference for Δm: semseg alone on PASCAL-Context, 512x512, the static model's schedule.
+# Same backbone, decoder, loss, schedule and data as ../static_swin_pascal.py; only the
+# task set differs. Train all of a dataset's single-task models and write
+# their main metrics for the multi-task configs' Δm with
+#   python tools/single_task_baselines.py configs/single_task/static_swin_pascal_*.py
+_base_ = ['../static_swin_pascal.py']
+tasks = ['semseg']
+model = dict(
+    decode_head=dict(tasks=dict(_delete_=True, semseg=dict(out_channels=21))))
+train_dataloader = dict(dataset=dict(tasks=tasks))
+val_dataloader = dict(dataset=dict(tasks=tasks))
+test_dataloader = val_dataloader
