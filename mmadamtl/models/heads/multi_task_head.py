@@ -10,6 +10,8 @@ from mmseg.structures import SegDataSample
 
 from mmadamtl.utils import TASKS, check_tasks
 
+from ..losses.loss_weighting import build_loss_weighting
+
 # The encoder's output: shared stage maps, or per task its own.
 Features = Union[List[torch.Tensor], Dict[str, List[torch.Tensor]]]
 
@@ -47,6 +49,12 @@ class MultiTaskHead(BaseModule):
         decoder: Decoder config shared by all tasks (``in_channels`` and
             ``out_channels`` are filled in per task).
         align_corners: ``align_corners`` of the upsampling to label size.
+        loss_weighting: How the task losses are weighted in training beyond
+            their fixed ``loss_weight``: None (fixed weights only),
+            ``dict(type='UncertaintyWeighting')``, ``'DWAWeighting'`` or
+            ``'GradNormWeighting'`` (see
+            :mod:`mmadamtl.models.losses.loss_weighting`); each task's
+            weight is logged as ``<task>.weight``.
     """
 
     def __init__(self,
@@ -54,6 +62,7 @@ class MultiTaskHead(BaseModule):
                  tasks: Dict[str, dict],
                  decoder: dict = dict(type='AdaMTLDecoder'),
                  align_corners: bool = False,
+                 loss_weighting: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.tasks = check_tasks(tasks, where='MultiTaskHead.tasks')
@@ -80,6 +89,8 @@ class MultiTaskHead(BaseModule):
                      out_channels=out, align_corners=align_corners))
             self.losses[task] = MODELS.build(
                 cfg.get('loss', dict(spec.loss)))
+        self.loss_weighting = build_loss_weighting(loss_weighting,
+                                                   self.tasks)
 
     def forward(self,
                 inputs: Features,
@@ -122,8 +133,10 @@ class MultiTaskHead(BaseModule):
              data_samples: List[SegDataSample],
              tasks: Optional[Sequence[str]] = None
              ) -> Dict[str, torch.Tensor]:
-        """Per-task losses, keyed ``<task>.<loss name>``."""
-        losses = {}
+        """Per-task losses, keyed ``<task>.<loss name>``; in training with
+        a ``loss_weighting`` weighted by it, plus its ``loss_weighting``
+        term and each task's ``<task>.weight`` (logged)."""
+        losses, keys = {}, {}
         for task, logits in self.forward(inputs, tasks).items():
             spec = TASKS[task]
             target = self._target(task, data_samples)
@@ -137,5 +150,11 @@ class MultiTaskHead(BaseModule):
                                 ignore_index=int(spec.ignore_value))
             else:
                 value = loss_fn(logits, target)
-            losses[f'{task}.{loss_fn.loss_name}'] = value
-        return losses
+            keys[task] = f'{task}.{loss_fn.loss_name}'
+            losses[task] = value
+        extra = {}
+        if self.loss_weighting is not None and self.training and losses:
+            losses, extra = self.loss_weighting(losses, inputs)
+        out = {keys[task]: value for task, value in losses.items()}
+        out.update(extra)
+        return out

@@ -1,6 +1,9 @@
 from .budget_loss import BudgetLoss
 from .cikd_loss import CIKDLoss
+from .loss_weighting import (BaseLossWeighting, DWAWeighting,
+                             GradNormWeighting, UncertaintyWeighting)
 from .task_losses import BalancedBCELoss, DepthL1Loss, NormalsL1Loss
 
 __all__ = ['BalancedBCELoss', 'NormalsL1Loss', 'DepthL1Loss', 'BudgetLoss',
-           'CIKDLoss']
+           'CIKDLoss', 'BaseLossWeighting', 'UncertaintyWeighting',
+           'DWAWeighting', 'GradNormWeighting']
