@@ -1,4 +1,5 @@
-"""The main job of `make demo`: the AdaMTL story, then the MTLoRA one
+"""The main job of `make demo`: the AdaMTL story, then the loss-weighting
+comparison (tools/demo_loss_weighting.py), the MTLoRA story
 (tools/demo_mtlora.py) and the controllable-widths one
 (tools/demo_controllable.py), on the embedded synthetic dataset, on CPU.
 
@@ -13,8 +14,10 @@
    500 iterations; its BudgetCalibrationHook stores the budget curve);
 4. the references, each trained for AdaMTL's 1400 iterations in all: the
    fair static baseline (configs/static_swin_synthetic_1400it.py, Δm is
-   against it) and a static smaller model of similar GFLOPs
-   (configs/static_swin_synthetic_small.py, one block per stage);
+   against it), a static smaller model of similar GFLOPs
+   (configs/static_swin_synthetic_small.py, one block per stage) and the
+   six single-task models (configs/single_task/, through
+   tools/single_task_baselines.py: the second Δm is against them);
 5. evaluate with tools/test.py: the static models, AdaMTL at each budget
    in ``budget_mode='target'`` and at ``--cap`` in ``'cap'`` mode, and the
    random-skipping control (AdaMTL's weights, uniform random decisions at
@@ -82,7 +85,7 @@ def results_table(rows: list) -> str:
     specs = [TASKS[t] for t in TASK_COLUMNS]
     head = ['model', 'mode', 'requested', 'executed share',
             'max image share'] + [spec.label for spec in specs] + [
-        'Δm vs static (%)', 'GFLOPs', 'encoder GFLOPs', 'encoder ratio',
+        'Δm vs static (%)', 'Δm vs single-task (%)', 'GFLOPs', 'encoder GFLOPs', 'encoder ratio',
         'CPU latency (ms/img)', 'latency ratio']
     lines = ['| ' + ' | '.join(head) + ' |',
              '|' + ' --- |' * len(head)]
@@ -92,7 +95,8 @@ def results_table(rows: list) -> str:
                  _fmt(m.get('block_fraction'), '{:.3f}'),
                  _fmt(m.get('encoder_share_max'), '{:.3f}')]
         cells += [f'{m[spec.main_key]:.2f}' for spec in specs]
-        cells += [f"{r['delta_m']:+.2f}", f"{m['gflops']:.4f}",
+        cells += [f"{r['delta_m']:+.2f}", f"{r['delta_m_single']:+.2f}",
+                  f"{m['gflops']:.4f}",
                   f"{m['encoder_gflops']:.4f}",
                   f"{r['encoder_ratio']:.3f}",
                   f"{r['latency_ms']:.2f}", f"{r['latency_ratio']:.3f}"]
@@ -185,6 +189,22 @@ def _evaluate(e: dict, work_dir: str, data_opt: list) -> dict:
                 metrics=metrics)
 
 
+def single_task_baselines(work_dir: str, data_opt: list,
+                          retrain: bool) -> dict:
+    """Train (or reuse) the six synthetic single-task models with
+    tools/single_task_baselines.py; returns ``{task: main metric}``."""
+    import glob
+    out = osp.join(work_dir, 'single_task', 'baselines.json')
+    configs = sorted(glob.glob(osp.join(
+        ROOT, 'configs', 'single_task', 'static_swin_synthetic_1400it_*.py')))
+    run([sys.executable, 'tools/single_task_baselines.py',
+         *[osp.relpath(c, ROOT) for c in configs], '--work-dir-root',
+         osp.join(work_dir, 'single_task'), '--out', out] +
+        (['--retrain'] if retrain else []) + ['--cfg-options', *data_opt])
+    with open(out, encoding='utf-8') as f:
+        return {t: e['value'] for t, e in json.load(f)['baselines'].items()}
+
+
 def budget_checks(results: list, tolerance: float = 0.03) -> list:
     """Target rows: the mean executed share within ``tolerance`` of the
     request; cap rows: no image above its cap."""
@@ -218,6 +238,9 @@ def main():
                         help='TA-LoRA ranks of the MTLoRA rows')
     parser.add_argument('--skip-mtlora', action='store_true',
                         help='leave out the MTLoRA part')
+    parser.add_argument('--skip-loss-weighting', action='store_true',
+                        help='leave out the loss-weighting comparison '
+                        '(tools/demo_loss_weighting.py)')
     parser.add_argument('--skip-controllable', action='store_true',
                         help='leave out the controllable-widths part '
                         '(tools/demo_controllable.py)')
@@ -248,6 +271,7 @@ def main():
                       data_opt, args.retrain)
     small_ckpt = train(STATIC_SMALL, osp.join(work_dir, 'static_small'),
                        data_opt, args.retrain)
+    single = single_task_baselines(work_dir, data_opt, args.retrain)
     train_s = time.time() - start
 
     def mode(budget_mode, budget):
@@ -298,6 +322,7 @@ def main():
     for r in results:
         name = r['tag']
         r['delta_m'] = delta_m(r['metrics'], baselines)
+        r['delta_m_single'] = delta_m(r['metrics'], single)
         r['encoder_ratio'] = r['metrics']['encoder_gflops'] / \
             static['encoder_gflops']
         r['latency_ms'] = timing['latency_ms'][name]
@@ -323,7 +348,11 @@ def main():
              f'(random: the share it was matched to); executed share: mean '
              f'executed share of block compute; max image share: the '
              f'largest image\'s executed encoder GFLOPs over the static '
-             f'encoder\'s. Δm against the static model. Latency: median '
+             f'encoder\'s. Δm vs static: against the static model; Δm vs '
+             f'single-task: against six single-task models of the same '
+             f'backbone, decoder and 1400 iterations '
+             f'(tools/single_task_baselines.py). Edge odsF: the BSDS '
+             f'benchmark (pyEdgeEval), 25 thresholds. Latency: median '
              f'per image at batch 1 (`model.predict`), models timed '
              f'alternately image by image after warm-up. Correlation of '
              f'each image\'s executed encoder GFLOPs with its number of '
@@ -335,10 +364,17 @@ def main():
     with open(osp.join(work_dir, 'results.json'), 'w',
               encoding='utf-8') as f:
         json.dump(dict(title=title, train_seconds=train_s,
-                       results=results, checks=checks), f, indent=2)
+                       single_task_baselines=single, results=results,
+                       checks=checks), f, indent=2)
     print(f'\n{title}\n\n{table}\n\n{notes}\n')
     print(f'saved {osp.join(args.work_dir, "results.md")} and results.json '
           f'({time.time() - start:.0f}s)')
+    if not args.skip_loss_weighting:
+        from demo_loss_weighting import report as weighting_report
+        weighting_report(work_dir, data_opt, args.retrain)
+        print(f'saved {osp.join(args.work_dir, "loss_weighting_results.md")}'
+              f' and loss_weighting_results.json '
+              f'({time.time() - start:.0f}s in all)')
     if not args.skip_mtlora:
         from demo_mtlora import report
         report(work_dir, data_root, data_opt, args.retrain, args.ranks)

@@ -58,13 +58,15 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def single_task(config: str) -> tuple:
-    """``(task, max_iters)`` of a single-task config; an error naming the
-    config if it has more or fewer than one task."""
+def single_task(config: str, options: dict = None) -> tuple:
+    """``(task, max_iters)`` of a single-task config (with the
+    ``--cfg-options``); an error naming the config if it has more or fewer
+    than one task."""
     from mmadamtl.utils import TASKS
     if not osp.isfile(config):
         raise FileNotFoundError(f'config not found: {config}')
     cfg = Config.fromfile(config)
+    cfg.merge_from_dict(dict(options or {}))
     tasks = list(cfg.model.decode_head.get('tasks', {}))
     if len(tasks) != 1:
         raise ValueError(
@@ -91,7 +93,7 @@ def main(argv=None) -> dict:
     from mmadamtl.utils import TASKS
     plan = {}
     for config in args.configs:
-        task, iters = single_task(config)
+        task, iters = single_task(config, args.cfg_options)
         if task in plan:
             raise ValueError(f'task {task!r} given twice: {plan[task][0]} '
                              f'and {config}')

@@ -1,8 +1,10 @@
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from mmadamtl.evaluation import MultiTaskMetric
 
@@ -201,3 +203,61 @@ def test_size_mismatch_named():
     with pytest.raises(ValueError, match="'depth'.*differ in size"):
         m.process(None, [_sample(gt_depth=np.ones((1, 4, 4)),
                                  pred_depth=np.ones((1, 2, 2)))])
+
+
+def test_baselines_from_file(tmp_path):
+    path = tmp_path / 'baselines.json'
+    path.write_text(json.dumps(dict(baselines=dict(
+        semseg=dict(value=50., metric='semseg/mIoU'),
+        normals=dict(value=20., metric='normals/mean')))))
+    m = _metric(single_task_baselines=str(path))
+    assert m.delta_m({'semseg/mIoU': 55., 'normals/mean': 18.}) == \
+        pytest.approx(10.)
+    with pytest.raises(FileNotFoundError, match='missing.json.*'
+                       'single_task_baselines.py'):
+        MultiTaskMetric(single_task_baselines=str(tmp_path / 'missing.json'))
+    bad = tmp_path / 'bad.json'
+    bad.write_text('{"semseg": 50')
+    with pytest.raises(ValueError, match='bad.json.*not a baselines file'):
+        MultiTaskMetric(single_task_baselines=str(bad))
+    wrong = tmp_path / 'wrong.json'
+    wrong.write_text(json.dumps(dict(baselines=dict(surface=dict(value=1.)))))
+    with pytest.raises(ValueError, match="unknown task 'surface'"):
+        MultiTaskMetric(single_task_baselines=str(wrong))
+    with pytest.raises(ValueError, match='positive'):
+        MultiTaskMetric(single_task_baselines=dict(semseg=0.))
+
+
+def test_unknown_options_and_format_only_checked():
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['outdir'\]"):
+        MultiTaskMetric(outdir='x')
+    with pytest.raises(ValueError, match='format_only needs output_dir'):
+        MultiTaskMetric(format_only=True)
+
+
+def test_predictions_written_in_dataset_encodings(tmp_path):
+    n = np.zeros((3, 2, 2))
+    n[2] = 1.
+    n[:, 0, 0] = (1., 0., 0.)
+    sample = dict(img_path='/data/JPEGImages/2008_000123.jpg',
+                  **_sample(pred_sem_seg=np.array([[[0, 1], [2, 0]]]),
+                            pred_normals=n,
+                            pred_edge=np.array([[[0., 0.5], [1., 0.2]]]),
+                            pred_depth=np.array([[[1.5, 2.], [3., 4.]]])))
+    m = _metric(output_dir=str(tmp_path), format_only=True)
+    m.dataset_meta = dict(m.dataset_meta, zero_label_ignored=('semseg', ))
+    m.process(None, [sample])       # no ground truth needed
+    assert m.compute_metrics(m.results) == {}
+    # NYUD-style labels: class c written as c + 1 (0 = unlabelled).
+    label = np.asarray(Image.open(tmp_path / 'semseg' / '2008_000123.png'))
+    assert label.tolist() == [[1, 2], [3, 1]]
+    edge = np.asarray(Image.open(tmp_path / 'edge' / '2008_000123.png'))
+    assert edge.tolist() == [[0, 128], [255, 51]]
+    rgb = np.asarray(Image.open(tmp_path / 'normals' / '2008_000123.png'))
+    assert rgb.shape == (2, 2, 3)
+    assert rgb[0, 0].tolist() == [255, 128, 128]   # (n + 1) / 2 * 255
+    assert rgb[1, 1].tolist() == [128, 128, 255]
+    depth = np.load(tmp_path / 'depth' / '2008_000123.npy',
+                    allow_pickle=False)
+    assert depth.dtype == np.float32
+    assert depth.tolist() == [[1.5, 2.], [3., 4.]]

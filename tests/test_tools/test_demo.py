@@ -40,11 +40,11 @@ def test_results_table_one_row_per_model():
     metrics.update(gflops=0.5, encoder_gflops=0.25)
     adaptive = dict(metrics, block_fraction=0.512, encoder_share_max=0.6)
     rows = [dict(model='static', mode='-', requested=None, metrics=metrics,
-                 delta_m=0.0, encoder_ratio=1.0, latency_ms=10.0,
-                 latency_ratio=1.0),
+                 delta_m=0.0, delta_m_single=-2.0, encoder_ratio=1.0,
+                 latency_ms=10.0, latency_ratio=1.0),
             dict(model='AdaMTL', mode='target', requested=0.5,
-                 metrics=adaptive, delta_m=-1.25, encoder_ratio=0.5,
-                 latency_ms=6.0, latency_ratio=0.6)]
+                 metrics=adaptive, delta_m=-1.25, delta_m_single=-3.5,
+                 encoder_ratio=0.5, latency_ms=6.0, latency_ratio=0.6)]
     lines = _demo().results_table(rows).splitlines()
     assert len(lines) == 4
     head = [c.strip() for c in lines[0].strip('|').split('|')]
@@ -52,6 +52,7 @@ def test_results_table_one_row_per_model():
     assert len(head) == len(cells)
     row = dict(zip(head, cells))
     assert row['requested'] == '0.5' and row['Δm vs static (%)'] == '-1.25'
+    assert row['Δm vs single-task (%)'] == '-3.50'
     assert row['executed share'] == '0.512'
     assert row['max image share'] == '0.600'
     assert row['encoder ratio'] == '0.500' and row['latency ratio'] == '0.600'

@@ -1,4 +1,5 @@
 """End to end through tools/train.py, tools/test.py and dist_train.sh."""
+import glob
 import json
 import os
 import os.path as osp
@@ -157,17 +158,26 @@ def test_unknown_task_in_config_fails_clearly(tiny_synthetic, tmp_path):
 
 
 @pytest.mark.skipif(sys.platform != 'linux', reason='gloo on linux')
-@pytest.mark.parametrize('config', ['static', 'mtlora', 'controllable'])
+@pytest.mark.parametrize('config', ['static', 'mtlora', 'controllable',
+                                    'gradnorm', 'dwa'])
 def test_dist_train_two_processes(tiny_synthetic, tmp_path, config):
+    """Every method under DDP (gloo); the loss weightings with AdaMTL's
+    budget loss (GradNorm) and on the static model (DWA, averaging the
+    losses over the processes)."""
+    extra = dict(
+        gradnorm=['model.decode_head.loss_weighting.type=GradNormWeighting'],
+        dwa=['model.decode_head.loss_weighting.type=DWAWeighting',
+             'model.decode_head.loss_weighting.interval=1']).get(config, [])
     config = dict(static=TINY_CONFIG, mtlora=TINY_MTLORA,
-                  controllable=TINY_CONTROLLABLE)[config]
+                  controllable=TINY_CONTROLLABLE, gradnorm=TINY_ADAPTIVE,
+                  dwa=TINY_CONFIG)[config]
     work = str(tmp_path / 'dist')
     env = dict(os.environ, PYTHONPATH=ROOT, PYTHON=sys.executable,
                PORT='29517', OMP_NUM_THREADS='1')
     proc = subprocess.run(
         ['bash', 'tools/dist_train.sh', config, '2', '--work-dir', work,
          '--cfg-options', 'train_cfg.max_iters=2', *_data_opts(
-             tiny_synthetic)],
+             tiny_synthetic), *extra],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     log = proc.stdout + proc.stderr
     # torchrun exits 0 only when every rank finished without error.
@@ -178,7 +188,11 @@ def test_dist_train_two_processes(tiny_synthetic, tmp_path, config):
     # The DDP checkpoint loads into a fresh single-process model.
     from mmengine.config import Config
     from mmseg.registry import MODELS
-    model = MODELS.build(Config.fromfile(config).model)
+    cfg = Config.fromfile(config)
+    if extra:
+        cfg.merge_from_dict(dict(o.split('=') for o in extra))
+        assert 'semseg.weight' in log
+    model = MODELS.build(cfg.model)
     model.load_state_dict(ckpt['state_dict'], strict=True)
 
 
@@ -325,6 +339,39 @@ def test_adaptive_resume_is_exact(tiny_synthetic, tmp_path):
     assert any(not torch.equal(a[k], c[k]) for k in a)
 
 
+@pytest.mark.parametrize('weighting', ['dwa', 'gradnorm'])
+def test_loss_weighting_resume_is_exact(tiny_synthetic, tmp_path, weighting):
+    """Training with a loss weighting resumed at iteration 2 ends with the
+    uninterrupted run's weights (DWA's loss history and GradNorm's weights
+    and initial losses are in the checkpoint); GradNorm runs with AdaMTL's
+    budget loss. The weights are logged."""
+    config, extra = dict(
+        dwa=(TINY_CONFIG, ['model.decode_head.loss_weighting.type='
+                           'DWAWeighting',
+                           'model.decode_head.loss_weighting.interval=1']),
+        gradnorm=(TINY_ADAPTIVE, ['model.decode_head.loss_weighting.type='
+                                  'GradNormWeighting']))[weighting]
+    opts = _data_opts(tiny_synthetic) + extra
+    straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
+    _run(['tools/train.py', config, '--work-dir', straight, '--cfg-options',
+          *opts])
+    _run(['tools/train.py', config, '--work-dir', resumed, '--resume',
+          osp.join(straight, 'iter_2.pth'), '--cfg-options', *opts])
+    a = _same_final_weights(straight, resumed)
+    state = [k for k in a if k.startswith('decode_head.loss_weighting.')]
+    assert state, sorted(a)[:5]
+    if weighting == 'dwa':
+        # Four periods of one iteration: the weights moved off 1.
+        assert a['decode_head.loss_weighting.periods'].item() == 4
+        assert not torch.equal(a['decode_head.loss_weighting.weights'],
+                               torch.ones(6))
+    else:
+        assert (a['decode_head.loss_weighting.initial_losses'] > 0).all()
+    scalars = open(glob.glob(osp.join(straight, '*', 'vis_data',
+                                      'scalars.json'))[0]).read()
+    assert '"semseg.weight"' in scalars
+
+
 def test_mtlora_train_resume_test_and_deploy(tiny_synthetic, tmp_path):
     """MTLoRA through the tools: training resumed at iteration 2 ends with
     the uninterrupted run's weights (LoRA dropout and drop path
@@ -442,3 +489,39 @@ def test_controllable_train_resume_search_and_test(tiny_synthetic, tmp_path):
                  '--work-dir', str(tmp_path / 'mmseg'), '--cfg-options',
                  *opts, *request])
     assert 'semseg/mIoU' in proc.stdout + proc.stderr
+
+
+def test_single_task_baselines_tool(tiny_synthetic, tmp_path):
+    """tools/single_task_baselines.py trains a single-task config, writes
+    its main metric, reuses the finished run, and the file feeds Δm; a
+    multi-task config is refused."""
+    single = osp.join(ROOT, 'tests', 'configs', 'tiny_single_task_depth.py')
+    out = str(tmp_path / 'baselines.json')
+    root = str(tmp_path / 'single')
+    args = ['tools/single_task_baselines.py', single, '--work-dir-root',
+            root, '--out', out, '--cfg-options', *_data_opts(tiny_synthetic),
+            'train_cfg.max_iters=2']
+    _run(args)
+    data = json.load(open(out))
+    entry = data['baselines']['depth']
+    assert entry['metric'] == 'depth/rmse' and entry['max_iters'] == 2
+    tested = json.load(open(osp.join(root, 'depth', 'test_metrics.json')))
+    assert entry['value'] == tested['depth/rmse'] > 0
+    assert set(k.split('/')[0] for k in tested) >= {'depth'}
+    assert 'semseg/mIoU' not in tested
+    # A second call reuses the training.
+    proc = _run(args)
+    assert 'reusing the finished training' in proc.stdout
+    # The multi-task metric reads the file.
+    from mmadamtl.evaluation import MultiTaskMetric
+    metric = MultiTaskMetric(single_task_baselines=out)
+    assert metric.delta_m({'depth/rmse': entry['value'] * 0.9}) == \
+        pytest.approx(10.)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.run(
+        [sys.executable, 'tools/single_task_baselines.py', TINY_CONFIG,
+         '--out', str(tmp_path / 'x.json')],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert 'exactly one task' in proc.stderr
+    assert not osp.exists(tmp_path / 'x.json')

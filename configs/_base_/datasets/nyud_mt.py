@@ -41,6 +41,9 @@ val_dataloader = dict(
         tasks=tasks,
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
+# Δm: write the single-task baselines with tools/single_task_baselines.py
+# (configs/single_task/static_swin_nyud_*.py) and pass the file as
+# test_evaluator.single_task_baselines (see pascal_context_mt.py).
 # Edge matching tolerance 0.011 x the diagonal on NYUD-v2 (ATRC's SEISM
 # setting; 0.0075 on PASCAL-Context).
 val_evaluator = dict(type='MultiTaskMetric', edge_tolerance=0.011)

@@ -28,6 +28,7 @@ _SCALARS = COMPLEXITY_KEYS + POLICY_KEYS
 LOWER_IS_BETTER = ('mean', 'median', 'rmse', 'abs_rel')
 NORMAL_THRESHOLDS = (11.25, 22.5, 30.)
 NORMAL_BIN = 0.1  # degrees per histogram bin (resolution of the median)
+_WARNED_DISTANCE: List[bool] = []
 
 
 def _meta(sample, name: str):
@@ -227,7 +228,8 @@ class MultiTaskMetric(BaseMetric):
         self.keep_results = bool(keep_results)
         if self.output_dir and is_main_process():
             mkdir_or_exist(self.output_dir)
-        if edge_protocol == 'distance':
+        if edge_protocol == 'distance' and not _WARNED_DISTANCE:
+            _WARNED_DISTANCE.append(True)  # once per process
             MMLogger.get_current_instance().warning(
                 "MultiTaskMetric: edge_protocol='distance' is an "
                 'approximation of the edge benchmark (no thinning, '

@@ -1,0 +1,129 @@
+"""The loss-weighting part of `make demo`: fixed task weights against
+uncertainty weighting, DWA and GradNorm on the synthetic data.
+
+    python tools/demo_loss_weighting.py [--work-dir work_dirs/demo]
+                                        [--retrain] [--timing-iters 40]
+
+1. train (or reuse) configs/ablations/static_swin_synthetic_{uncertainty,
+   dwa,gradnorm}.py, each 800 iterations like the fixed-weight static model
+   (configs/static_swin_synthetic.py, AdaMTL's stage 1, reused);
+2. evaluate each with tools/test.py;
+3. time training: ``--timing-iters`` iterations of each config, run one
+   after the other in fresh processes, median iteration time after 10
+   (tools/train_time.py);
+4. print one table: per-task main metrics, Δm against the fixed-weight
+   model and against the single-task models (the baselines file
+   tools/demo.py writes), training ms/iteration; save it as Markdown and
+   JSON in the work dir.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from demo import (ROOT, STATIC, TASK_COLUMNS, _fmt, evaluate, run,  # noqa
+                  train)
+
+WEIGHTINGS = [('fixed weights', None),
+              ('uncertainty (Kendall et al.)', 'uncertainty'),
+              ('DWA (Liu et al.)', 'dwa'),
+              ('GradNorm (Chen et al.)', 'gradnorm')]
+
+
+def config_of(key):
+    return STATIC if key is None else \
+        f'configs/ablations/static_swin_synthetic_{key}.py'
+
+
+def iteration_ms(config, work_dir, data_opt, iters):
+    """Median training iteration time (ms) of a short fresh run."""
+    from train_time import iteration_times
+    import statistics
+    run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir,
+         '--cfg-options', *data_opt, f'train_cfg.max_iters={iters}',
+         f'train_cfg.val_interval={iters + 1}',
+         'default_hooks.logger.interval=1',
+         f'default_hooks.checkpoint.interval={iters + 1}'])
+    return 1e3 * statistics.median(iteration_times(work_dir, skip=10))
+
+
+def report(work_dir, data_opt, retrain=False, timing_iters=40):
+    from mmadamtl.evaluation.metrics.multi_task_metric import delta_m
+    from mmadamtl.utils import TASKS
+    single_path = osp.join(work_dir, 'single_task', 'baselines.json')
+    with open(single_path, encoding='utf-8') as f:
+        single = {t: e['value'] for t, e in
+                  json.load(f)['baselines'].items()}
+    rows = []
+    for name, key in WEIGHTINGS:
+        run_dir = osp.join(work_dir, 'static' if key is None else
+                           osp.join('loss_weighting', key))
+        ckpt = train(config_of(key), run_dir, data_opt, retrain)
+        metrics = evaluate(
+            config_of(key), ckpt, osp.join(work_dir, 'eval'),
+            osp.join(work_dir, f"loss_weighting_{key or 'fixed'}_metrics"
+                     '.json'), data_opt, {})
+        rows.append(dict(name=name, key=key, config=config_of(key),
+                         checkpoint=osp.relpath(ckpt, ROOT),
+                         metrics=metrics))
+    for r in rows:
+        r['iter_ms'] = iteration_ms(
+            r['config'], osp.join(work_dir, 'loss_weighting_timing',
+                                  r['key'] or 'fixed'), data_opt,
+            timing_iters)
+    fixed = {t: rows[0]['metrics'][TASKS[t].main_key] for t in TASK_COLUMNS}
+    for r in rows:
+        r['delta_m_fixed'] = delta_m(r['metrics'], fixed)
+        r['delta_m_single'] = delta_m(r['metrics'], single)
+    specs = [TASKS[t] for t in TASK_COLUMNS]
+    head = ['loss weighting'] + [s.label for s in specs] + [
+        'Δm vs fixed (%)', 'Δm vs single-task (%)',
+        'train ms/iter', 'train time vs fixed']
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
+    for r in rows:
+        m = r['metrics']
+        lines.append('| ' + ' | '.join(
+            [r['name']] + [f'{m[s.main_key]:.2f}' for s in specs] +
+            [_fmt(r['delta_m_fixed'], '{:+.2f}'),
+             _fmt(r['delta_m_single'], '{:+.2f}'), f"{r['iter_ms']:.0f}",
+             f"{r['iter_ms'] / rows[0]['iter_ms']:.2f}"]) + ' |')
+    table = '\n'.join(lines)
+    title = ('Loss weighting on the synthetic dataset (static multi-task '
+             f'Swin, 800 iterations each, CPU, {os.cpu_count()} cores)')
+    notes = ('Every model: the same data, seed and 800 iterations; '
+             'weightings act on top of the fixed task weights. Δm vs '
+             'single-task: against the single-task models of '
+             f'{osp.relpath(single_path, ROOT)} (1400 iterations, so '
+             'these 800-iteration models trained less). Training time: '
+             f'median of iterations 11-{timing_iters} of a fresh run of '
+             'each config, one after the other.')
+    with open(osp.join(work_dir, 'loss_weighting_results.md'), 'w',
+              encoding='utf-8') as f:
+        f.write(f'# {title}\n\n{table}\n\n{notes}\n')
+    with open(osp.join(work_dir, 'loss_weighting_results.json'), 'w',
+              encoding='utf-8') as f:
+        json.dump(dict(title=title, rows=rows,
+                       single_task_baselines=single), f, indent=2)
+    print(f'\n{title}\n\n{table}\n\n{notes}\n')
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--work-dir', default='work_dirs/demo')
+    parser.add_argument('--data-root', default='data/synthetic')
+    parser.add_argument('--retrain', action='store_true')
+    parser.add_argument('--timing-iters', type=int, default=40)
+    args = parser.parse_args()
+    data_opt = [f'{k}.dataset.data_root={args.data_root}'
+                for k in ('train_dataloader', 'val_dataloader',
+                          'test_dataloader')]
+    report(osp.join(ROOT, args.work_dir), data_opt, args.retrain,
+           args.timing_iters)
+
+
+if __name__ == '__main__':
+    os.environ.setdefault('PYTHONUNBUFFERED', '1')
+    main()
