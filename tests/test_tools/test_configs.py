@@ -1,5 +1,7 @@
 """The shipped configs build, and their heads match their datasets."""
+import os
 import os.path as osp
+import re
 
 import pytest
 import torch
@@ -202,3 +204,33 @@ def test_controllable_configs_hold_out_the_lookup_images(name):
     assert cfg.train_cfg.max_iters == static.train_cfg.max_iters
     assert cfg.model.type == 'ControllableEncoderDecoder'
     assert cfg.model_wrapper_cfg.type == 'SandwichDDP'
+
+
+SINGLE_TASK = sorted(
+    osp.splitext(f)[0]
+    for f in os.listdir(osp.join(ROOT, 'configs', 'single_task')))
+
+
+@pytest.mark.parametrize('name', SINGLE_TASK)
+def test_single_task_configs_differ_only_in_the_task(name):
+    """Each single-task config runs one task of its multi-task config with
+    the same backbone, decoder, loss, data and schedule."""
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'single_task',
+                                   f'{name}.py'))
+    with open(cfg.filename, encoding='utf-8') as f:
+        base_name = re.search(r"_base_ = \['\.\./(.+?)'\]", f.read())[1]
+    base = Config.fromfile(osp.join(ROOT, 'configs', base_name))
+    task = next(t for t in base.model.decode_head.tasks
+                if name.endswith('_' + t))
+    assert list(cfg.model.decode_head.tasks) == [task]
+    assert cfg.model.decode_head.tasks[task] == \
+        base.model.decode_head.tasks[task]
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        assert cfg[loader].dataset.tasks == [task]
+        assert cfg[loader].dataset.data_root == base[loader].dataset.data_root
+    assert cfg.model.backbone == base.model.backbone
+    assert cfg.model.decode_head.decoder == base.model.decode_head.decoder
+    assert cfg.train_cfg == base.train_cfg
+    assert cfg.param_scheduler == base.param_scheduler
+    assert cfg.optim_wrapper == base.optim_wrapper
+    assert cfg.get('randomness') == base.get('randomness')
