@@ -2,14 +2,15 @@
 uncertainty weighting, DWA and GradNorm on the synthetic data.
 
     python tools/demo_loss_weighting.py [--work-dir work_dirs/demo]
-                                        [--retrain] [--timing-iters 40]
+                                        [--retrain] [--timing-iters 120]
 
 1. train (or reuse) configs/ablations/static_swin_synthetic_{uncertainty,
    dwa,gradnorm}.py, each 800 iterations like the fixed-weight static model
    (configs/static_swin_synthetic.py, AdaMTL's stage 1, reused);
 2. evaluate each with tools/test.py;
-3. time training: ``--timing-iters`` iterations of each config, run one
-   after the other in fresh processes, median iteration time after 10
+3. time training: ``--timing-iters`` iterations of each config (more than
+   the 100 warm-up iterations of its schedule), run one after the other in
+   fresh processes, median iteration time after the first 20
    (tools/train_time.py);
 4. print one table: per-task main metrics, Δm against the fixed-weight
    model and against the single-task models (the baselines file
@@ -46,10 +47,10 @@ def iteration_ms(config, work_dir, data_opt, iters):
          f'train_cfg.val_interval={iters + 1}',
          'default_hooks.logger.interval=1',
          f'default_hooks.checkpoint.interval={iters + 1}'])
-    return 1e3 * statistics.median(iteration_times(work_dir, skip=10))
+    return 1e3 * statistics.median(iteration_times(work_dir, skip=20))
 
 
-def report(work_dir, data_opt, retrain=False, timing_iters=40):
+def report(work_dir, data_opt, retrain=False, timing_iters=120):
     from mmadamtl.evaluation.metrics.multi_task_metric import delta_m
     from mmadamtl.utils import TASKS
     single_path = osp.join(work_dir, 'single_task', 'baselines.json')
@@ -97,7 +98,7 @@ def report(work_dir, data_opt, retrain=False, timing_iters=40):
              'single-task: against the single-task models of '
              f'{osp.relpath(single_path, ROOT)} (1400 iterations, so '
              'these 800-iteration models trained less). Training time: '
-             f'median of iterations 11-{timing_iters} of a fresh run of '
+             f'median of iterations 21-{timing_iters} of a fresh run of '
              'each config, one after the other.')
     with open(osp.join(work_dir, 'loss_weighting_results.md'), 'w',
               encoding='utf-8') as f:
@@ -115,7 +116,7 @@ def main():
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--data-root', default='data/synthetic')
     parser.add_argument('--retrain', action='store_true')
-    parser.add_argument('--timing-iters', type=int, default=40)
+    parser.add_argument('--timing-iters', type=int, default=120)
     args = parser.parse_args()
     data_opt = [f'{k}.dataset.data_root={args.data_root}'
                 for k in ('train_dataloader', 'val_dataloader',
