@@ -66,7 +66,7 @@ fi
 # Re-run when requirements.txt changes.
 REQ_SUM="$(sha1sum "$ROOT/requirements.txt" | cut -c1-12)"
 if [ ! -f "$(stamp "deps-$REQ_SUM")" ]; then
-    log "installing mmengine, mmsegmentation, timm and test tools"
+    log "installing mmengine, mmsegmentation, timm, pyedgeeval and test tools"
     "$PIP" install -q -r "$ROOT/requirements.txt"
     rm -f "$VENV"/.stamp-deps-*
     touch "$(stamp "deps-$REQ_SUM")"
