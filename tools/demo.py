@@ -85,7 +85,8 @@ def results_table(rows: list) -> str:
     specs = [TASKS[t] for t in TASK_COLUMNS]
     head = ['model', 'mode', 'requested', 'executed share',
             'max image share'] + [spec.label for spec in specs] + [
-        'Δm vs static (%)', 'Δm vs single-task (%)', 'GFLOPs', 'encoder GFLOPs', 'encoder ratio',
+        'Δm vs static (%)', 'Δm vs single-task (%)', 'GFLOPs',
+        'encoder GFLOPs', 'encoder ratio',
         'CPU latency (ms/img)', 'latency ratio']
     lines = ['| ' + ' | '.join(head) + ' |',
              '|' + ' --- |' * len(head)]
