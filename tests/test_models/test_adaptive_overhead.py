@@ -178,3 +178,46 @@ def test_skip_runner_is_bit_equal_to_the_reference(batch, token_select):
     assert torch.equal(stats.token_keep, ref_stats.token_keep)
     for a, b in zip(stats.token_maps, ref_stats.token_maps):
         assert torch.equal(a, b)
+
+
+def test_budget_terms_are_reused_while_budget_and_weights_stay():
+    """A budget given as a number: the policy's budget terms computed once
+    and reused, with the same outputs as a budget tensor (which computes
+    its own); another budget or an in-place change of the weights (an
+    optimizer step, a checkpoint load) computes them again."""
+    ada = _swin(policy=dict(task_mode='per_task', tasks=TASK_NAMES))
+    _shuffle_policy(ada, scale=3.0)
+    ada.eval()
+    x = torch.randn(2, 3, 64, 96)
+    policy = ada.policy
+
+    def run(budget):
+        outs = ada(x, budget=budget)
+        return outs, ada.last_stats.blocks
+
+    with torch.no_grad():
+        first, blocks = run(0.3)
+        cached = policy._terms_cache
+        assert cached is not None
+        again, _ = run(0.3)
+        assert policy._terms_cache is cached
+        fresh, fresh_blocks = run(torch.full((2, ), 0.3))
+        for a, b, c in zip(first, again, fresh):
+            assert torch.equal(a, b) and torch.equal(a, c)
+        assert torch.equal(blocks, fresh_blocks)
+        assert 0 < float(blocks.mean())
+
+        run(0.3)
+        cached = policy._terms_cache
+        run(0.7)
+        assert policy._terms_cache is not cached
+
+        run(0.3)
+        # At budget 0.3 (feature -0.8) this skips every block.
+        for sel in policy.block_selectors:
+            sel.budget_out.weight.fill_(100.)
+        changed, changed_blocks = run(0.3)
+        assert float(changed_blocks.sum()) == 0
+        ref, _ = run(torch.full((2, ), 0.3))
+        for a, b in zip(changed, ref):
+            assert torch.equal(a, b)

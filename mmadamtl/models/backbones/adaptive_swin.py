@@ -148,25 +148,32 @@ class AdaptiveSwinTransformer(SwinEncoder):
             outs = super().forward(x)
             self.last_stats = self._static_stats(x, cost)
             return outs
-        budget = budget_tensor(budget, x)
+        # A budget given as a number determines the budget tensor: the
+        # policy's budget terms are reused while it and the weights stay.
+        given, budget = budget, budget_tensor(budget, x)
+        key = None if isinstance(given, torch.Tensor) else (
+            float(given), x.shape[0], x.device, x.dtype)
         index = self.policy.task_index(tasks)
         if self.training:
             if cap is not None:
                 raise ValueError('cap applies to inference only')
-            runner = BlendRunner(self.policy, budget, index)
         elif self.random_policy is not None:
             if cap is not None:
                 raise ValueError('the random policy takes no cap')
             self.random_policy.set_cost(cost.attn_total, cost.mlp_total)
-            runner = self.skip_runner(self.random_policy, budget, index)
-        else:
-            runner = self.skip_runner(
-                self.policy, budget, index,
-                None if cap is None else self._cap(cap, x, cost))
-        # The learned policy's budget terms, once for the forward (a no-op
-        # in training).
-        with (contextlib.nullcontext() if self.random_policy is not None
-              else self.policy.inference_terms(budget)):
+        elif cap is not None:
+            cap = self._cap(cap, x, cost)
+        # The learned policy's budget terms, once for the forward, or
+        # reused from the last with the same budget (a no-op in training).
+        with (contextlib.nullcontext(budget)
+              if self.random_policy is not None
+              else self.policy.inference_terms(budget, key)) as budget:
+            if self.training:
+                runner = BlendRunner(self.policy, budget, index)
+            elif self.random_policy is not None:
+                runner = self.skip_runner(self.random_policy, budget, index)
+            else:
+                runner = self.skip_runner(self.policy, budget, index, cap)
             outs = super().forward(x, runner)
         self.last_stats = self._executed_stats(runner, cost,
                                                tuple(x.shape[2:]))

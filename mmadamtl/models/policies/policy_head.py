@@ -242,8 +242,10 @@ class PolicyHead(BaseModule):
         self.token_select = token_select
         self.token_hidden, self.block_hidden = token_hidden, block_hidden
         self.pool_size = pool_size
-        # (budget, per-selector budget terms) inside inference_terms.
+        # (budget, per-selector budget terms) inside inference_terms, and
+        # the last ones computed for a key, reused by later forwards.
         self._terms = None
+        self._terms_cache = None
         num_outputs = len(self.tasks) if self.tasks else 1
         self.block_selectors = nn.ModuleList([
             BlockSelector(c, block_hidden, num_outputs, d, pool_size,
@@ -322,20 +324,56 @@ class PolicyHead(BaseModule):
         return keep, det
 
     @contextlib.contextmanager
-    def inference_terms(self, budget: torch.Tensor):
+    def inference_terms(self, budget: torch.Tensor, key=None):
         """Inside the ``with`` block, selectors called with this very
         ``budget`` tensor (the whole batch) in inference take what the
         budgets add to their units from one product for all selectors
         (each element is the same ``f * w + b`` as the selector's own
         ``Linear(1, n)``, so decisions are unchanged) instead of three
         small operations per selector. Sub-batches (another tensor)
-        compute their own."""
+        compute their own.
+
+        ``key``: a hashable that determines ``budget``'s values (e.g. the
+        number it was filled with, the batch size, device and dtype). With
+        it the terms are computed once and reused by later forwards with
+        the same key while the budget weights stay unchanged (their
+        version counters and storage); the ``with`` then yields the
+        budget tensor they were computed for, which the caller runs with
+        (the same values). Without it, it yields ``budget``.
+        """
         if self.training or not self.budget_conditioned:
-            yield
+            yield budget
             return
+        selectors = self._budget_selectors()
+        if key is not None:
+            key = (key, torch.is_autocast_enabled(budget.device.type),
+                   torch.get_autocast_dtype(budget.device.type),
+                   tuple((p._version, p.data_ptr())
+                         for s in selectors for p in (
+                             s.budget_embed.weight, s.budget_embed.bias,
+                             s.budget_out.weight)))
+        cached = getattr(self, '_terms_cache', None)
+        if key is not None and cached is not None and cached[0] == key:
+            self._terms = cached[1]
+        else:
+            self._terms = (budget,
+                           self._compute_terms(selectors, budget))
+            self._terms_cache = None if key is None else (key, self._terms)
+        try:
+            yield self._terms[0]
+        finally:
+            self._terms = None
+
+    def _budget_selectors(self) -> List[nn.Module]:
         selectors = [s for s in self.block_selectors
                      if isinstance(s, _Selector)]
-        selectors += [s for stage in self.token_selectors for s in stage]
+        return selectors + [s for stage in self.token_selectors
+                            for s in stage]
+
+    @staticmethod
+    def _compute_terms(selectors, budget: torch.Tensor) -> dict:
+        """Per selector, what ``budget`` adds to its hidden units and to
+        its outputs, from one product for all."""
         feature = budget_feature(budget, budget.dtype)
         hidden = F.linear(
             feature, torch.cat([s.budget_embed.weight for s in selectors]),
@@ -345,12 +383,7 @@ class PolicyHead(BaseModule):
         hidden = hidden.split([s.budget_embed.out_features
                                for s in selectors], 1)
         out = out.split([s.budget_out.out_features for s in selectors], 1)
-        self._terms = (budget, {id(s): (h, o) for s, h, o in
-                                zip(selectors, hidden, out)})
-        try:
-            yield
-        finally:
-            self._terms = None
+        return {id(s): (h, o) for s, h, o in zip(selectors, hidden, out)}
 
     def _terms_for(self, selector: nn.Module, budget) -> Optional[tuple]:
         cached = getattr(self, '_terms', None)
