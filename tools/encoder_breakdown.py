@@ -35,9 +35,11 @@ images with ``--random-inputs``), with what it executes:
 import argparse
 import contextlib
 import os.path as osp
+import platform
 import sys
 import time
 
+import numpy as np
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -70,6 +72,17 @@ def parse_args(argv=None):
     parser.add_argument('--random-inputs', action='store_true',
                         help='with --budget: noise images of --shape')
     parser.add_argument('--data-root', help='override the test data root')
+    parser.add_argument('--floor', action='store_true',
+                        help='with --budget: time the static encoder, the '
+                        'adaptive one and a replay of its work without '
+                        'policy or reads, paired')
+    parser.add_argument('--device', default='cpu', help='--floor only')
+    parser.add_argument('--calibrate', action='store_true',
+                        help='--floor: calibrate an untrained policy to '
+                        'the budget (as tools/benchmark.py)')
+    parser.add_argument('--cuda-graphs', action='store_true',
+                        help='--floor on CUDA: also the static encoder and '
+                        'the replay captured in CUDA graphs')
     parser.add_argument('--json', action='store_true')
     return parser.parse_args(argv)
 
@@ -152,22 +165,28 @@ def timed_skip_runner(times):
 ADAPTIVE_PARTS = ('policy', 'blocks', 'plans', 'fixed')
 
 
-def measure_adaptive(args, model):
-    """The adaptive encoder's time per part (see the module's doc)."""
+def adaptive_batches(args, model, device='cpu'):
+    """The preprocessed input batches of an adaptive mode: the first
+    ``--images`` test images, or noise images with ``--random-inputs``."""
     from mmadamtl.apis import build_test_dataset, load_batch, random_batch
-    swin = model.backbone
-    if getattr(swin, 'policy', None) is None:
+    if getattr(model.backbone, 'policy', None) is None:
         raise ValueError(f'--budget: {args.config} has no adaptive backbone')
+    steps = max(1, args.images // args.batch_size)
     if args.random_inputs:
         shape = args.shape or list(model.cfg.get('crop_size', (512, 512)))
-        batches = [random_batch(model, args.batch_size, shape, seed=s)[
-            'inputs'] for s in range(max(1, args.images // args.batch_size))]
-    else:
-        dataset = build_test_dataset(model.cfg, args.data_root)
-        batches = [load_batch(model, dataset, [
-            (s * args.batch_size + k) % len(dataset)
-            for k in range(args.batch_size)], 'cpu')['inputs']
-            for s in range(max(1, args.images // args.batch_size))]
+        return [random_batch(model, args.batch_size, shape, seed=s,
+                             device=device)['inputs'] for s in range(steps)]
+    dataset = build_test_dataset(model.cfg, args.data_root)
+    return [load_batch(model, dataset, [
+        (s * args.batch_size + k) % len(dataset)
+        for k in range(args.batch_size)], device)['inputs']
+        for s in range(steps)]
+
+
+def measure_adaptive(args, model):
+    """The adaptive encoder's time per part (see the module's doc)."""
+    swin = model.backbone
+    batches = adaptive_batches(args, model)
     # The budget input (and cap) predict uses at --budget.
     model.set_budget(args.budget)
     budget, cap = model._budget_inputs(args.batch_size, 'cpu')
@@ -214,7 +233,197 @@ def measure_adaptive(args, model):
         })
 
 
+class _LastTokenDecisions:
+    """The policy, recording the last ``token_decisions`` it returned."""
+
+    def __init__(self, policy):
+        self._policy = policy
+        self.last = None
+
+    def __getattr__(self, name):
+        return getattr(self._policy, name)
+
+    def token_decisions(self, *args, **kwargs):
+        self.last = self._policy.token_decisions(*args, **kwargs)
+        return self.last
+
+
+def recording_skip_runner(plan):
+    """``SkipRunner`` that appends to ``plan``, per block, the work it
+    executed: None (skipped by every image) or ``(images, rows)``, the
+    image indices that ran it (None: all) and the flat (image, token) rows
+    whose MLP ran (None: all), both on the device."""
+    from mmadamtl.models.layers import SkipRunner
+    from mmadamtl.models.layers.block_runners import index_tensor
+
+    class RecordingSkipRunner(SkipRunner):
+
+        def __init__(self, policy, *args, **kwargs):
+            super().__init__(_LastTokenDecisions(policy), *args, **kwargs)
+
+        def run_block(self, stage, index, block, x, hw_shape):
+            planned = list(self._images[index])
+            self.policy.last = None
+            out = super().run_block(stage, index, block, x, hw_shape)
+            keep, counts = self.keep_rows[-1], self.token_counts[-1]
+            ran = [i for i, k in enumerate(keep) if k]
+            if not ran:
+                plan.append(None)
+                return out
+            images = None if len(ran) == len(keep) else index_tensor(ran, x)
+            rows = None
+            if any(counts[i] < x.shape[1] for i in ran):
+                pos = index_tensor([planned.index(i) for i in ran], x)
+                selected = self.policy.last.index_select(0, pos)
+                rows = selected.reshape(-1).nonzero().squeeze(1)
+            plan.append((images, rows))
+            return out
+
+    return RecordingSkipRunner
+
+
+class ReplayRunner(BlockRunner):
+    """Runs exactly the work of a recorded adaptive forward (the same
+    attention sub-batches, MLP rows, gathers and scatters as
+    ``SkipRunner``) with the decisions given: no policy, no read of the
+    device, no bookkeeping. What no reduction of the adaptive path's
+    overhead can go below."""
+
+    def __init__(self, plan):
+        self.plan = plan
+        self.k = 0
+
+    def run_block(self, stage, index, block, x, hw_shape):
+        from mmadamtl.models.layers.block_runners import (mlp_delta,
+                                                          scatter_images)
+        entry = self.plan[self.k]
+        self.k += 1
+        if entry is None:
+            return x
+        images, rows = entry
+        sub = x if images is None else x.index_select(0, images)
+        y = attention_residual(block, sub, hw_shape)
+        if rows is None:
+            y = y + mlp_delta(block, y)
+        else:
+            flat = y.view(-1, y.shape[-1])
+            kept = flat.index_select(0, rows)
+            flat.index_copy_(0, rows, kept + mlp_delta(block, kept))
+        return y if images is None else scatter_images(x, images, y)
+
+
+def cuda_graph(fn, x):
+    """``fn(x)`` captured in a CUDA graph: ``run()`` replays it on a copy
+    of ``x`` (the same input every time)."""
+    static_x = x.clone()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            fn(static_x)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fn(static_x)
+    graph.replay()
+    return graph.replay, out
+
+
+def measure_floor(args, model):
+    """Paired timings of the static encoder, the adaptive one and the
+    replay of the adaptive one's recorded work (``ReplayRunner``), with
+    ``--cuda-graphs`` also the static encoder and the replay captured in
+    CUDA graphs (no launch cost: what is left is the kernels' time)."""
+    from mmadamtl.models.layers import FullRunner
+    from mmadamtl.models.policies import calibrate_policy
+    from mmadamtl.utils.timing import alternate_timings
+    swin = model.backbone
+    batches = adaptive_batches(args, model, args.device)
+    calibration = None
+    if args.calibrate:
+        calibration = calibrate_policy(model, batches[0][:2], args.budget)
+    model.set_budget(args.budget)
+    budget, cap = model._budget_inputs(args.batch_size, args.device)
+    plans, flops = [], dict(static=0., adaptive=0., replay=0.)
+    equal = True
+    with torch.no_grad():
+        for x in batches:
+            plan = []
+            swin.skip_runner = recording_skip_runner(plan)
+            outs = swin(x, budget=budget, cap=cap)
+            del swin.skip_runner
+            st = swin.last_stats
+            flops['static'] += swin.cost(x.shape[2:]).total * x.shape[0]
+            flops['adaptive'] += float(st.encoder_flops.sum())
+            flops['replay'] += float(
+                (st.encoder_flops - st.policy_flops).sum())
+            again = SwinEncoder.forward(swin, x.clone(), ReplayRunner(plan))
+            equal &= all(torch.equal(a, b) for a, b in zip(outs, again))
+            plans.append(plan)
+
+    def static(step):
+        SwinEncoder.forward(swin, batches[step], FullRunner())
+
+    def adaptive(step):
+        swin(batches[step], budget=budget, cap=cap)
+
+    def replay(step):
+        SwinEncoder.forward(swin, batches[step], ReplayRunner(plans[step]))
+
+    fns = dict(static=static, adaptive=adaptive, replay=replay)
+    if args.cuda_graphs:
+        if not str(args.device).startswith('cuda'):
+            raise ValueError('--cuda-graphs needs --device cuda')
+        with torch.no_grad():
+            graphs = [
+                (cuda_graph(lambda x: SwinEncoder.forward(
+                    swin, x, FullRunner()), x)[0],
+                 cuda_graph(lambda x, p=p: SwinEncoder.forward(
+                     swin, x, ReplayRunner(p)), x)[0])
+                for x, p in zip(batches, plans)]
+        fns.update(static_graph=lambda step: graphs[step][0](),
+                   replay_graph=lambda step: graphs[step][1]())
+        flops.update(static_graph=flops['static'],
+                     replay_graph=flops['replay'])
+    with torch.no_grad():
+        times = alternate_timings(fns, repeats=args.repeats, warmup=2,
+                                  steps=len(batches), device=args.device,
+                                  desc='floor timings')
+    images = len(batches) * args.batch_size
+    rows = {}
+    for name, t in times.items():
+        base = 'static_graph' if name.endswith('graph') else 'static'
+        ratios = np.asarray(t) / np.asarray(times[base])
+        per_round = ratios / (flops[name] / flops[base])
+        rows[name] = dict(
+            ms_per_image=1e3 * float(np.median(t)) / images,
+            gflops_per_image=flops[name] / images / 1e9,
+            latency_ratio=float(np.median(ratios)),
+            flops_ratio=flops[name] / flops[base],
+            latency_over_flops=float(np.median(per_round)),
+            spread=dict(min=float(per_round.min()),
+                        max=float(per_round.max())))
+    return dict(
+        mode='floor', config=args.config, checkpoint=args.checkpoint,
+        budget=args.budget, device=args.device,
+        device_name=torch.cuda.get_device_name()
+        if str(args.device).startswith('cuda') else platform.processor()
+        or platform.machine(),
+        shape=list(batches[0].shape[2:]), batch_size=args.batch_size,
+        images=images, repeats=args.repeats, torch=torch.__version__,
+        threads=torch.get_num_threads(), calibration=calibration,
+        replay_equal=bool(equal), rows=rows)
+
+
 def measure(args):
+    if args.floor:
+        if args.budget is None:
+            raise ValueError('--floor needs --budget')
+        return measure_floor(args, init_model(args.config, args.checkpoint,
+                                              device=args.device))
+    if args.device != 'cpu' or args.calibrate or args.cuda_graphs:
+        raise ValueError('--device, --calibrate and --cuda-graphs apply to '
+                         '--floor only')
     model = init_model(args.config, args.checkpoint)
     if args.budget is not None:
         return measure_adaptive(args, model)
@@ -246,7 +455,41 @@ def measure(args):
         })
 
 
+FLOOR_ROWS = dict(
+    static='static encoder',
+    adaptive='adaptive encoder (SkipRunner)',
+    replay='replay of its work (no policy, no reads)',
+    static_graph='static encoder, CUDA graph',
+    replay_graph='replay, CUDA graph')
+
+
+def render_floor(r) -> str:
+    lines = [
+        f"{r['config']}: budget {r['budget']:g}, {r['images']} images "
+        f"{r['shape'][0]}x{r['shape'][1]}, batch {r['batch_size']}, "
+        f"{r['device']} ({r['device_name']}), {r['threads']} threads, "
+        f"{r['repeats']} rounds; replay equal to the adaptive outputs: "
+        f"{'yes' if r['replay_equal'] else 'NO'}", '',
+        '| encoder | ms / image | GFLOPs / image | latency ratio | GFLOPs '
+        'ratio | latency / GFLOPs (min - max) |',
+        '| --- | --- | --- | --- | --- | --- |'
+    ]
+    for name, v in r['rows'].items():
+        if name.startswith('static'):
+            ratio = '-'
+        else:
+            ratio = (f"{v['latency_over_flops']:.3f} "
+                     f"({v['spread']['min']:.3f} - {v['spread']['max']:.3f})")
+        lines.append(f"| {FLOOR_ROWS[name]} | {v['ms_per_image']:.3f} | "
+                     f"{v['gflops_per_image']:.4f} | "
+                     f"{v['latency_ratio']:.3f} | {v['flops_ratio']:.3f} | "
+                     f"{ratio} |")
+    return '\n'.join(lines)
+
+
 def render(r) -> str:
+    if r.get('mode') == 'floor':
+        return render_floor(r)
     if r.get('budget') is not None:
         return render_adaptive(r)
     lines = [

@@ -221,3 +221,48 @@ def test_budget_terms_are_reused_while_budget_and_weights_stay():
         ref, _ = run(torch.full((2, ), 0.3))
         for a, b in zip(changed, ref):
             assert torch.equal(a, b)
+
+
+def _breakdown_tool():
+    import importlib.util
+    import os.path as osp
+    path = osp.join(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))), 'tools', 'encoder_breakdown.py')
+    spec = importlib.util.spec_from_file_location('encoder_breakdown', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('batch', [1, 4])
+def test_replay_runs_exactly_the_adaptive_work(batch):
+    """``tools/encoder_breakdown.py --floor``'s replay (the recorded work,
+    without policy or reads) gives the adaptive outputs bit for bit, with
+    image sub-batches and MLP rows where the decisions made them."""
+    tool = _breakdown_tool()
+    ada = _swin(policy=dict(task_mode='per_task', tasks=TASK_NAMES))
+    _shuffle_policy(ada, scale=3.0)
+    ada.eval()
+    x = torch.randn(batch, 3, 64, 96)
+    budget = torch.linspace(0.3, 0.9, batch)
+    plan = []
+    with torch.no_grad():
+        ada.skip_runner = tool.recording_skip_runner(plan)
+        outs = ada(x, budget=budget, tasks=['semseg'])
+        del ada.skip_runner
+        keep = ada.last_stats.blocks
+        replay = SwinEncoder.forward(ada, x.clone(), tool.ReplayRunner(plan))
+    for a, b in zip(outs, replay):
+        assert torch.equal(a, b)
+    # One entry per block, None exactly where no image ran it.
+    assert len(plan) == keep.shape[1]
+    for k, entry in enumerate(plan):
+        ran = keep[:, k].nonzero().squeeze(1).tolist()
+        assert (entry is None) == (not ran)
+        if entry is not None and batch > 1:
+            images = entry[0]
+            assert (images is None and len(ran) == batch) or \
+                images.tolist() == ran
+    assert any(e is not None and e[1] is not None for e in plan)
+    if batch > 1:
+        assert any(e is not None and e[0] is not None for e in plan)

@@ -403,6 +403,38 @@ def test_encoder_breakdown_adaptive_json(capsys, tiny_synthetic,
         _tool('encoder_breakdown').main([TINY_STATIC, '--budget', '0.5'])
 
 
+def test_encoder_breakdown_floor_json(capsys, checkpoint):
+    from mmadamtl.apis import init_model
+    argv = [TINY_ADAPTIVE, '--checkpoint', checkpoint, '--budget', '0.5',
+            '--floor', '--random-inputs', '--shape', '64', '96',
+            '--batch-size', '2', '--images', '4', '--repeats', '2',
+            '--calibrate']
+    r = _json(capsys, 'encoder_breakdown', argv + ['--json'])
+    assert r['replay_equal'] is True and r['images'] == 4
+    rows = r['rows']
+    assert list(rows) == ['static', 'adaptive', 'replay']
+    static = init_model(TINY_ADAPTIVE).backbone.cost((64, 96)).total
+    assert rows['static']['gflops_per_image'] == pytest.approx(static / 1e9)
+    assert rows['static']['flops_ratio'] == 1
+    # The replay runs the executed blocks without the policy's FLOPs.
+    assert 0 < rows['replay']['gflops_per_image'] < \
+        rows['adaptive']['gflops_per_image'] < \
+        rows['static']['gflops_per_image']
+    for name in ('adaptive', 'replay'):
+        v = rows[name]
+        assert v['flops_ratio'] == pytest.approx(
+            v['gflops_per_image'] / rows['static']['gflops_per_image'])
+        assert v['spread']['min'] <= v['latency_over_flops'] <= \
+            v['spread']['max']
+    tool = _tool('encoder_breakdown')
+    with pytest.raises(ValueError, match='--cuda-graphs needs --device'):
+        tool.main(argv + ['--cuda-graphs'])
+    with pytest.raises(ValueError, match='--floor needs --budget'):
+        tool.main([TINY_ADAPTIVE, '--floor'])
+    with pytest.raises(ValueError, match='apply to --floor only'):
+        tool.main([TINY_STATIC, '--calibrate'])
+
+
 def test_count_syncs_json(capsys, checkpoint):
     r = _json(capsys, 'count_syncs', [
         TINY_ADAPTIVE, '--checkpoint', checkpoint, '--budget', '0.5',
