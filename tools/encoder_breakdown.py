@@ -4,6 +4,9 @@
         [--batch-size N] [--shape H W] [--repeats R] [--json]
     python tools/encoder_breakdown.py ADAPTIVE_CONFIG --checkpoint F
         --budget B [--images N] [--batch-size N] [--repeats R] [--json]
+    python tools/encoder_breakdown.py ADAPTIVE_CONFIG [--checkpoint F]
+        --budget B --floor [--device cuda] [--calibrate] [--cuda-graphs]
+        [--random-inputs --shape H W] [--images N] [--batch-size N]
 
 Runs the config's backbone with every block (the package's Swin stage
 loop with a runner that times each block's attention and MLP) on noise
@@ -31,6 +34,18 @@ images with ``--random-inputs``), with what it executes:
   image lists, the rest of each stage's start (no FLOPs);
 - ``fixed``: patch embedding, merging, output norms, and the executed
   figures after the forward.
+
+With ``--budget`` and ``--floor``, paired timings (round by round) of
+the static encoder (the same stage loop, every block), the adaptive one,
+and ``ReplayRunner`` replaying exactly the work the adaptive forward of
+each batch executed (recorded once: image sub-batches, MLP rows; the
+outputs are checked bit-equal) with no policy, host read or bookkeeping:
+the floor of any cut of the adaptive path's overhead. Each row's
+latency / GFLOPs is its latency ratio over its executed-GFLOPs ratio
+(the replay's without the policy's FLOPs). ``--cuda-graphs`` (CUDA) adds
+the static encoder and the replay captured in CUDA graphs: the kernels'
+time alone. ``--calibrate`` fits an untrained policy to the budget first
+(as ``tools/benchmark.py``).
 """
 import argparse
 import contextlib

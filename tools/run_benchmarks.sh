@@ -86,6 +86,16 @@ latency_benchmarks() {
         --checkpoint $SYN_CKPT
     run breakdown_synthetic_adaptive tools/encoder_breakdown.py $SYN \
         --checkpoint $SYN_CKPT --budget 0.5
+    # The floor: the adaptive encoder next to a replay of its own work
+    # without policy or host reads (on CUDA also both in CUDA graphs).
+    local graphs=()
+    [ "$DEVICE" = cuda ] && graphs=(--cuda-graphs)
+    for B in $BATCHES; do
+        run "floor_synthetic_${DEVICE}_b$B" tools/encoder_breakdown.py \
+            $SYN --checkpoint $SYN_CKPT --budget 0.5 --floor \
+            --batch-size "$B" --images $((B == 1 ? 8 : 2 * B)) \
+            --device "$DEVICE" --repeats 30 "${graphs[@]}"
+    done
 }
 case "${ONLY:-}" in
     mtlora) mtlora_benchmarks; echo "wrote $OUT"; exit 0 ;;
