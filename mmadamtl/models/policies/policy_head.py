@@ -336,8 +336,8 @@ class PolicyHead(BaseModule):
         ``key``: a hashable that determines ``budget``'s values (e.g. the
         number it was filled with, the batch size, device and dtype). With
         it the terms are computed once and reused by later forwards with
-        the same key while the budget weights stay unchanged (their
-        version counters and storage); the ``with`` then yields the
+        the same key while the budget weights stay unchanged (the same
+        parameters, version counters and storage); the ``with`` yields the
         budget tensor they were computed for, which the caller runs with
         (the same values). Without it, it yields ``budget``.
         """
@@ -348,7 +348,7 @@ class PolicyHead(BaseModule):
         if key is not None:
             key = (key, torch.is_autocast_enabled(budget.device.type),
                    torch.get_autocast_dtype(budget.device.type),
-                   tuple((p._version, p.data_ptr())
+                   tuple((id(p), p._version, p.data_ptr())
                          for s in selectors for p in (
                              s.budget_embed.weight, s.budget_embed.bias,
                              s.budget_out.weight)))
