@@ -60,7 +60,7 @@ from mmadamtl.evaluation import (image_complexity,  # noqa: E402
 from mmadamtl.models.policies import calibrate_policy  # noqa: E402
 from mmadamtl.utils.cli import run_tool  # noqa: E402
 from mmadamtl.utils.timing import (alternate_timings,  # noqa: E402
-                                   train_step)
+                                   paired_summary, train_step)
 
 # The targets of docs/benchmarks.md.
 LATENCY_OVER_FLOPS_MAX = 1.15
@@ -111,23 +111,6 @@ def parse_args(argv=None):
     parser.add_argument('--json', action='store_true',
                         help='print one JSON object instead of tables')
     return parser.parse_args(argv)
-
-
-def spread(values) -> dict:
-    """min / median / max of per-round values."""
-    values = np.asarray(values, dtype=np.float64)
-    return dict(min=float(values.min()), median=float(np.median(values)),
-                max=float(values.max()))
-
-
-def summarize(times, per, a, b):
-    """Median ms per image of each, and the median over rounds of the
-    per-round ratio ``a / b`` (paired: both ran in the same round, so
-    drifts of the machine cancel), with the ratios' spread."""
-    out = {k: 1e3 * float(np.median(v)) / per for k, v in times.items()}
-    out['spread'] = spread(np.asarray(times[a]) / np.asarray(times[b]))
-    out['ratio'] = out['spread']['median']
-    return out
 
 
 def autocast(args):
@@ -217,11 +200,11 @@ def time_inference(args, static, adaptive, batches, images):
         dict(mmseg=encoder(static), ours=encoder(adaptive, budget=None),
              mmseg_again=encoder(mmseg_again)),
         desc='static path', **common)
-    path = summarize(t_path, images, 'ours', 'mmseg')
-    path['noise'] = summarize(t_path, images, 'mmseg_again',
+    path = paired_summary(t_path, images, 'ours', 'mmseg')
+    path['noise'] = paired_summary(t_path, images, 'mmseg_again',
                               'mmseg')['ratio'] - 1
-    return (summarize(t_model, images, 'adaptive', 'static'),
-            summarize(t_enc, images, 'adaptive', 'static'), path)
+    return (paired_summary(t_model, images, 'adaptive', 'static'),
+            paired_summary(t_enc, images, 'adaptive', 'static'), path)
 
 
 def time_training(args, static, adaptive, batches):
@@ -259,7 +242,7 @@ def time_training(args, static, adaptive, batches):
         {n: train_step(models[n], wrappers[n], inputs, samples, cpu_amp)
          for n in models}, repeats=args.train_repeats,
         warmup=1, device=args.device, desc='training iteration')
-    return summarize(times, 1, 'adaptive', 'static')
+    return paired_summary(times, 1, 'adaptive', 'static')
 
 
 def measure(args):

@@ -54,7 +54,6 @@ import platform
 import sys
 import time
 
-import numpy as np
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -351,7 +350,7 @@ def measure_floor(args, model):
     CUDA graphs (no launch cost: what is left is the kernels' time)."""
     from mmadamtl.models.layers import FullRunner
     from mmadamtl.models.policies import calibrate_policy
-    from mmadamtl.utils.timing import alternate_timings
+    from mmadamtl.utils.timing import alternate_timings, paired_summary
     swin = model.backbone
     batches = adaptive_batches(args, model, args.device)
     calibration = None
@@ -406,18 +405,18 @@ def measure_floor(args, model):
                                   desc='floor timings')
     images = len(batches) * args.batch_size
     rows = {}
-    for name, t in times.items():
+    for name in times:
         base = 'static_graph' if name.endswith('graph') else 'static'
-        ratios = np.asarray(t) / np.asarray(times[base])
-        per_round = ratios / (flops[name] / flops[base])
+        paired = paired_summary(times, images, name, base)
+        flops_ratio = flops[name] / flops[base]
+        per_round = {k: v / flops_ratio for k, v in paired['spread'].items()}
         rows[name] = dict(
-            ms_per_image=1e3 * float(np.median(t)) / images,
+            ms_per_image=paired[name],
             gflops_per_image=flops[name] / images / 1e9,
-            latency_ratio=float(np.median(ratios)),
-            flops_ratio=flops[name] / flops[base],
-            latency_over_flops=float(np.median(per_round)),
-            spread=dict(min=float(per_round.min()),
-                        max=float(per_round.max())))
+            latency_ratio=paired['ratio'],
+            flops_ratio=flops_ratio,
+            latency_over_flops=per_round['median'],
+            spread=per_round)
     return dict(
         mode='floor', config=args.config, checkpoint=args.checkpoint,
         budget=args.budget, device=args.device,

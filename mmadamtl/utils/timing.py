@@ -5,6 +5,7 @@ import copy
 import time
 from typing import Callable, Dict, List
 
+import numpy as np
 import torch
 
 from .cli import progress
@@ -46,6 +47,25 @@ def alternate_timings(fns: Dict[str, Callable[[int], object]],
             for name in names:
                 times[name].append(total[name])
     return times
+
+
+def spread(values) -> dict:
+    """min / median / max of per-round values."""
+    values = np.asarray(values, dtype=np.float64)
+    return dict(min=float(values.min()), median=float(np.median(values)),
+                max=float(values.max()))
+
+
+def paired_summary(times: Dict[str, List[float]], per: int, a: str,
+                   b: str) -> dict:
+    """From :func:`alternate_timings`: the median ms per item (``per``
+    items a round) of each, and the median over rounds of the per-round
+    ratio ``a / b`` (paired: both ran in the same round, so drifts of the
+    machine cancel), with the ratios' spread."""
+    out = {k: 1e3 * float(np.median(v)) / per for k, v in times.items()}
+    out['spread'] = spread(np.asarray(times[a]) / np.asarray(times[b]))
+    out['ratio'] = out['spread']['median']
+    return out
 
 
 def train_step(model, wrapper, inputs: torch.Tensor, samples: list,

@@ -352,7 +352,7 @@ class PolicyHead(BaseModule):
                          for s in selectors for p in (
                              s.budget_embed.weight, s.budget_embed.bias,
                              s.budget_out.weight)))
-        cached = getattr(self, '_terms_cache', None)
+        cached = self._terms_cache
         if key is not None and cached is not None and cached[0] == key:
             self._terms = cached[1]
         else:
