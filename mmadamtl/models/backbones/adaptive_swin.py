@@ -10,6 +10,7 @@ from mmseg.registry import MODELS
 from ..layers.block_runners import BlendRunner, PolicyRunner, SkipRunner
 from ..policies.random_policy import RandomDecisions
 from ..utils.budget import Budget, budget_tensor
+from ..utils.precision import as_float32, full_precision
 from ..utils.swin_cost import SwinCost, swin_cost
 from .swin_encoder import SwinEncoder
 
@@ -206,35 +207,40 @@ class AdaptiveSwinTransformer(SwinEncoder):
                         img_hw: Tuple[int, int]) -> AdaptiveStats:
         """Executed multiply-adds from the decisions ``runner`` recorded:
         per-block costs as vectors, one product per quantity instead of a
-        dozen small operations per block."""
+        dozen small operations per block. In float32 with autocast off
+        (``full_precision``): the decisions are exact 0/1 values in any
+        dtype, the sums of their costs are not."""
         # Inference (SkipRunner) gives its figures on the host, training
         # on the device with gradients.
         keep, tokens, token_maps = runner.executed()  # (B, blocks) each
-        vec = self._cost_vectors(cost, img_hw, keep.device)
-        mlp_flops = tokens @ vec['mlp_per_token']
-        block_flops = keep @ vec['attn'] + mlp_flops
-        policy_flops = vec['block_selectors'] + keep @ vec['token_selector']
-        deterministic = None
-        if isinstance(runner, BlendRunner):
-            det_keep = torch.cat(runner.det_keeps, 1).float()
-            det_tokens = torch.stack([t.sum(1) for t in runner.det_tokens],
-                                     1).float()
-            deterministic = (det_keep @ vec['attn'] + det_tokens @
-                             vec['mlp_per_token']) / cost.blocks_total
-        return AdaptiveStats(
-            deterministic_fraction=deterministic,
-            keeps=keep,
-            token_shares=tokens / vec['tokens'],
-            widths=vec['widths'],
-            encoder_flops=cost.fixed_total + block_flops + policy_flops,
-            policy_flops=policy_flops,
-            static_flops=cost.total,
-            block_fraction=block_flops / cost.blocks_total,
-            token_fraction=mlp_flops / vec['mlp_total'],
-            block_keep=keep.detach() @ vec['stage_mean'],
-            token_keep=(tokens.detach() / vec['tokens']) @ vec['stage_mean'],
-            token_maps=token_maps,
-            blocks=keep.detach())
+        with full_precision(keep):
+            keep, tokens = as_float32(keep), as_float32(tokens)
+            vec = self._cost_vectors(cost, img_hw, keep.device)
+            mlp_flops = tokens @ vec['mlp_per_token']
+            block_flops = keep @ vec['attn'] + mlp_flops
+            policy_flops = vec['block_selectors'] + \
+                keep @ vec['token_selector']
+            deterministic = None
+            if isinstance(runner, BlendRunner):
+                det_keep, det_tokens = runner.deterministic()
+                deterministic = (det_keep @ vec['attn'] + det_tokens @
+                                 vec['mlp_per_token']) / cost.blocks_total
+            return AdaptiveStats(
+                deterministic_fraction=deterministic,
+                keeps=keep,
+                token_shares=tokens / vec['tokens'],
+                widths=vec['widths'],
+                encoder_flops=cost.fixed_total + block_flops +
+                policy_flops,
+                policy_flops=policy_flops,
+                static_flops=cost.total,
+                block_fraction=block_flops / cost.blocks_total,
+                token_fraction=mlp_flops / vec['mlp_total'],
+                block_keep=keep.detach() @ vec['stage_mean'],
+                token_keep=(tokens.detach() / vec['tokens']) @
+                vec['stage_mean'],
+                token_maps=[as_float32(m) for m in token_maps],
+                blocks=keep.detach())
 
     def _cost_vectors(self, cost: SwinCost, img_hw: Tuple[int, int],
                       device) -> Dict[str, torch.Tensor]:
@@ -275,15 +281,19 @@ class AdaptiveSwinTransformer(SwinEncoder):
 
     def _static_stats(self, x: torch.Tensor, cost: SwinCost) -> AdaptiveStats:
         batch = x.shape[0]
-        ones = x.new_ones(batch)
+
+        def ones(*shape):
+            return torch.ones(batch, *shape, dtype=torch.float32,
+                              device=x.device)
+
         stages = len(cost.stages)
         return AdaptiveStats(
-            encoder_flops=ones * cost.total,
-            policy_flops=ones * 0,
+            encoder_flops=ones() * cost.total,
+            policy_flops=ones() * 0,
             static_flops=cost.total,
-            block_fraction=ones,
-            token_fraction=ones,
-            block_keep=x.new_ones(batch, stages),
-            token_keep=x.new_ones(batch, stages),
-            token_maps=[x.new_ones(batch, *s.hw) for s in cost.stages],
-            blocks=x.new_ones(batch, len(cost.blocks)))
+            block_fraction=ones(),
+            token_fraction=ones(),
+            block_keep=ones(stages),
+            token_keep=ones(stages),
+            token_maps=[ones(*s.hw) for s in cost.stages],
+            blocks=ones(len(cost.blocks)))

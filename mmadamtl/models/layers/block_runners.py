@@ -189,9 +189,17 @@ class BlendRunner(PolicyRunner):
         self.det_keeps.append(torch.stack(self._stage_det, 1))
 
     def executed(self) -> Tuple[torch.Tensor, torch.Tensor, list]:
+        # Cast before summing: a float16 sum of over 2048 ones is inexact.
         keep = torch.cat(self.keeps, 1).float()
-        tokens = torch.stack([t.sum(1) for t in self.tokens], 1).float()
+        tokens = torch.stack([t.float().sum(1) for t in self.tokens], 1)
         return keep, tokens, self.token_maps
+
+    def deterministic(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The noise-free decisions' (B, blocks) keeps and MLP tokens run
+        per block, float32 with gradients (see ``BudgetLoss``)."""
+        keep = torch.cat(self.det_keeps, 1).float()
+        tokens = torch.stack([t.float().sum(1) for t in self.det_tokens], 1)
+        return keep, tokens
 
     def _run(self, stage: int, index: int, block: nn.Module,
              x: torch.Tensor, hw_shape: HWShape, keep: torch.Tensor
@@ -303,7 +311,9 @@ class SkipRunner(PolicyRunner):
         else:
             # Under autocast the decisions may come out in half precision.
             selected = selected.to(x.dtype)
-            sub_counts = [int(c) for c in to_host(selected.sum(1))]
+            # Counted as integers: a float16 sum of over 2048 ones is not
+            # exact.
+            sub_counts = to_host((selected > 0).sum(1))
             ran = [k for k, c in enumerate(sub_counts) if c]
             if len(ran) < len(images):
                 # No token selected: the block is skipped whole.

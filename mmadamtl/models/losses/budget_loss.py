@@ -5,6 +5,8 @@ import torch
 import torch.nn as nn
 from mmseg.registry import MODELS
 
+from ..utils.precision import as_float32, full_precision
+
 
 @MODELS.register_module()
 class BudgetLoss(nn.Module):
@@ -85,7 +87,14 @@ class BudgetLoss(nn.Module):
         self.width_weighted = width_weighted
 
     def forward(self, stats, budgets: torch.Tensor) -> torch.Tensor:
-        """``stats``: the backbone's ``AdaptiveStats``; ``budgets``: (B,)."""
+        """``stats``: the backbone's ``AdaptiveStats``; ``budgets``: (B,).
+
+        Computed in float32 with autocast off, whatever the autocast dtype
+        of the forward pass (``full_precision``)."""
+        with full_precision(budgets):
+            return self._loss(stats, as_float32(budgets))
+
+    def _loss(self, stats, budgets: torch.Tensor) -> torch.Tensor:
         if self.keep_all:
             loss = (1 - stats.block_fraction).mean() + \
                 (1 - stats.token_fraction).mean()

@@ -6,18 +6,36 @@ import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer
 from mmseg.models.backbones import SwinTransformer
 
+from .precision import full_precision
 from .swin_cost import swin_cost
 
 
+def _like_params(inputs, dtype):
+    """Floating tensors of ``inputs`` (nested lists/tuples) in ``dtype``."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs.to(dtype) if inputs.is_floating_point() else inputs
+    if isinstance(inputs, (list, tuple)):
+        return type(inputs)(_like_params(x, dtype) for x in inputs)
+    return inputs
+
+
 def counted_flops(module: nn.Module, inputs) -> float:
-    """Multiply-adds of ``module(inputs)`` by mmengine's counter."""
+    """Multiply-adds of ``module(inputs)`` by mmengine's counter.
+
+    Traced with autocast off and the inputs in the module's parameter
+    dtype (a count depends on shapes only, and the tracer cannot take
+    autocast's casts of the weights as constants)."""
     if not isinstance(inputs, tuple):
         inputs = (inputs, )
-    analyzer = FlopAnalyzer(module, inputs)
-    analyzer.unsupported_ops_warnings(False)
-    analyzer.uncalled_modules_warnings(False)
-    analyzer.tracer_warnings('none')
-    return float(analyzer.total())
+    param = next(module.parameters(), None)
+    if param is not None:
+        inputs = _like_params(inputs, param.dtype)
+    with full_precision(param.device if param is not None else 'cpu'):
+        analyzer = FlopAnalyzer(module, inputs)
+        analyzer.unsupported_ops_warnings(False)
+        analyzer.uncalled_modules_warnings(False)
+        analyzer.tracer_warnings('none')
+        return float(analyzer.total())
 
 
 def _shapes(inputs) -> Tuple:
