@@ -2,9 +2,11 @@ from .budget_calibration_hook import BudgetCalibrationHook
 from .budget_schedule_hook import BudgetScheduleHook
 from .complexity_logger_hook import ComplexityLoggerHook
 from .iter_seed_hook import IterSeedHook
+from .learning_guard_hook import LearningGuardHook, NonFiniteTrainingError
 from .task_alternation_hook import TaskAlternationHook
 
 __all__ = [
     'BudgetCalibrationHook', 'BudgetScheduleHook', 'ComplexityLoggerHook',
-    'TaskAlternationHook', 'IterSeedHook'
+    'TaskAlternationHook', 'IterSeedHook', 'LearningGuardHook',
+    'NonFiniteTrainingError'
 ]
