@@ -3,6 +3,10 @@ and 'cap') and write the checkpoint with it.
 
     python tools/calibrate_budget.py CONFIG CHECKPOINT --out OUT.pth
         [--num-images 64] [--batch-size 8] [--data-root DIR] [--json]
+        [--overwrite]
+
+OUT.pth must differ from CHECKPOINT (the input is never written) and may
+exist only with ``--overwrite``; it is written atomically.
 
 Checkpoints trained with ``BudgetCalibrationHook`` (the joint AdaMTL
 recipes) already hold their curve; this tool measures it for others (or
@@ -20,29 +24,34 @@ sys.path.insert(0, ROOT)
 
 
 def parse_args(argv=None):
+    from mmadamtl.utils.cli import positive_int
     parser = argparse.ArgumentParser(
         description="Measure an adaptive checkpoint's budget curve")
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('--out', required=True,
                         help='checkpoint to write (with the curve)')
-    parser.add_argument('--num-images', type=int, default=64)
-    parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--num-images', type=positive_int, default=64)
+    parser.add_argument('--batch-size', type=positive_int, default=8)
     parser.add_argument('--data-root', help='override the train data root')
     parser.add_argument('--json', action='store_true')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing --out file')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    import torch
-
     from mmadamtl.apis import init_model
     from mmadamtl.engine.hooks.budget_calibration_hook import (
         calibration_batches, calibration_dataset)
     from mmadamtl.models.policies import CALIBRATION_GRID, calibrate_budget
     from mmadamtl.utils import load_checkpoint_file
 
+    from mmadamtl.utils.safe_io import check_output, save_torch
+
+    sources = [args.config, args.checkpoint]
+    check_output(args.out, sources, args.overwrite)
     model = init_model(args.config, args.checkpoint)
     if not model.adaptive:
         raise ValueError(f'{args.config} has no adaptive backbone: nothing '
@@ -59,7 +68,7 @@ def main(argv=None):
     state = ckpt.get('state_dict', ckpt)
     state['backbone.policy.budget_curve'] = \
         model.backbone.policy.budget_curve.clone()
-    torch.save(ckpt, args.out)
+    save_torch(ckpt, args.out, inputs=sources, overwrite=args.overwrite)
     result = dict(checkpoint=args.out,
                   curve=dict(zip(map(float, CALIBRATION_GRID),
                                  map(float, curve))))

@@ -3,6 +3,7 @@
     # measure the lookup table on the config's held-out split
     # (lookup_dataloader); writes it next to the checkpoint by default
     python tools/controllable.py table CONFIG CHECKPOINT [--out PATH]
+        [--overwrite]
         [--per-stage --budgets 0.5 0.75 --population 16 --generations 4]
 
     # the configuration a (budget, preference) request runs
@@ -40,6 +41,7 @@ from mmadamtl.apis import (collate_batches, init_model,  # noqa: E402
 from mmadamtl.models.utils.controllable_search import (  # noqa: E402
     LookupTable, evolution_search)
 from mmadamtl.utils.cli import stdout_to_stderr  # noqa: E402
+from mmadamtl.utils.safe_io import check_output  # noqa: E402
 
 
 def heldout_batches(model, batch_size: int = 4):
@@ -66,7 +68,7 @@ def build_table(model, dataset, batches, per_stage: bool = False,
     source = dict(config=cfg.filename, images=len(dataset),
                   split='lookup_dataloader')
     if per_stage:
-        table = lookup_table(measured)
+        table = lookup_table(measured, source)
         hw = measured['img_size']
         full = {t: model.widths[-1] for t in model.tasks}
         cache = {}
@@ -119,6 +121,8 @@ def parse_args(argv=None):
     t.add_argument('checkpoint')
     t.add_argument('--out', help='default: lookup_table.json next to the '
                    'checkpoint')
+    t.add_argument('--overwrite', action='store_true',
+                   help='replace an existing table')
     t.add_argument('--per-stage', action='store_true')
     t.add_argument('--budgets', type=float, nargs='+', default=[0.5, 0.75])
     t.add_argument('--population', type=int, default=16)
@@ -146,15 +150,17 @@ def main(argv=None) -> dict:
 
 def work(args) -> dict:
     if args.command == 'table':
+        out = args.out or osp.join(osp.dirname(args.checkpoint),
+                                   'lookup_table.json')
+        inputs = [args.config, args.checkpoint]
+        check_output(out, inputs, args.overwrite, 'lookup table')
         model = init_model(args.config, args.checkpoint,
                            cfg_options=args.cfg_options)
         dataset, batches = heldout_batches(model)
         table = build_table(model, dataset, batches, args.per_stage,
                             args.budgets, args.population, args.generations)
         table.source['checkpoint'] = args.checkpoint
-        out = args.out or osp.join(osp.dirname(args.checkpoint),
-                                   'lookup_table.json')
-        table.save(out)
+        table.save(out, inputs=inputs, overwrite=args.overwrite)
         result = dict(table=out, encoders=len(table.encoders),
                       widths=table.widths, reference=table.reference)
     else:

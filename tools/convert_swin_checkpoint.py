@@ -6,6 +6,10 @@ is told by the keys, and any other layout is refused with the keys that
 were not expected.
 
     python tools/convert_swin_checkpoint.py SRC.pth DST.pth [--config CFG]
+        [--overwrite]
+
+DST must differ from SRC, may exist only with ``--overwrite``, and is
+written atomically.
 
 timm's layout is first mapped to the official one (its patch merging moves
 from the start of stage i to the end of stage i - 1, ``head.fc`` ->
@@ -22,13 +26,10 @@ norms) have no official counterpart and start from their initialisation.
 With ``--config``, the result is checked against that config's backbone.
 """
 import argparse
-import os
-import os.path as osp
-
-import torch
 
 from mmadamtl.models.backbones.swin_checkpoint import (
     check_pretrained_backbone, convert_swin_checkpoint, load_state_dict_file)
+from mmadamtl.utils.safe_io import check_output, save_torch
 
 
 def parse_args():
@@ -38,18 +39,21 @@ def parse_args():
     parser.add_argument('dst', help='where to save the converted weights')
     parser.add_argument(
         '--config', help='check the result against this config\'s backbone')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing DST')
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
+    check_output(args.dst, [args.src], args.overwrite)
     state = load_state_dict_file(args.src)
     try:
         fmt, converted = convert_swin_checkpoint(state)
     except ValueError as e:
         raise SystemExit(f'{args.src}: {e}')
-    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    torch.save(dict(state_dict=converted), args.dst)
+    save_torch(dict(state_dict=converted), args.dst, inputs=[args.src],
+               overwrite=args.overwrite)
     print(f'converted {len(state)} -> {len(converted)} tensors ({fmt} '
           f'layout): {args.dst}')
     if args.config:

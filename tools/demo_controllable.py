@@ -42,8 +42,11 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tools'))
 
-from demo import (TASK_COLUMNS, STATIC, evaluate, run,  # noqa: E402
-                  synthetic_data_current, train)
+from demo import (TASK_COLUMNS, STATIC, evaluate,  # noqa: E402
+                  ensure_synthetic_data, train)
+
+from mmadamtl.utils.safe_io import (save_figure, write_json,  # noqa: E402
+                                    write_text)
 
 CONTROLLABLE = 'configs/controllable_swin_synthetic.py'
 NUM_PREFS = 20
@@ -73,7 +76,8 @@ def measure(work_dir, data_root, retrain):
     table = build_table(model, dataset, batches)
     table.source['checkpoint'] = ckpt
     table_path = osp.join(osp.dirname(ckpt), 'lookup_table.json')
-    table.save(table_path)
+    # The demo's own table, measured anew on every run.
+    table.save(table_path, overwrite=True)
     val = build_test_dataset(Config.fromfile(osp.join(ROOT, CONTROLLABLE)),
                              data_root)
     grid = measure_configs(model, collate_batches(val, None, 4),
@@ -269,7 +273,7 @@ def pareto_plot(model, grid, static_metrics, adamtl, path,
     ax.set_ylabel('Δm vs static multi-task model (%)')
     ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120, overwrite=True)
     plt.close(fig)
     return points
 
@@ -395,12 +399,10 @@ def report(work_dir, data_root, retrain) -> str:
                                       for t in TASK_COLUMNS] + ['gflops']},
                test_tool_check=check, pareto=points)
     text = render(res)
-    with open(osp.join(work_dir, 'controllable_results.md'), 'w',
-              encoding='utf-8') as f:
-        f.write(text)
-    with open(osp.join(work_dir, 'controllable_results.json'), 'w',
-              encoding='utf-8') as f:
-        json.dump(res, f, indent=2)
+    write_text(osp.join(work_dir, 'controllable_results.md'), text,
+               overwrite=True)
+    write_json(osp.join(work_dir, 'controllable_results.json'), res,
+               overwrite=True)
     print(f'\n{text}')
     return text
 
@@ -412,9 +414,7 @@ def main(argv=None):
     parser.add_argument('--retrain', action='store_true')
     args = parser.parse_args(argv)
     work_dir = osp.join(ROOT, args.work_dir)
-    if not synthetic_data_current(osp.join(ROOT, args.data_root)):
-        run([sys.executable, 'tools/make_synthetic_dataset.py',
-             args.data_root])
+    ensure_synthetic_data(args.data_root)
     report(work_dir, args.data_root, args.retrain)
 
 

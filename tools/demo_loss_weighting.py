@@ -27,6 +27,8 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from demo import (ROOT, STATIC, TASK_COLUMNS, _fmt, evaluate, run,  # noqa
                   train)
 
+from mmadamtl.utils.safe_io import write_json, write_text  # noqa: E402
+
 WEIGHTINGS = [('fixed weights', None),
               ('uncertainty (Kendall et al.)', 'uncertainty'),
               ('DWA (Liu et al.)', 'dwa'),
@@ -100,13 +102,11 @@ def report(work_dir, data_opt, retrain=False, timing_iters=120):
              'these 800-iteration models trained less). Training time: '
              f'median of iterations 21-{timing_iters} of a fresh run of '
              'each config, one after the other.')
-    with open(osp.join(work_dir, 'loss_weighting_results.md'), 'w',
-              encoding='utf-8') as f:
-        f.write(f'# {title}\n\n{table}\n\n{notes}\n')
-    with open(osp.join(work_dir, 'loss_weighting_results.json'), 'w',
-              encoding='utf-8') as f:
-        json.dump(dict(title=title, rows=rows,
-                       single_task_baselines=single), f, indent=2)
+    write_text(osp.join(work_dir, 'loss_weighting_results.md'),
+               f'# {title}\n\n{table}\n\n{notes}\n', overwrite=True)
+    write_json(osp.join(work_dir, 'loss_weighting_results.json'),
+               dict(title=title, rows=rows, single_task_baselines=single),
+               overwrite=True)
     print(f'\n{title}\n\n{table}\n\n{notes}\n')
     return rows
 

@@ -26,7 +26,6 @@ Finished trainings are reused unless --retrain is given.
 """
 import argparse
 import copy
-import json
 import os
 import os.path as osp
 import sys
@@ -37,7 +36,9 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tools'))
 
 from demo import (TASK_COLUMNS, _fmt, evaluate, run,  # noqa: E402
-                  synthetic_data_current, train)
+                  ensure_synthetic_data, train)
+
+from mmadamtl.utils.safe_io import write_json, write_text  # noqa: E402
 
 PRETRAIN = 'configs/mtlora_swin_synthetic_pretrain.py'
 MTLORA = 'configs/mtlora_swin_synthetic.py'
@@ -189,9 +190,7 @@ def main(argv=None):
     data_opt = [f'{k}.dataset.data_root={args.data_root}'
                 for k in ('train_dataloader', 'val_dataloader',
                           'test_dataloader')]
-    if not synthetic_data_current(data_root):
-        run([sys.executable, 'tools/make_synthetic_dataset.py',
-             args.data_root])
+    ensure_synthetic_data(args.data_root)
     report(work_dir, data_root, data_opt, args.retrain, args.ranks)
 
 
@@ -200,14 +199,12 @@ def report(work_dir, data_root, data_opt, retrain, ranks) -> str:
     runs, size, train_s = mtlora_story(work_dir, data_root, data_opt,
                                        retrain, ranks)
     text = render(runs, size)
-    with open(osp.join(work_dir, 'mtlora_results.md'), 'w',
-              encoding='utf-8') as f:
-        f.write(text)
-    with open(osp.join(work_dir, 'mtlora_results.json'), 'w',
-              encoding='utf-8') as f:
-        json.dump(dict(train_seconds=train_s, adapter_file=size,
-                       results=[{k: v for k, v in r.items()}
-                                for r in runs]), f, indent=2)
+    write_text(osp.join(work_dir, 'mtlora_results.md'), text,
+               overwrite=True)
+    write_json(osp.join(work_dir, 'mtlora_results.json'),
+               dict(train_seconds=train_s, adapter_file=size,
+                    results=[{k: v for k, v in r.items()} for r in runs]),
+               overwrite=True)
     print(f'\n{text}')
     return text
 

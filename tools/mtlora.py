@@ -12,13 +12,14 @@
     # a whole-model checkpoint) and an adapter file
     python tools/mtlora.py apply CONFIG BASE ADAPTERS.pth OUT.pth
 
-Every file is read weights-only. ``merge`` checks the merged model's
+Every file is read weights-only and written atomically; an output that
+is an input of the command is refused, an existing one replaced only
+with ``--overwrite``. ``merge`` checks the merged model's
 outputs against the unmerged ones on a random batch and prints the
 largest difference; ``extract`` prints the adapter file's size next to
 the full checkpoint's.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
@@ -32,9 +33,16 @@ from mmadamtl.apis import (init_model, load_adapters,  # noqa: E402
                            merge_lora_model, save_adapters)
 from mmadamtl.models.backbones.swin_checkpoint import \
     load_state_dict_file  # noqa: E402
+from mmadamtl.utils.safe_io import (check_output, save_torch,  # noqa: E402
+                                    write_text)
 
 
 def merge(args) -> dict:
+    ckpt = osp.join(args.out_dir, 'merged.pth')
+    cfg_path = osp.join(args.out_dir, 'merged_config.py')
+    inputs = [args.config, args.checkpoint]
+    for path in (ckpt, cfg_path):
+        check_output(path, inputs, args.overwrite)
     model = init_model(args.config, args.checkpoint,
                        cfg_options=args.cfg_options)
     x = torch.rand(2, 3, *args.shape, generator=torch.Generator()
@@ -45,13 +53,12 @@ def merge(args) -> dict:
     with torch.no_grad():
         after = model._forward(x)
     diff = max(float((before[t] - after[t]).abs().max()) for t in before)
-    os.makedirs(args.out_dir, exist_ok=True)
-    ckpt = osp.join(args.out_dir, 'merged.pth')
-    torch.save(dict(state_dict=model.state_dict(),
-                    meta=dict(merged_from=str(args.checkpoint))), ckpt)
+    save_torch(dict(state_dict=model.state_dict(),
+                    meta=dict(merged_from=str(args.checkpoint))), ckpt,
+               inputs=inputs, overwrite=args.overwrite)
     cfg.load_from = None
-    cfg_path = osp.join(args.out_dir, 'merged_config.py')
-    cfg.dump(cfg_path)
+    write_text(cfg_path, cfg.pretty_text, inputs=inputs,
+               overwrite=args.overwrite)
     # The merged checkpoint loads strictly into the merged config.
     init_model(cfg_path, ckpt)
     return dict(merged_layers=layers, max_abs_diff=diff, checkpoint=ckpt,
@@ -59,15 +66,20 @@ def merge(args) -> dict:
 
 
 def extract(args) -> dict:
+    check_output(args.out, [args.config, args.checkpoint], args.overwrite)
     model = init_model(args.config, args.checkpoint,
                        cfg_options=args.cfg_options)
-    count = save_adapters(model, args.out, base=args.checkpoint)
+    count = save_adapters(model, args.out, base=args.checkpoint,
+                          inputs=[args.config, args.checkpoint],
+                          overwrite=args.overwrite)
     full, part = osp.getsize(args.checkpoint), osp.getsize(args.out)
     return dict(tensors=count, adapter_bytes=part, checkpoint_bytes=full,
                 size_ratio=part / full, out=args.out)
 
 
 def apply(args) -> dict:
+    inputs = [args.config, args.base, args.adapters]
+    check_output(args.out, inputs, args.overwrite)
     model = init_model(args.config, cfg_options=args.cfg_options)
     base = load_state_dict_file(args.base)
     if not any(k.startswith('backbone.') for k in base):
@@ -82,9 +94,10 @@ def apply(args) -> dict:
     model.load_state_dict(
         {k: v for k, v in base.items() if k in expected}, strict=False)
     count = load_adapters(model, args.adapters)
-    torch.save(dict(state_dict=model.state_dict(),
+    save_torch(dict(state_dict=model.state_dict(),
                     meta=dict(base=str(args.base),
-                              adapters=str(args.adapters))), args.out)
+                              adapters=str(args.adapters))), args.out,
+               inputs=inputs, overwrite=args.overwrite)
     return dict(tensors=count, out=args.out)
 
 
@@ -109,6 +122,8 @@ def main(argv=None):
     for p in sub.choices.values():
         p.add_argument('--cfg-options', nargs='+', action=DictAction,
                        help='override config keys (key=value)')
+        p.add_argument('--overwrite', action='store_true',
+                       help='replace existing output files')
     args = parser.parse_args(argv)
     result = dict(merge=merge, extract=extract, apply=apply)[args.command](
         args)

@@ -126,8 +126,9 @@ done
 run sweep_synthetic tools/sweep_budget.py $SYN --checkpoint $SYN_CKPT \
     --budgets 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1.0 \
     --static-config $SYN_STATIC --static-checkpoint $SYN_STATIC_CKPT \
-    --out-dir "$OUT/sweep_synthetic"
+    --out-dir "$OUT/sweep_synthetic" --overwrite
 run vis_synthetic tools/visualize.py $SYN --checkpoint $SYN_CKPT \
-    --budget 0.5 --images val_00000 val_00001 val_00002 --out "$OUT/vis"
+    --budget 0.5 --images val_00000 val_00001 val_00002 --out "$OUT/vis" \
+    --overwrite
 mtlora_benchmarks
 echo "wrote $OUT"

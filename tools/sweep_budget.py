@@ -5,6 +5,7 @@
         [--budget-mode target|cap|input]
         [--metric delta_m|semseg/mIoU|...] [--out-dir DIR]
         [--num-images N] [--batch-size N] [--data-root DIR] [--json]
+        [--overwrite]
 
 Evaluates the adaptive model at every budget on the test set with the
 config's evaluator (``MultiTaskMetric``), and the static model once: by
@@ -31,7 +32,7 @@ Writes to ``--out-dir`` (default ``work_dirs/sweep_<config name>``):
 import argparse
 import copy
 import csv
-import json
+import io
 import os
 import os.path as osp
 import sys
@@ -44,7 +45,10 @@ from mmadamtl.apis import (build_test_dataset,  # noqa: E402
 from mmadamtl.evaluation.metrics.multi_task_metric import (  # noqa: E402
     LOWER_IS_BETTER, delta_m)
 from mmadamtl.utils import TASKS  # noqa: E402
-from mmadamtl.utils.cli import progress, run_tool  # noqa: E402
+from mmadamtl.utils.safe_io import (save_figure, write_json,  # noqa: E402
+                                    write_text)
+from mmadamtl.utils.cli import (positive_int, progress,  # noqa: E402
+                                 run_tool)
 
 
 def parse_args(argv=None):
@@ -68,9 +72,11 @@ def parse_args(argv=None):
                         'such as semseg/mIoU')
     parser.add_argument('--tasks', nargs='+', help='tasks to run')
     parser.add_argument('--out-dir')
-    parser.add_argument('--num-images', type=int,
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace the files of an earlier sweep')
+    parser.add_argument('--num-images', type=positive_int,
                         help='evaluate only the first N test images')
-    parser.add_argument('--batch-size', type=int, default=4)
+    parser.add_argument('--batch-size', type=positive_int, default=4)
     parser.add_argument('--data-root', help='override the test data root')
     parser.add_argument('--json', action='store_true',
                         help='print one JSON object instead of tables')
@@ -170,10 +176,11 @@ def sweep(args):
                   static=row('static', None, static_metrics), rows=rows,
                   csv=osp.join(out_dir, 'sweep.csv'),
                   plot=osp.join(out_dir, 'pareto.png'))
-    write_csv(result['csv'], rows)
-    plot(result, result['plot'])
-    with open(osp.join(out_dir, 'sweep.json'), 'w', encoding='utf-8') as f:
-        json.dump(result, f, indent=2)
+    write = dict(inputs=[args.config, args.checkpoint],
+                 overwrite=args.overwrite)
+    write_csv(result['csv'], rows, **write)
+    plot(result, result['plot'], **write)
+    write_json(osp.join(out_dir, 'sweep.json'), result, **write)
     return result
 
 
@@ -183,15 +190,16 @@ ROW_KEYS = ['budget', 'budget_mode', 'executed_share', 'max_image_share',
             'delta_m']
 
 
-def write_csv(path, rows):
+def write_csv(path, rows, **write):
     metric_keys = [k for k in rows[0]['metrics']
                    if k not in ('gflops', 'encoder_gflops')]
-    with open(path, 'w', newline='', encoding='utf-8') as f:
-        writer = csv.writer(f)
-        writer.writerow(ROW_KEYS + metric_keys)
-        for r in rows:
-            writer.writerow([r[k] for k in ROW_KEYS] +
-                            [r['metrics'][k] for k in metric_keys])
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator='\n')
+    writer.writerow(ROW_KEYS + metric_keys)
+    for r in rows:
+        writer.writerow([r[k] for k in ROW_KEYS] +
+                        [r['metrics'][k] for k in metric_keys])
+    write_text(path, text.getvalue(), **write)
 
 
 def value(r, metric):
@@ -210,7 +218,7 @@ def pareto_front(points, higher_is_better=True):
     return front
 
 
-def plot(result, path):
+def plot(result, path, **write):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -254,7 +262,7 @@ def plot(result, path):
     share.grid(alpha=0.3)
     share.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path, **write)
     plt.close(fig)
 
 

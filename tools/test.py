@@ -1,9 +1,12 @@
 """Evaluate a multi-task checkpoint (mmseg's tools/test.py, plus
-mmadamtl)."""
+mmadamtl).
+
+``--out DIR`` refuses a folder that is, or lies inside, a data root of
+the config (predictions would replace ground truth) and existing
+prediction files; ``--metrics-out`` refuses an input of the command and
+an existing file. ``--overwrite`` lets both replace existing files.
+"""
 import argparse
-import json
-import os
-import os.path as osp
 
 from mmengine.runner import Runner
 
@@ -11,6 +14,28 @@ import mmadamtl  # noqa: F401  (registers the components)
 from mmadamtl.models.backbones import check_checkpoint_matches
 from mmadamtl.utils import (add_common_args, load_config, set_local_rank,
                             shutdown_distributed)
+from mmadamtl.utils.safe_io import check_output, inside, write_json
+
+
+def data_roots(cfg) -> list:
+    """Every dataset root the config's dataloaders read."""
+    roots = []
+    for key, value in cfg.items():
+        if key.endswith('_dataloader') and isinstance(value, dict):
+            root = value.get('dataset', {}).get('data_root')
+            if root:
+                roots.append((key, root))
+    return roots
+
+
+def check_prediction_dir(out: str, cfg) -> None:
+    """``--out`` must not be, or lie inside, a data root of the config."""
+    for key, root in data_roots(cfg):
+        if inside(out, root):
+            raise ValueError(
+                f'--out {out} is inside the data root {root} of '
+                f'{key}: predictions would replace its ground truth (e.g. '
+                f'depth/<id>.npy); choose a folder outside the dataset')
 
 
 def parse_args():
@@ -25,6 +50,9 @@ def parse_args():
         'output_dir and keep_results)')
     parser.add_argument('--metrics-out',
                         help='dump the metrics to this JSON file')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace existing --out predictions and '
+                        '--metrics-out file')
     add_common_args(parser)
     args = parser.parse_args()
     set_local_rank(args)
@@ -36,18 +64,22 @@ def main():
     cfg = load_config(args.config, args.cfg_options, args.launcher,
                       args.work_dir)
     cfg.load_from = args.checkpoint
+    inputs = [args.config, args.checkpoint]
+    if args.metrics_out:
+        check_output(args.metrics_out, inputs, args.overwrite,
+                     '--metrics-out')
     if args.out is not None:
+        check_prediction_dir(args.out, cfg)
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
+        cfg.test_evaluator['overwrite'] = args.overwrite
 
     runner = Runner.from_cfg(cfg)
     check_checkpoint_matches(runner.model, args.checkpoint)
     metrics = runner.test()
     if args.metrics_out:
-        os.makedirs(osp.dirname(osp.abspath(args.metrics_out)),
-                    exist_ok=True)
-        with open(args.metrics_out, 'w', encoding='utf-8') as f:
-            json.dump(metrics, f, indent=2)
+        write_json(args.metrics_out, metrics, inputs=inputs,
+                   overwrite=args.overwrite, what='--metrics-out')
     shutdown_distributed(runner)
 
 

@@ -2,6 +2,7 @@
 
     python tools/visualize.py CONFIG --checkpoint F --images I [I ...]
         --out DIR [--budget B] [--tasks ...] [--data-root DIR] [--json]
+        [--overwrite]
 
 ``--images``: test-set indices (``0``), image ids (``val_0003``, the file
 name without extension) or image files; a file outside the test set is
@@ -30,6 +31,7 @@ sys.path.insert(0, ROOT)
 
 from mmadamtl.apis import build_test_dataset, init_model  # noqa: E402
 from mmadamtl.utils.cli import progress, run_tool  # noqa: E402
+from mmadamtl.utils.safe_io import save_figure  # noqa: E402
 
 _UNSET = object()
 
@@ -42,6 +44,8 @@ def parse_args(argv=None):
     parser.add_argument('--images', nargs='+', required=True,
                         help='test-set indices, image ids or image files')
     parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace figures already in --out')
     parser.add_argument('--budget', type=float, default=_UNSET)
     parser.add_argument('--tasks', nargs='+')
     parser.add_argument('--data-root', help='override the test data root')
@@ -111,7 +115,7 @@ def colorize(spec, data, num_classes=None):
     return data[0]
 
 
-def draw(path, image, title, sample, tasks, policy, depths):
+def draw(path, image, title, sample, tasks, policy, depths, **write):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -176,7 +180,7 @@ def draw(path, image, title, sample, tasks, policy, depths):
             ax.imshow(img)
         ax.set_title(name, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path, **write)
     plt.close(fig)
 
 
@@ -208,7 +212,9 @@ def visualize(args):
                  f"(encoder {meta['encoder_gflops']:.4f}); every block "
                  f"{full['gflops']:.4f}; {budget}")
         path = osp.join(args.out, f'{name}.png')
-        draw(path, image, title, sample, model.active_tasks, policy, depths)
+        draw(path, image, title, sample, model.active_tasks, policy, depths,
+             inputs=[args.config, args.checkpoint],
+             overwrite=args.overwrite)
         written.append(dict(image=name, file=path, gflops=meta['gflops'],
                             encoder_gflops=meta['encoder_gflops'],
                             full_gflops=full['gflops'],

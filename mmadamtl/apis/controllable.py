@@ -78,7 +78,10 @@ def measure_configs(model, batches: Sequence[dict], evaluator_cfg: dict,
                     if d == 0:
                         metrics[t].append([])
                         losses[t].append([])
-                    metrics[t][-1].append(float(result[TASKS[t].main_key]))
+                    # A task the images cannot evaluate has no value:
+                    # NaN, which LookupTable refuses, naming it.
+                    metrics[t][-1].append(
+                        float(result.get(TASKS[t].main_key, float('nan'))))
                     losses[t][-1].append(loss_sum[t][d] / count)
     finally:
         model.set_subnet(saved['encoder'], saved['decoders'])

@@ -8,6 +8,7 @@ import torch
 from mmengine.config import Config
 
 from mmadamtl.models.backbones.swin_checkpoint import load_state_dict_file
+from mmadamtl.utils.safe_io import save_torch
 
 ADAPTER_FORMAT = 'mmadamtl.mtlora_adapters.v1'
 
@@ -56,13 +57,16 @@ def adapter_state(model) -> Dict[str, torch.Tensor]:
     return state
 
 
-def save_adapters(model, path: str, base: str = '') -> int:
+def save_adapters(model, path: str, base: str = '', **write) -> int:
     """Write ``adapter_state(model)`` to ``path`` (``torch.save`` of
-    tensors and strings only, read back weights-only). Returns the
-    number of tensors."""
+    tensors and strings only, read back weights-only; atomically, and
+    ``write`` as :func:`mmadamtl.utils.safe_io.atomic_write`'s
+    ``inputs``/``overwrite``). Returns the number of tensors."""
     state = adapter_state(model)
-    torch.save(dict(state_dict=state,
-                    meta=dict(format=ADAPTER_FORMAT, base=str(base))), path)
+    write.setdefault('inputs', [base])
+    save_torch(dict(state_dict=state,
+                    meta=dict(format=ADAPTER_FORMAT, base=str(base))), path,
+               what='adapter file', **write)
     return len(state)
 
 

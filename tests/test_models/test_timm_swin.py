@@ -155,6 +155,10 @@ def test_convert_tool_on_timm_and_unknown_files(tmp_path):
     torch.save(state, src)
     proc = subprocess.run(
         [sys.executable, 'tools/convert_swin_checkpoint.py', str(src),
-         str(dst)], cwd=ROOT, env=env, capture_output=True, text=True)
+         str(dst), '--overwrite'], cwd=ROOT, env=env, capture_output=True,
+        text=True)
     assert proc.returncode != 0
     assert 'decoder.conv.weight' in proc.stderr
+    # The refused conversion left the earlier output as it was.
+    again = load_checkpoint_file(str(dst))['state_dict']
+    assert all(torch.equal(again[k], expected[k]) for k in expected)

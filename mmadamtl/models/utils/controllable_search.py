@@ -19,11 +19,17 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from mmadamtl.utils import TASKS, check_tasks
+from mmadamtl.utils.safe_io import write_json
 
 TABLE_FORMAT = 'mmadamtl-controllable-lookup-table'
 TABLE_VERSION = 1
 # Multiply-adds of (encoder config, {task: width}), 0 width = task off.
 CostFn = Callable[[tuple, Dict[str, float]], float]
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(
+        value, bool) and bool(np.isfinite(value))
 
 
 def check_preference(preference: Dict[str, float],
@@ -93,6 +99,13 @@ class LookupTable:
         self.encoders = [tuple(tuple(float(v) for v in s) for s in e)
                          for e in self.encoders]
         self.widths = [float(w) for w in self.widths]
+        for key in ('tasks', 'widths', 'encoders'):
+            if not getattr(self, key):
+                raise ValueError(f'lookup table: {key} is empty; a table '
+                                 f'needs at least one')
+        split = self.source.get('split') if isinstance(self.source,
+                                                       dict) else None
+        measured_on = f' (measured on {split})' if split else ''
         for task in self.tasks:
             if task not in TASKS:
                 raise ValueError(f'lookup table: unknown task {task!r}')
@@ -105,6 +118,18 @@ class LookupTable:
             if task not in self.reference:
                 raise ValueError(f'lookup table: reference[{task!r}] is '
                                  f'missing')
+            values = [(f'metrics[{task!r}][{e}][{d}]', v)
+                      for e, row in enumerate(rows)
+                      for d, v in enumerate(row)]
+            values.append((f'reference[{task!r}]', self.reference[task]))
+            for name, value in values:
+                if not _finite(value):
+                    raise ValueError(
+                        f'lookup table: {name} ({TASKS[task].main_key}) is '
+                        f'{value!r}{measured_on}, not a finite number: the '
+                        f'split gives the task nothing to evaluate (e.g. '
+                        f'no annotated pixel of it); measure the table on '
+                        f'images that have {task} annotations')
 
     def score(self, task: str, encoder: int, width: float) -> float:
         """Normalised score: the relative gain of the task's metric over
@@ -121,10 +146,13 @@ class LookupTable:
         ref = self.reference[task] or 1.0
         return relative_gain(task, value - self.reference[task] + ref, ref)
 
-    def save(self, path: str) -> None:
-        with open(path, 'w') as f:
-            json.dump(dict(format=TABLE_FORMAT, version=TABLE_VERSION,
-                           **asdict(self)), f, indent=1)
+    def save(self, path: str, **write) -> None:
+        """Write the table as standard JSON, atomically; ``write``:
+        :func:`mmadamtl.utils.safe_io.atomic_write`'s ``inputs`` and
+        ``overwrite`` (an existing file is kept unless it is True)."""
+        write_json(path, dict(format=TABLE_FORMAT, version=TABLE_VERSION,
+                              **asdict(self)), indent=1,
+                   what='lookup table', **write)
 
     @classmethod
     def load(cls, path: str) -> 'LookupTable':
