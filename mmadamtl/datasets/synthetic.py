@@ -226,8 +226,23 @@ def make_synthetic_dataset(root: str,
                            size: int = 128,
                            max_objects: int = 8,
                            seed: int = 0,
-                           progress: bool = False) -> dict:
-    """Generate the dataset under ``root``; returns its ``meta.json``."""
+                           progress: bool = False,
+                           overwrite: bool = False) -> dict:
+    """Generate the dataset under ``root``; returns its ``meta.json``.
+
+    Raises:
+        FileExistsError: ``root`` exists and is not empty, unless
+            ``overwrite`` (its split files, ``meta.json`` and same-named
+            images are then replaced).
+    """
+    if osp.isdir(root) and os.listdir(root) and not overwrite:
+        raise FileExistsError(
+            f'{root} exists and is not empty: generating the synthetic '
+            f'dataset there would replace its split files and meta.json; '
+            f'choose an empty folder or pass overwrite=True '
+            f'(tools/make_synthetic_dataset.py --overwrite)')
+    if osp.exists(root) and not osp.isdir(root):
+        raise NotADirectoryError(f'{root} is a file, not a folder')
     for sub in ('JPEGImages', 'ImageSets/Context', 'semseg/VOC12',
                 'human_parts', 'sal_distill', 'normals_distill',
                 'pascal-context/trainval', 'depth'):

@@ -136,9 +136,14 @@ def test_pascal_missing_and_corrupt_files(pascal_root):
 
 def test_corrupt_image_is_named(pascal_root):
     (pascal_root / 'JPEGImages/b.jpg').write_bytes(b'\xff\xd8 broken')
+    # Found at construction (the image header is read), not mid-run.
+    with pytest.raises(ValueError, match='JPEGImages/b.jpg.*not a readable'):
+        PascalContextMTDataset(
+            tasks=['semseg'], split='val', data_root=str(pascal_root),
+            pipeline=PIPE, test_mode=True)
     ds = PascalContextMTDataset(
         tasks=['semseg'], split='val', data_root=str(pascal_root),
-        pipeline=PIPE, test_mode=True)
+        pipeline=PIPE, test_mode=True, check_files=False)
     with pytest.raises(Exception, match='JPEGImages/b.jpg'):
         ds[1]
 

@@ -1,5 +1,6 @@
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -261,3 +262,72 @@ def test_predictions_written_in_dataset_encodings(tmp_path):
                     allow_pickle=False)
     assert depth.dtype == np.float32
     assert depth.tolist() == [[1.5, 2.], [3., 4.]]
+
+
+def test_task_without_annotation_is_not_evaluable_never_nan():
+    """Point 2: a split with no annotated person gives no human_parts
+    mIoU (not NaN), and no Δm that would silently drop the task."""
+    gt_parts = np.full((1, 2, 4), 255)
+    gt = np.array([[[0, 0, 1, 1], [2, 2, 1, 1]]])
+    m = _metric(tasks=['semseg', 'human_parts'],
+                single_task_baselines=dict(semseg=50., human_parts=40.))
+    m.process(None, [_sample(gt_sem_seg=gt, pred_sem_seg=gt,
+                             gt_human_parts=gt_parts,
+                             pred_human_parts=np.zeros((1, 2, 4)))])
+    res = m.compute_metrics(m.results)
+    assert res['semseg/mIoU'] == 100.
+    assert 'human_parts/mIoU' not in res and 'delta_m' not in res
+    assert all(math.isfinite(v) for v in res.values())
+
+
+def test_baselines_file_metric_field_checked(tmp_path):
+    """Point 12: a baseline measured with another metric is refused."""
+    path = tmp_path / 'b.json'
+    path.write_text(json.dumps(dict(baselines=dict(
+        depth=dict(value=0.5, metric='depth/abs_rel')))))
+    with pytest.raises(ValueError, match=r"the depth baseline is "
+                       r"'depth/abs_rel', but .* 'depth/rmse'"):
+        MultiTaskMetric(single_task_baselines=str(path))
+    path.write_text(json.dumps(dict(baselines=dict(
+        depth=dict(value=float('nan'), metric='depth/rmse')))))
+    with pytest.raises(ValueError, match='must be a positive number'):
+        MultiTaskMetric(single_task_baselines=str(path))
+
+
+def _pred_sample(img_id, img_path):
+    return dict(img_id=img_id, img_path=img_path,
+                **_sample(pred_depth=np.ones((1, 2, 2))))
+
+
+def test_prediction_ids_with_subfolders_stay_distinct(tmp_path):
+    """Point 10: ``a/x`` and ``b/x`` are two files."""
+    m = _metric(output_dir=str(tmp_path), format_only=True)
+    m.process(None, [_pred_sample('a/x', '/d/images/a/x.jpg'),
+                     _pred_sample('b/x', '/d/images/b/x.jpg')])
+    assert (tmp_path / 'depth' / 'a' / 'x.npy').is_file()
+    assert (tmp_path / 'depth' / 'b' / 'x.npy').is_file()
+    # A second run into the same folder does not replace them silently.
+    with pytest.raises(FileExistsError, match=r'x.npy exists'):
+        m.process(None, [_pred_sample('a/x', '/d/images/a/x.jpg')])
+    m2 = _metric(output_dir=str(tmp_path), format_only=True, overwrite=True)
+    m2.process(None, [_pred_sample('a/x', '/d/images/a/x.jpg')])
+
+
+def test_predictions_never_follow_a_link_out_of_the_folder(tmp_path):
+    """Point 10: links planted in the output folder are not followed."""
+    out, outside = tmp_path / 'out', tmp_path / 'outside'
+    outside.mkdir()
+    (out / 'depth').mkdir(parents=True)
+    os.symlink(outside, out / 'depth' / 'a')
+    m = _metric(output_dir=str(out), format_only=True)
+    with pytest.raises(ValueError, match='leads out of'):
+        m.process(None, [_pred_sample('a/x', '/d/a/x.jpg')])
+    # A link at the file itself is replaced, its target untouched.
+    victim = outside / 'victim.npy'
+    np.save(victim, np.zeros(1))
+    os.symlink(victim, out / 'depth' / 'y.npy')
+    m = _metric(output_dir=str(out), format_only=True, overwrite=True)
+    m.process(None, [_pred_sample('y', '/d/y.jpg')])
+    assert np.load(victim).tolist() == [0.]
+    assert not (out / 'depth' / 'y.npy').is_symlink()
+    assert list(outside.iterdir()) == [victim]

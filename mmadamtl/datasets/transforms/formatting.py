@@ -46,7 +46,7 @@ class PackMultiTaskInputs(BaseTransform):
                  meta_keys: Sequence[str] = (
                      'img_path', 'ori_shape', 'img_shape', 'pad_shape',
                      'scale_factor', 'flip', 'flip_direction', 'sample_idx',
-                     'task_names')) -> None:
+                     'task_names', 'img_id')) -> None:
         self.meta_keys = tuple(meta_keys)
 
     def transform(self, results: dict) -> dict:

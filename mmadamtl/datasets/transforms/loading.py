@@ -1,5 +1,12 @@
-"""Reading multi-task annotations in the public on-disk encodings."""
+"""Reading multi-task annotations in the public on-disk encodings.
+
+Every reader names the file it refuses: a header declaring more than
+``MAX_PIXELS`` (checked before decoding), a label PNG that is not 8-bit,
+a saliency image that is not 8-bit, an array with NaN or infinity, an
+``.npz`` archive named ``.npy``.
+"""
 import os.path as osp
+import warnings
 from typing import Callable, Dict, Optional, Sequence
 
 import cv2
@@ -24,6 +31,46 @@ PASCAL_PART_LABELS = {
 PASCAL_PERSON_ID = 15
 
 
+# Largest image or annotation (height x width) decoded; see
+# BaseMTDataset.max_pixels.
+MAX_PIXELS = 100_000_000
+
+
+def check_image_header(path: str, max_pixels: int = MAX_PIXELS,
+                       min_side: int = 1, what: str = 'image') -> tuple:
+    """The (width, height) an image file declares, read from its header
+    without decoding it.
+
+    Raises:
+        ValueError: Naming ``path``: not a readable image (e.g. zero bytes),
+            more than ``max_pixels`` pixels, or a side below ``min_side``.
+    """
+    # PIL's own bomb check would refuse without saying the size: ours
+    # reads the header only, so it is lifted while the header is read.
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+    except (OSError, SyntaxError, ValueError) as e:
+        size = osp.getsize(path) if osp.isfile(path) else 0
+        raise ValueError(f'{what} {path} ({size} bytes) is not a readable '
+                         f'image: {e}') from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+    if w * h > max_pixels:
+        raise ValueError(
+            f'{what} {path} declares {w}x{h} = {w * h / 1e6:.0f} megapixels, '
+            f'above the limit of {max_pixels / 1e6:g} (the dataset\'s '
+            f'max_pixels); it is not decoded')
+    if min(w, h) < min_side:
+        raise ValueError(f'{what} {path} is {w}x{h}: each side must be at '
+                         f'least {min_side} pixels (the dataset\'s '
+                         f'min_side)')
+    return w, h
+
+
 def _require(path: str, task: str) -> None:
     if not osp.isfile(path):
         raise FileNotFoundError(
@@ -46,6 +93,7 @@ def _loadmat(path: str, key: str, task: str):
 
 def _read_png(path: str, task: str) -> np.ndarray:
     _require(path, task)
+    check_image_header(path, what=f'{task}: annotation')
     try:
         with Image.open(path) as img:
             # PIL keeps palette indices (VOC label PNGs are palettised).
@@ -57,9 +105,23 @@ def _read_png(path: str, task: str) -> np.ndarray:
 def _read_npy(path: str, task: str) -> np.ndarray:
     _require(path, task)
     try:
-        return np.load(path, allow_pickle=False)
+        arr = np.load(path, allow_pickle=False)
     except Exception as e:
         raise ValueError(f'{task}: cannot read array {path}: {e}') from e
+    if not isinstance(arr, np.ndarray):
+        arr.close()
+        raise ValueError(f'{task}: {path} is an .npz archive, not one .npy '
+                         f'array')
+    if arr.dtype.kind == 'f':
+        bad = int(np.size(arr) - np.isfinite(arr).sum())
+        if bad:
+            raise ValueError(f'{task}: {path} has {bad} NaN or infinite '
+                             f'value(s); mark unannotated pixels with the '
+                             f'dataset\'s ignore value instead')
+    elif arr.dtype.kind not in 'biu':
+        raise ValueError(f'{task}: {path} holds {arr.dtype} values, not '
+                         f'numbers')
+    return arr
 
 
 def load_label_png(ann: dict, task: str, shape) -> np.ndarray:
@@ -68,7 +130,11 @@ def load_label_png(ann: dict, task: str, shape) -> np.ndarray:
     if label.ndim != 2:
         raise ValueError(f'{task}: {ann["path"]} must be a single-channel '
                          f'label image, got shape {label.shape}')
-    label = label.astype(np.uint8)
+    if label.dtype != np.uint8:
+        # A 16-bit PNG's 40000 would wrap to class 64.
+        raise ValueError(f'{task}: {ann["path"]} is a {label.dtype} image; '
+                         f'label PNGs must be 8-bit class indices (mode L '
+                         f'or P)')
     if ann.get('reduce_zero_label', False):
         label = label.astype(np.int16) - 1
         label[label < 0] = 255
@@ -103,10 +169,16 @@ def load_pascal_parts(ann: dict, task: str, shape) -> np.ndarray:
 
 
 def load_saliency_png(ann: dict, task: str, shape) -> np.ndarray:
-    sal = _read_png(ann['path'], task).astype(np.float32)
+    sal = _read_png(ann['path'], task)
+    if sal.dtype == bool:  # a 1-bit PNG: already the mask
+        return sal.astype(np.uint8)
+    if sal.dtype != np.uint8:
+        # A float image in [0, 1] would read as all background.
+        raise ValueError(f'{task}: {ann["path"]} is a {sal.dtype} image; '
+                         f'saliency images must be 8-bit (0-255)')
     if sal.ndim == 3:
         sal = sal[..., 0]
-    return (sal / 255. > 0.5).astype(np.uint8)
+    return (sal.astype(np.float32) / 255. > 0.5).astype(np.uint8)
 
 
 def _label_map(path: str, task: str) -> np.ndarray:

@@ -15,6 +15,7 @@ from mmseg.registry import METRICS
 from PIL import Image
 
 from mmadamtl.utils import TASKS, check_tasks
+from mmadamtl.utils.safe_io import atomic_write, inside
 
 from ..complexity import (COMPLEXITY_KEYS, POLICY_KEYS, image_complexity,
                           summarize_complexity)
@@ -177,6 +178,8 @@ class MultiTaskMetric(BaseMetric):
         format_only: Only write the predictions (needs ``output_dir``).
         keep_results: Accepted because mmseg's ``tools/test.py --out``
             sets it; the files in ``output_dir`` are always kept.
+        overwrite: Replace prediction files already in ``output_dir``
+            (else an existing file is an error naming it).
     """
     # No prefix: keys stay '<task>/<metric>' (e.g. 'semseg/mIoU').
     default_prefix: Optional[str] = ''
@@ -193,6 +196,7 @@ class MultiTaskMetric(BaseMetric):
                  output_dir: Optional[str] = None,
                  format_only: bool = False,
                  keep_results: bool = False,
+                 overwrite: bool = False,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
                  **kwargs) -> None:
@@ -201,8 +205,8 @@ class MultiTaskMetric(BaseMetric):
                 f'MultiTaskMetric: unknown option(s) {sorted(kwargs)}; it '
                 f'takes tasks, num_classes, single_task_baselines, '
                 f'edge_protocol, edge_thresholds, edge_tolerance, edge_nms, '
-                f'output_dir, format_only, keep_results, collect_device, '
-                f'prefix')
+                f'output_dir, format_only, keep_results, overwrite, '
+                f'collect_device, prefix')
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.tasks = None if tasks is None else check_tasks(
             tasks, where='MultiTaskMetric.tasks')
@@ -226,6 +230,7 @@ class MultiTaskMetric(BaseMetric):
         self.output_dir = output_dir
         self.format_only = bool(format_only)
         self.keep_results = bool(keep_results)
+        self.overwrite = bool(overwrite)
         if self.output_dir and is_main_process():
             mkdir_or_exist(self.output_dir)
         if edge_protocol == 'distance' and not _WARNED_DISTANCE:
@@ -263,7 +268,8 @@ class MultiTaskMetric(BaseMetric):
                 if self.output_dir:
                     save_prediction(
                         task, pred, osp.join(self.output_dir, task),
-                        _meta(sample, 'img_path'), self.dataset_meta)
+                        _meta(sample, 'img_path'), self.dataset_meta,
+                        _meta(sample, 'img_id'), self.overwrite)
                 if self.format_only:
                     continue
                 gt = _field(sample, spec.gt_field)
@@ -309,10 +315,31 @@ class MultiTaskMetric(BaseMetric):
                 if task not in _SCALARS and s is not None:
                     per_task[task].append(s)
         metrics = {}
+        unevaluable = []
+        for task in self.tasks or TASKS:
+            if task in per_task or not any(task in s for s in results):
+                continue
+            # Every image's statistics were empty (e.g. no pixel of the
+            # task annotated).
+            unevaluable.append(task)
         for task, items in per_task.items():
-            for name, value in self._reduce(task, items).items():
-                metrics[f'{task}/{name}'] = float(value)
-        delta = self.delta_m(metrics)
+            reduced = {f'{task}/{name}': float(value)
+                       for name, value in self._reduce(task, items).items()}
+            if all(np.isfinite(v) for v in reduced.values()):
+                metrics.update(reduced)
+            else:
+                unevaluable.append(task)
+        for task in unevaluable:
+            logger.warning(
+                f'MultiTaskMetric: {task} is not evaluable on these '
+                f'{len(results)} images (no annotated pixel of it, e.g. '
+                f'no person for human_parts): its metrics are left out, '
+                f'never reported as NaN')
+        missing = [t for t in self.baselines if t in unevaluable]
+        delta = None if missing else self.delta_m(metrics)
+        if missing:
+            logger.warning(f'MultiTaskMetric: delta_m is not computed: '
+                           f'{", ".join(missing)} not evaluable')
         if delta is not None:
             metrics['delta_m'] = delta
         # Mean executed GFLOPs per image (set by the segmentor's predict).
@@ -338,6 +365,9 @@ class MultiTaskMetric(BaseMetric):
         inter = np.sum([s['inter'] for s in items], 0)
         union = np.sum([s['union'] for s in items], 0)
         present = union > 0
+        if not present.any():
+            # No class annotated or predicted on any image.
+            return dict(mIoU=float('nan'))
         return dict(mIoU=100 * np.mean(inter[present] / union[present]))
 
     def _saliency_stats(self, task, pred, gt):
@@ -444,6 +474,15 @@ def load_baselines(baselines: Union[None, str, Dict[str, float]]
                 f'{where}: {path!r} is not a baselines file (a JSON object '
                 f'with "baselines": {{task: {{"value": number}}}}): '
                 f'{type(e).__name__}: {e}') from None
+        for task, entry in entries.items():
+            metric = entry.get('metric') if isinstance(entry, dict) \
+                else None
+            spec = TASKS.get(task)
+            if metric is not None and spec and metric != spec.main_key:
+                raise ValueError(
+                    f'{where}: {path!r}: the {task} baseline is '
+                    f'{metric!r}, but Δm compares {task}\'s main metric '
+                    f'{spec.main_key!r}')
     else:
         baselines = {t: float(v) for t, v in dict(baselines).items()}
     check_tasks(baselines, where=where)
@@ -454,11 +493,35 @@ def load_baselines(baselines: Union[None, str, Dict[str, float]]
     return baselines
 
 
+def prediction_path(folder: str, name: str, ext: str) -> str:
+    """``folder/<name><ext>`` for an image id ``name`` (subfolders kept:
+    ``a/x`` and ``b/x`` stay distinct), refusing an id or a symlink that
+    would lead out of ``folder``."""
+    parts = name.replace('\\', '/').split('/')
+    if osp.isabs(name) or '..' in parts:
+        raise ValueError(f'MultiTaskMetric.output_dir: image id {name!r} '
+                         f'would write outside {folder}')
+    path = osp.join(folder, *parts) + ext
+    parent = osp.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    if not inside(parent, folder):
+        raise ValueError(
+            f'MultiTaskMetric.output_dir: {parent} leads out of {folder} '
+            f'(a symbolic link to {osp.realpath(parent)}); predictions stay '
+            f'inside the output folder')
+    return path
+
+
 def save_prediction(task: str, pred: np.ndarray, folder: str,
                     img_path: Optional[str],
-                    dataset_meta: Optional[dict] = None) -> str:
+                    dataset_meta: Optional[dict] = None,
+                    img_id: Optional[str] = None,
+                    overwrite: bool = False) -> str:
     """Write one image's prediction of ``task`` to ``folder`` in the
-    datasets' encodings, named after the image; returns the path.
+    datasets' encodings, named after the image id (``img_id``, with its
+    subfolders; else the image's file name); returns the path. Written
+    atomically; an existing file is refused unless ``overwrite`` (a
+    symbolic link there is replaced, never followed).
 
     - semseg, human_parts: class-index PNG (uint8); for a dataset whose
       label files keep 0 for unlabelled pixels (``zero_label_ignored`` in
@@ -471,15 +534,17 @@ def save_prediction(task: str, pred: np.ndarray, folder: str,
     if not img_path:
         raise KeyError(f'MultiTaskMetric.output_dir: the {task} prediction '
                        f'has no img_path in its metainfo to name its file')
-    name = osp.splitext(osp.basename(img_path))[0]
+    name = img_id or osp.splitext(osp.basename(img_path))[0]
     os.makedirs(folder, exist_ok=True)
     kind = TASKS[task].kind
+    write = dict(overwrite=overwrite, what='prediction')
     if kind == 'depth':
-        path = osp.join(folder, f'{name}.npy')
-        np.save(path, np.asarray(pred[0], dtype=np.float32),
-                allow_pickle=False)
+        path = prediction_path(folder, name, '.npy')
+        with atomic_write(path, **write) as tmp, open(tmp, 'wb') as f:
+            np.save(f, np.asarray(pred[0], dtype=np.float32),
+                    allow_pickle=False)
         return path
-    path = osp.join(folder, f'{name}.png')
+    path = prediction_path(folder, name, '.png')
     if kind == 'seg':
         label = np.asarray(pred[0], dtype=np.int64)
         if task in (dataset_meta or {}).get('zero_label_ignored', ()):
@@ -497,5 +562,6 @@ def save_prediction(task: str, pred: np.ndarray, folder: str,
         img = Image.fromarray(
             np.clip(np.round(np.asarray(pred[0], np.float64) * 255), 0,
                     255).astype(np.uint8))
-    img.save(path)
+    with atomic_write(path, **write) as tmp:
+        img.save(tmp, format='PNG')
     return path
