@@ -58,7 +58,7 @@ from mmadamtl.models.backbones.swin_checkpoint import \
 from mmadamtl.evaluation import (image_complexity,  # noqa: E402
                                  summarize_complexity)
 from mmadamtl.models.policies import calibrate_policy  # noqa: E402
-from mmadamtl.utils.cli import run_tool  # noqa: E402
+from mmadamtl.utils.cli import positive_int, run_tool  # noqa: E402
 from mmadamtl.utils.timing import (alternate_timings,  # noqa: E402
                                    paired_summary, train_step)
 
@@ -78,8 +78,8 @@ def parse_args(argv=None):
                         help='inference budget (adaptive configs)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys (key=value)')
-    parser.add_argument('--batch-size', type=int, default=1)
-    parser.add_argument('--num-images', type=int, default=None,
+    parser.add_argument('--batch-size', type=positive_int, default=1)
+    parser.add_argument('--num-images', type=positive_int, default=None,
                         help='images per round (default: 8 x batch size '
                         'for batch 1, else 2 x batch size)')
     parser.add_argument('--rounds', '--repeats', dest='rounds', type=int,
@@ -105,7 +105,7 @@ def parse_args(argv=None):
     parser.add_argument('--skip-train', action='store_true',
                         help='do not time training iterations')
     parser.add_argument('--train-repeats', type=int, default=3)
-    parser.add_argument('--train-batch-size', type=int,
+    parser.add_argument('--train-batch-size', type=positive_int,
                         help='batch of the training iteration (default: '
                         '--batch-size)')
     parser.add_argument('--json', action='store_true',

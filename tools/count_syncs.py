@@ -36,7 +36,7 @@ sys.path.insert(0, ROOT)
 
 from mmadamtl.apis import init_model, random_batch  # noqa: E402
 from mmadamtl.models.policies import calibrate_policy  # noqa: E402
-from mmadamtl.utils.cli import run_tool  # noqa: E402
+from mmadamtl.utils.cli import positive_int, run_tool  # noqa: E402
 from mmadamtl.utils.host_sync import SyncCounter  # noqa: E402
 
 
@@ -46,7 +46,7 @@ def parse_args(argv=None):
     parser.add_argument('config')
     parser.add_argument('--checkpoint')
     parser.add_argument('--budget', type=float, required=True)
-    parser.add_argument('--batch-size', type=int, default=1)
+    parser.add_argument('--batch-size', type=positive_int, default=1)
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'))
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--calibrate', action='store_true',

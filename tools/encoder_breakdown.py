@@ -64,7 +64,8 @@ from mmadamtl.models.backbones import SwinEncoder  # noqa: E402
 from mmadamtl.models.layers import (BlockRunner,  # noqa: E402
                                     attention_residual)
 from mmadamtl.models.utils import swin_cost  # noqa: E402
-from mmadamtl.utils.cli import progress, run_tool  # noqa: E402
+from mmadamtl.utils.cli import (positive_int, progress,  # noqa: E402
+                                 run_tool)
 
 PARTS = ('attention', 'MLP', 'fixed')
 
@@ -74,7 +75,7 @@ def parse_args(argv=None):
         description='Time and FLOPs shares of a Swin encoder\'s parts')
     parser.add_argument('config')
     parser.add_argument('--checkpoint')
-    parser.add_argument('--batch-size', type=int, default=1)
+    parser.add_argument('--batch-size', type=positive_int, default=1)
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'))
     parser.add_argument('--repeats', type=int, default=20)
     parser.add_argument('--budget', type=float,

@@ -1,5 +1,6 @@
 """What the command-line tools share: progress bars on stderr, a clean
 stdout for ``--json``, and one ``main``."""
+import argparse
 import contextlib
 import json
 import logging
@@ -9,6 +10,19 @@ from typing import Callable, Iterable, Optional
 from mmengine.logging import MMLogger
 from rich.console import Console
 from rich.progress import track
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type`` of counts that must be >= 1 (a batch size, a
+    number of images): the error names the value."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'{text!r} is not an integer') from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
+    return value
 
 
 def progress(iterable: Iterable, desc: str, total: Optional[int] = None):

@@ -100,11 +100,13 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
         self._searched: Dict[tuple, SearchResult] = {}
         self._shapes: Dict[tuple, list] = {}
         unknown = set(self.test_cfg) - {'subnet', 'budget', 'preference',
-                                        'lookup_table', 'tasks'}
+                                        'lookup_table', 'tasks',
+                                        'check_finite'}
         if unknown:
             raise KeyError(f'test_cfg: unknown keys {sorted(unknown)} for '
                            f'{type(self).__name__} (subnet, budget, '
-                           f'preference, lookup_table, tasks)')
+                           f'preference, lookup_table, tasks, '
+                           f'check_finite)')
         self.set_subnet(**dict(self.test_cfg.get('subnet') or {}))
         self.set_control(self.test_cfg.get('budget'),
                          self.test_cfg.get('preference'))

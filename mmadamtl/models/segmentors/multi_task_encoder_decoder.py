@@ -69,6 +69,8 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
             the budgets, default 1.0), ``budget_loss`` (default
             ``dict(type='BudgetLoss')``), ``task_losses`` (False for
             AdaMTL's policy pre-training: only the budget loss),
+            ``check_finite`` (default True: ``loss`` refuses a batch with
+            NaN or infinite values, naming its images),
             ``frozen``/``trainable`` (module paths: the parameters under
             ``frozen`` but not under a longer ``trainable`` path get
             ``requires_grad=False``, see ``freeze_parameters``).
@@ -87,6 +89,12 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
               (guaranteed by construction, see ``SkipRunner``);
             - ``'input'``: the budget is the policy's raw input, what it
               was conditioned on in training.
+
+            ``check_finite`` (default True): ``predict`` refuses a batch
+            with NaN or infinite values, naming its images (a NaN image
+            gives NaN maps, labels that mean nothing and, with a policy,
+            every block skipped: savings that never happened); False
+            passes such a batch through.
 
             ``random_policy=dict(share=..., seed=0)`` replaces the policy's
             inference decisions by uniform random ones executing ``share``
@@ -330,6 +338,33 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
                 f'image of the batch it sees)')
         return budgets.to(device)
 
+    @staticmethod
+    def check_inputs(inputs: torch.Tensor, data_samples, where: str,
+                     check_finite: bool = True) -> None:
+        """Refuse an empty batch and, with ``check_finite``, one holding NaN
+        or infinite values (one host read), naming its images.
+
+        Raises:
+            ValueError: Naming ``where`` and the images.
+        """
+        if inputs.dim() != 4 or inputs.shape[0] == 0:
+            raise ValueError(f'{where}: expected a batch of images (B, C, H, '
+                             f'W) with B >= 1, got shape '
+                             f'{tuple(inputs.shape)}')
+        if not check_finite or bool(torch.isfinite(inputs).all()):
+            return
+        bad = (~torch.isfinite(inputs)).flatten(1).any(1).nonzero()
+        names = []
+        for i in bad.flatten().tolist():
+            meta = data_samples[i].metainfo if data_samples else {}
+            names.append(str(meta.get('img_path', f'image {i}')))
+        raise ValueError(
+            f'{where}: {len(names)} input image(s) hold NaN or infinite '
+            f'values: {", ".join(names[:5])}; outputs and executed '
+            f'compute would be meaningless (set check_finite=False in '
+            f'the {"test_cfg" if "predict" in where else "train_cfg"} '
+            f'to pass them through)')
+
     def loss(self, inputs: torch.Tensor,
              data_samples: List[SegDataSample]) -> dict:
         """Losses of a training batch.
@@ -343,6 +378,8 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
             backbone also ``loss_budget`` and, logged only,
             ``executed_fraction`` and ``budget_target``.
         """
+        self.check_inputs(inputs, data_samples, 'loss',
+                          self.train_cfg.get('check_finite', True))
         tasks = self.train_tasks or self.tasks
         if not self.adaptive:
             return self.decode_head.loss(
@@ -375,6 +412,8 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
             executed: ``gflops``, ``encoder_gflops`` and, with a policy,
             ``policy`` (see ``mmadamtl.evaluation.image_complexity``).
         """
+        self.check_inputs(inputs, data_samples, 'predict',
+                          self.test_cfg.get('check_finite', True))
         if data_samples is None:
             data_samples = [
                 SegDataSample(metainfo=dict(

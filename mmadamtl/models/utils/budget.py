@@ -31,8 +31,23 @@ def check_budget(budget: Budget, where: str = 'budget') -> Budget:
 
 def budget_tensor(budget: Union[float, torch.Tensor],
                   x: torch.Tensor) -> torch.Tensor:
-    """Checked (B,) budgets for the batch ``x``, on its device and dtype."""
+    """Checked (B,) budgets for the batch ``x``, on its device and dtype: a
+    number, a 0-d tensor, or one budget per image.
+
+    Raises:
+        ValueError: A tensor of another shape (naming it), or budgets
+            outside (0, 1].
+    """
+    batch = x.shape[0]
+    if isinstance(budget, torch.Tensor):
+        if budget.dim() == 0:
+            budget = budget.expand(batch)
+        elif tuple(budget.shape) != (batch, ):
+            raise ValueError(
+                f'budget: one per image, a tensor of shape ({batch},) for '
+                f'this batch of {batch} (or a number), got shape '
+                f'{tuple(budget.shape)}')
     check_budget(budget)
     if not isinstance(budget, torch.Tensor):
-        budget = x.new_full((x.shape[0], ), budget)
+        budget = x.new_full((batch, ), budget)
     return budget.to(x.device, x.dtype)
