@@ -60,6 +60,19 @@ def run(cmd):
     subprocess.run(cmd, cwd=ROOT, check=True)
 
 
+def ensure_synthetic_data(root: str) -> None:
+    """Generate the synthetic data at ``root`` (relative to the repo) if it
+    is missing or stale. A stale set (an older generator's ``meta.json``)
+    is regenerated in place; any other non-empty folder is refused by the
+    generator, never overwritten."""
+    full = osp.join(ROOT, root)
+    if synthetic_data_current(full):
+        return
+    stale = osp.isfile(osp.join(full, 'meta.json'))
+    run([sys.executable, 'tools/make_synthetic_dataset.py', root] +
+        (['--overwrite'] if stale else []))
+
+
 def synthetic_data_current(root: str) -> bool:
     """Whether ``root`` holds data of the current generator version."""
     from mmadamtl.datasets.synthetic import GENERATOR_VERSION
@@ -110,15 +123,29 @@ def _fmt(value, fmt):
 
 
 def train(config, work_dir, data_opt, retrain, load_from=None, options=()):
-    """Train unless a finished run is there; return its last checkpoint."""
-    last = osp.join(work_dir, 'last_checkpoint')
-    if retrain or not osp.isfile(last):
-        extra = [f'load_from={load_from}'] if load_from else []
-        extra += list(options)
+    """Train unless a finished run (its last checkpoint at the config's
+    ``max_iters``) is there, resuming an unfinished one; return the last
+    checkpoint."""
+    from mmengine.config import Config
+
+    from mmadamtl.utils.work_dir import finished_checkpoint
+    extra = [f'load_from={load_from}'] if load_from else []
+    extra += list(options)
+    iters = Config.fromfile(osp.join(ROOT, config)).train_cfg.max_iters
+    for opt in extra:
+        if opt.startswith('train_cfg.max_iters='):
+            iters = int(opt.split('=', 1)[1])
+    found = None if retrain else finished_checkpoint(
+        osp.join(ROOT, work_dir), iters)
+    if found is None:
+        resume = [] if retrain else ['--resume']
         run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir,
-             '--cfg-options', *data_opt, *extra])
-    with open(last, encoding='utf-8') as f:
-        return f.read().strip()
+             *resume, '--cfg-options', *data_opt, *extra])
+        found = finished_checkpoint(osp.join(ROOT, work_dir), iters)
+        if found is None:
+            raise RuntimeError(f'{config}: the training in {work_dir} did '
+                               f'not reach max_iters={iters}')
+    return found[0]
 
 
 def _options(opts: dict) -> list:
@@ -126,9 +153,10 @@ def _options(opts: dict) -> list:
 
 
 def evaluate(config, checkpoint, work_dir, out, data_opt, opts):
+    # The demo's own metrics file, measured anew on every run.
     run([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir',
-         work_dir, '--metrics-out', out, '--cfg-options', *data_opt,
-         *_options(opts)])
+         work_dir, '--metrics-out', out, '--overwrite', '--cfg-options',
+         *data_opt, *_options(opts)])
     with open(out, encoding='utf-8') as f:
         return json.load(f)
 
@@ -205,7 +233,7 @@ def single_task_baselines(work_dir: str, data_opt: list,
         ROOT, 'configs', 'single_task', 'static_swin_synthetic_1400it_*.py')))
     run([sys.executable, 'tools/single_task_baselines.py',
          *[osp.relpath(c, ROOT) for c in configs], '--work-dir-root',
-         osp.join(work_dir, 'single_task'), '--out', out] +
+         osp.join(work_dir, 'single_task'), '--out', out, '--overwrite'] +
         (['--retrain'] if retrain else []) + ['--cfg-options', *data_opt])
     with open(out, encoding='utf-8') as f:
         return {t: e['value'] for t, e in json.load(f)['baselines'].items()}
@@ -257,7 +285,6 @@ def main():
     from mmadamtl.evaluation.metrics.multi_task_metric import delta_m
     from mmadamtl.utils import TASKS
 
-    py = sys.executable
     work_dir = osp.join(ROOT, args.work_dir)
     data_root = osp.join(ROOT, args.data_root)
     data_opt = [f'{k}.dataset.data_root={args.data_root}'
@@ -265,8 +292,7 @@ def main():
                           'test_dataloader')]
 
     start = time.time()
-    if not synthetic_data_current(data_root):
-        run([py, 'tools/make_synthetic_dataset.py', args.data_root])
+    ensure_synthetic_data(args.data_root)
     static_ckpt = train(STATIC, osp.join(work_dir, 'static'), data_opt,
                         args.retrain)
     policy_ckpt = train(POLICY, osp.join(work_dir, 'policy'), data_opt,
@@ -367,13 +393,15 @@ def main():
              f'objects: {corr or "n/a"}.\n\nChecks: ' + '; '.join(
                  f"{c['row']}: {c['check']} "
                  f"{'ok' if c['ok'] else 'FAILED'}" for c in checks) + '.')
-    with open(osp.join(work_dir, 'results.md'), 'w', encoding='utf-8') as f:
-        f.write(f'# {title}\n\n{table}\n\n{notes}\n')
-    with open(osp.join(work_dir, 'results.json'), 'w',
-              encoding='utf-8') as f:
-        json.dump(dict(title=title, train_seconds=train_s,
-                       single_task_baselines=single, results=results,
-                       checks=checks), f, indent=2)
+    from mmadamtl.utils.safe_io import write_json, write_text
+
+    # The demo's own outputs, written anew on every run.
+    write_text(osp.join(work_dir, 'results.md'),
+               f'# {title}\n\n{table}\n\n{notes}\n', overwrite=True)
+    write_json(osp.join(work_dir, 'results.json'),
+               dict(title=title, train_seconds=train_s,
+                    single_task_baselines=single, results=results,
+                    checks=checks), overwrite=True)
     print(f'\n{title}\n\n{table}\n\n{notes}\n')
     print(f'saved {osp.join(args.work_dir, "results.md")} and results.json '
           f'({time.time() - start:.0f}s)')

@@ -1,7 +1,9 @@
 """Generate the embedded synthetic multi-task dataset (PASCAL_MT layout).
 
     python tools/make_synthetic_dataset.py data/synthetic \
-        --num-train 300 --num-val 100 --size 128 --seed 0
+        --num-train 300 --num-val 100 --size 128 --seed 0 [--overwrite]
+
+A non-empty folder is refused unless ``--overwrite`` is given.
 """
 import argparse
 import time
@@ -18,6 +20,9 @@ def parse_args():
                         help='side of the square images, in pixels')
     parser.add_argument('--max-objects', type=int, default=8)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--overwrite', action='store_true',
+                        help='generate into a non-empty folder (replaces '
+                        'its split files, meta.json and same-named files)')
     args = parser.parse_args()
     for name in ('num_train', 'num_val', 'size'):
         if getattr(args, name) < 1:
@@ -37,7 +42,8 @@ def main():
         size=args.size,
         max_objects=args.max_objects,
         seed=args.seed,
-        progress=True)
+        progress=True,
+        overwrite=args.overwrite)
     counts = list(meta['num_objects'].values())
     print(f'wrote {len(counts)} images ({args.num_train} train, '
           f'{args.num_val} val) of {args.size}x{args.size} to '

@@ -8,9 +8,11 @@ baselines file that multi-task configs read for Δm.
 Each CONFIG is a single-task config (``configs/single_task/``: one task,
 the multi-task model's backbone, decoder, loss and schedule). For each,
 the tool trains it with tools/train.py into ``WORK_DIR_ROOT/<task>``
-unless a finished run is there (its ``last_checkpoint``; runs trained
-elsewhere, e.g. with tools/dist_train.sh on GPUs, are reused the same
-way), evaluates the last checkpoint with tools/test.py, and writes
+unless a finished run is there (its ``last_checkpoint`` names a
+checkpoint saved at the config's ``max_iters``; runs trained elsewhere,
+e.g. with tools/dist_train.sh on GPUs, are reused the same way; an
+unfinished run is resumed), evaluates that checkpoint with tools/test.py,
+and writes (atomically; an existing FILE only with ``--overwrite``)
 
     {"baselines": {"<task>": {"value": ..., "metric": "<task>/<name>",
                               "config": ..., "checkpoint": ...,
@@ -31,13 +33,15 @@ Example (all six synthetic single-task models, as ``make demo`` does)::
 """
 import argparse
 import json
-import os
 import os.path as osp
 import shlex
 import subprocess
 import sys
 
 from mmengine.config import Config, DictAction
+
+from mmadamtl.utils.safe_io import check_output, write_json
+from mmadamtl.utils.work_dir import finished_checkpoint
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -52,6 +56,8 @@ def parse_args(argv=None):
                         help='each task trains in WORK_DIR_ROOT/<task>')
     parser.add_argument('--retrain', action='store_true',
                         help='train again even where a finished run is')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing --out file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         default={},
                         help='passed to tools/train.py and tools/test.py')
@@ -98,21 +104,28 @@ def main(argv=None) -> dict:
             raise ValueError(f'task {task!r} given twice: {plan[task][0]} '
                              f'and {config}')
         plan[task] = (config, iters)
+    check_output(args.out, args.configs, args.overwrite, '--out')
     opts = _options(args.cfg_options)
     baselines = {}
     for task, (config, iters) in plan.items():
         work_dir = osp.join(args.work_dir_root, task)
-        last = osp.join(work_dir, 'last_checkpoint')
-        if args.retrain or not osp.isfile(last):
-            _run('train.py', [config, '--work-dir', work_dir] +
+        found = None if args.retrain else finished_checkpoint(work_dir,
+                                                              iters)
+        if found is None:
+            resume = [] if args.retrain else ['--resume']
+            _run('train.py', [config, '--work-dir', work_dir] + resume +
                  (['--cfg-options', *opts] if opts else []))
+            found = finished_checkpoint(work_dir, iters)
+            if found is None:
+                raise RuntimeError(f'{task}: the training in {work_dir} did '
+                                   f'not reach max_iters={iters}')
         else:
-            print(f'{task}: reusing the finished training in {work_dir}')
-        with open(last, encoding='utf-8') as f:
-            ckpt = f.read().strip()
+            print(f'{task}: reusing the finished training in {work_dir} '
+                  f'(iteration {found[1]})')
+        ckpt = found[0]
         out = osp.join(work_dir, 'test_metrics.json')
         _run('test.py', [config, ckpt, '--work-dir', work_dir,
-                         '--metrics-out', out] +
+                         '--metrics-out', out, '--overwrite'] +
              (['--cfg-options', *opts] if opts else []))
         with open(out, encoding='utf-8') as f:
             metrics = json.load(f)
@@ -122,16 +135,15 @@ def main(argv=None) -> dict:
                            f'(got {sorted(metrics)})')
         baselines[task] = dict(value=metrics[key], metric=key,
                                config=config, checkpoint=ckpt,
-                               max_iters=iters)
+                               max_iters=iters, trained_iters=found[1])
         print(f'{task}: {key} = {metrics[key]:.4f}')
     result = dict(
         baselines=baselines,
         command=' '.join(['python', 'tools/single_task_baselines.py'] +
                          [shlex.quote(a) for a in (argv if argv is not None
                                                    else sys.argv[1:])]))
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w', encoding='utf-8') as f:
-        json.dump(result, f, indent=2)
+    write_json(args.out, result, inputs=args.configs,
+               overwrite=args.overwrite, what='--out')
     print(f'wrote {args.out}')
     return result
 

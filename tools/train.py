@@ -1,6 +1,14 @@
-"""Train a multi-task model (mmseg's tools/train.py, plus mmadamtl)."""
+"""Train a multi-task model (mmseg's tools/train.py, plus mmadamtl).
+
+One training per work dir: a second one started while the first runs is
+refused (``WORK_DIR/.train.lock``; a lock left by a killed run is
+replaced). ``--resume`` without a path continues from the newest
+checkpoint that loads, also after a kill left ``last_checkpoint`` empty.
+"""
 import argparse
+import contextlib
 import logging
+import os
 
 from mmengine.logging import print_log
 from mmengine.runner import Runner
@@ -9,6 +17,7 @@ import mmadamtl  # noqa: F401  (registers the components)
 from mmadamtl.models.backbones import check_checkpoint_matches
 from mmadamtl.utils import (add_common_args, load_config, set_local_rank,
                             shutdown_distributed)
+from mmadamtl.utils.work_dir import resume_checkpoint, work_dir_lock
 
 
 def parse_args():
@@ -49,21 +58,34 @@ def main():
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
 
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = args.resume
+    # The first process of a run holds the work dir (torchrun's other
+    # ranks share it).
+    first = os.environ.get('RANK', '0') == '0'
+    with (work_dir_lock(cfg.work_dir, log) if first
+          else contextlib.nullcontext()):
+        if args.resume == 'auto':
+            found = resume_checkpoint(cfg.work_dir, log)
+            cfg.resume = found is not None
+            cfg.load_from = found
+            if found is None and first:
+                log(f'--resume: no checkpoint in {cfg.work_dir}; training '
+                    f'from the start')
+        elif args.resume is not None:
+            cfg.resume = True
+            cfg.load_from = args.resume
 
-    runner = Runner.from_cfg(cfg)
-    if cfg.get('load_from') and not cfg.get('resume'):
-        # Stage hand-off may add modules (missing keys are fine), but a
-        # checkpoint of another architecture must not load silently.
-        check_checkpoint_matches(runner.model, cfg.load_from,
-                                 allow_missing=True)
-    runner.train()
+        runner = Runner.from_cfg(cfg)
+        if cfg.get('load_from') and not cfg.get('resume'):
+            # Stage hand-off may add modules (missing keys are fine), but a
+            # checkpoint of another architecture must not load silently.
+            check_checkpoint_matches(runner.model, cfg.load_from,
+                                     allow_missing=True)
+        runner.train()
     shutdown_distributed(runner)
+
+
+def log(msg: str) -> None:
+    print_log(msg, logger='current', level=logging.WARNING)
 
 
 if __name__ == '__main__':

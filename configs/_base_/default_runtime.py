@@ -20,8 +20,10 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
+    # mmengine's CheckpointHook, written so that a kill leaves a usable
+    # checkpoint (temporary file and rename; the oldest removed after).
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=4000,
+        type='AtomicCheckpointHook', by_epoch=False, interval=4000,
         max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # Gumbel noise and drop path seeded by (seed, rank, iteration): a

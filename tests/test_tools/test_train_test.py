@@ -509,15 +509,24 @@ def test_single_task_baselines_tool(tiny_synthetic, tmp_path):
     assert entry['value'] == tested['depth/rmse'] > 0
     assert set(k.split('/')[0] for k in tested) >= {'depth'}
     assert 'semseg/mIoU' not in tested
-    # A second call reuses the training.
-    proc = _run(args)
-    assert 'reusing the finished training' in proc.stdout
+    # A second call reuses the training, and replaces the file only when
+    # told to.
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.run([sys.executable] + args, cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and 'baselines.json exists' in proc.stderr
+    proc = _run(args + ['--overwrite'])
+    assert 'reusing the finished training (iteration 2)' in proc.stdout
+    # An unfinished run (last_checkpoint at iteration 2 of 3) is not
+    # reused: it is resumed to max_iters.
+    proc = _run(args[:-1] + ['train_cfg.max_iters=3', '--overwrite'])
+    assert 'reusing' not in proc.stdout
+    assert json.load(open(out))['baselines']['depth']['trained_iters'] == 3
     # The multi-task metric reads the file.
     from mmadamtl.evaluation import MultiTaskMetric
     metric = MultiTaskMetric(single_task_baselines=out)
     assert metric.delta_m({'depth/rmse': entry['value'] * 0.9}) == \
         pytest.approx(10.)
-    env = dict(os.environ, PYTHONPATH=ROOT)
     proc = subprocess.run(
         [sys.executable, 'tools/single_task_baselines.py', TINY_CONFIG,
          '--out', str(tmp_path / 'x.json')],

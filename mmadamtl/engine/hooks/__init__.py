@@ -1,3 +1,4 @@
+from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .budget_calibration_hook import BudgetCalibrationHook
 from .budget_schedule_hook import BudgetScheduleHook
 from .complexity_logger_hook import ComplexityLoggerHook
@@ -6,6 +7,7 @@ from .learning_guard_hook import LearningGuardHook, NonFiniteTrainingError
 from .task_alternation_hook import TaskAlternationHook
 
 __all__ = [
+    'AtomicCheckpointHook',
     'BudgetCalibrationHook', 'BudgetScheduleHook', 'ComplexityLoggerHook',
     'TaskAlternationHook', 'IterSeedHook', 'LearningGuardHook',
     'NonFiniteTrainingError'
