@@ -116,10 +116,10 @@ def budget_control_figures(model, grid, val_batch):
     checked = 0
     inputs = val_batch['inputs'][:1]
     for b in budgets:
-        model.set_control(b, dict(zip(tasks, prefs[checked % NUM_PREFS])))
-        with torch.no_grad():
+        pref = dict(zip(tasks, prefs[checked % NUM_PREFS]))
+        with torch.no_grad(), model.runtime(budget=b, preference=pref):
             meta = model.predict(inputs)[0].metainfo
-        found = model.search(hw, b, model.preference)
+        found = model.search(hw, b, pref)
         assert abs(meta['gflops'] - found.flops / 1e9) < 1e-9
         assert meta['gflops'] <= meta['controllable']['budget_gflops']
         checked += 1
@@ -133,9 +133,9 @@ def budget_control_figures(model, grid, val_batch):
         configs[b] = found
 
         def fn(step, found=found):
-            model.set_control()
-            model.set_subnet(found.encoder, found.decoders)
-            with torch.no_grad():
+            subnet = dict(encoder=found.encoder, decoders=found.decoders)
+            with torch.no_grad(), model.runtime(budget=None, preference=None,
+                                                subnet=subnet):
                 model._decode(val_batch['inputs'][step:step + 1])
         fns[b] = fn
     times = alternate_timings(fns, repeats=5, warmup=1, steps=steps,
@@ -149,8 +149,6 @@ def budget_control_figures(model, grid, val_batch):
     full_ms = rows[-1]['latency_ms']
     for r in rows:
         r['latency_ratio'] = r['latency_ms'] / full_ms
-    model.set_control()
-    model.set_subnet()
     return ctrl, rows
 
 

@@ -148,8 +148,9 @@ def mtlora_story(work_dir, data_root, data_opt, retrain, ranks):
     # One base serves many task sets: MTLoRA's adapter-only file.
     mid = [r for r in runs if r['tag'].startswith('r')][len(ranks) // 2]
     adapters = osp.join(work_dir, f"mtlora_{mid['tag']}", 'adapters.pth')
+    # The demo's own adapter file, written anew on every run.
     run([sys.executable, 'tools/mtlora.py', 'extract', MTLORA, mid['ckpt'],
-         adapters, '--cfg-options'] +
+         adapters, '--overwrite', '--cfg-options'] +
         [f'{k}={v}' for k, v in mid['opts'].items()])
     size = dict(rank=ranks[len(ranks) // 2],
                 adapters=osp.getsize(adapters),

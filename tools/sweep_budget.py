@@ -45,8 +45,8 @@ from mmadamtl.apis import (build_test_dataset,  # noqa: E402
 from mmadamtl.evaluation.metrics.multi_task_metric import (  # noqa: E402
     LOWER_IS_BETTER, delta_m)
 from mmadamtl.utils import TASKS  # noqa: E402
-from mmadamtl.utils.safe_io import (save_figure, write_json,  # noqa: E402
-                                    write_text)
+from mmadamtl.utils.safe_io import (check_output,  # noqa: E402
+                                    save_figure, write_json, write_text)
 from mmadamtl.utils.cli import (positive_int, progress,  # noqa: E402
                                  run_tool)
 
@@ -112,6 +112,13 @@ def load_batches(cfg, args):
 
 
 def sweep(args):
+    out_dir = args.out_dir or osp.join(
+        'work_dirs', 'sweep_' + osp.splitext(osp.basename(args.config))[0])
+    write = dict(inputs=[args.config, args.checkpoint],
+                 overwrite=args.overwrite)
+    # Refused before the sweep's compute, not after it.
+    for name in ('sweep.csv', 'pareto.png', 'sweep.json'):
+        check_output(osp.join(out_dir, name), **write)
     for b in args.budgets:
         if not 0 < b <= 1:
             raise ValueError(f'--budgets: {b} is not in (0, 1]')
@@ -165,8 +172,6 @@ def sweep(args):
             rows.append(row('adaptive', b, evaluate(adaptive, batches,
                                                     evaluator_cfg,
                                                     f'budget {b:g}')))
-    out_dir = args.out_dir or osp.join(
-        'work_dirs', 'sweep_' + osp.splitext(osp.basename(args.config))[0])
     os.makedirs(out_dir, exist_ok=True)
     result = dict(config=args.config, checkpoint=args.checkpoint,
                   static_config=args.static_config or
@@ -176,8 +181,6 @@ def sweep(args):
                   static=row('static', None, static_metrics), rows=rows,
                   csv=osp.join(out_dir, 'sweep.csv'),
                   plot=osp.join(out_dir, 'pareto.png'))
-    write = dict(inputs=[args.config, args.checkpoint],
-                 overwrite=args.overwrite)
     write_csv(result['csv'], rows, **write)
     plot(result, result['plot'], **write)
     write_json(osp.join(out_dir, 'sweep.json'), result, **write)

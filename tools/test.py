@@ -8,34 +8,15 @@ an existing file. ``--overwrite`` lets both replace existing files.
 """
 import argparse
 
+from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
 import mmadamtl  # noqa: F401  (registers the components)
 from mmadamtl.models.backbones import check_checkpoint_matches
 from mmadamtl.utils import (add_common_args, load_config, set_local_rank,
                             shutdown_distributed)
-from mmadamtl.utils.safe_io import check_output, inside, write_json
-
-
-def data_roots(cfg) -> list:
-    """Every dataset root the config's dataloaders read."""
-    roots = []
-    for key, value in cfg.items():
-        if key.endswith('_dataloader') and isinstance(value, dict):
-            root = value.get('dataset', {}).get('data_root')
-            if root:
-                roots.append((key, root))
-    return roots
-
-
-def check_prediction_dir(out: str, cfg) -> None:
-    """``--out`` must not be, or lie inside, a data root of the config."""
-    for key, root in data_roots(cfg):
-        if inside(out, root):
-            raise ValueError(
-                f'--out {out} is inside the data root {root} of '
-                f'{key}: predictions would replace its ground truth (e.g. '
-                f'depth/<id>.npy); choose a folder outside the dataset')
+from mmadamtl.utils.safe_io import (check_output, check_outside_data,
+                                    write_json)
 
 
 def parse_args():
@@ -69,7 +50,7 @@ def main():
         check_output(args.metrics_out, inputs, args.overwrite,
                      '--metrics-out')
     if args.out is not None:
-        check_prediction_dir(args.out, cfg)
+        check_outside_data(args.out, cfg, '--out')
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
         cfg.test_evaluator['overwrite'] = args.overwrite
@@ -77,7 +58,7 @@ def main():
     runner = Runner.from_cfg(cfg)
     check_checkpoint_matches(runner.model, args.checkpoint)
     metrics = runner.test()
-    if args.metrics_out:
+    if args.metrics_out and is_main_process():
         write_json(args.metrics_out, metrics, inputs=inputs,
                    overwrite=args.overwrite, what='--metrics-out')
     shutdown_distributed(runner)

@@ -8,7 +8,6 @@ checkpoint that loads, also after a kill left ``last_checkpoint`` empty.
 import argparse
 import contextlib
 import logging
-import os
 
 from mmengine.logging import print_log
 from mmengine.runner import Runner
@@ -17,7 +16,8 @@ import mmadamtl  # noqa: F401  (registers the components)
 from mmadamtl.models.backbones import check_checkpoint_matches
 from mmadamtl.utils import (add_common_args, load_config, set_local_rank,
                             shutdown_distributed)
-from mmadamtl.utils.work_dir import resume_checkpoint, work_dir_lock
+from mmadamtl.utils.work_dir import (launch_rank, resume_checkpoint,
+                                     work_dir_lock)
 
 
 def parse_args():
@@ -58,18 +58,24 @@ def main():
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
 
-    # The first process of a run holds the work dir (torchrun's other
-    # ranks share it).
-    first = os.environ.get('RANK', '0') == '0'
+    # The first process of a run holds the work dir (the other ranks of a
+    # torchrun, slurm or mpi launch share it).
+    first = launch_rank() == 0
     with (work_dir_lock(cfg.work_dir, log) if first
           else contextlib.nullcontext()):
         if args.resume == 'auto':
             found = resume_checkpoint(cfg.work_dir, log)
-            cfg.resume = found is not None
-            cfg.load_from = found
-            if found is None and first:
-                log(f'--resume: no checkpoint in {cfg.work_dir}; training '
-                    f'from the start')
+            if found is None:
+                # Nothing to resume: a fresh start, from the config's
+                # load_from (a previous stage) if it has one.
+                cfg.resume = False
+                if first:
+                    log(f'--resume: no checkpoint in {cfg.work_dir}; '
+                        f'training from the start (load_from: '
+                        f'{cfg.get("load_from")})')
+            else:
+                cfg.resume = True
+                cfg.load_from = found
         elif args.resume is not None:
             cfg.resume = True
             cfg.load_from = args.resume

@@ -30,8 +30,11 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from mmadamtl.apis import build_test_dataset, init_model  # noqa: E402
+from mmadamtl.datasets.transforms.loading import \
+    check_image_header  # noqa: E402
 from mmadamtl.utils.cli import progress, run_tool  # noqa: E402
-from mmadamtl.utils.safe_io import save_figure  # noqa: E402
+from mmadamtl.utils.safe_io import (check_outside_data,  # noqa: E402
+                                    save_figure)
 
 _UNSET = object()
 
@@ -71,6 +74,7 @@ def find_items(dataset, images):
         elif osp.abspath(image) in paths:
             i = paths.index(osp.abspath(image))
         elif osp.isfile(image):
+            check_image_header(image)
             found.append((osp.splitext(osp.basename(image))[0],
                           image_only_item(dataset, image)))
             continue
@@ -195,6 +199,9 @@ def visualize(args):
         model.set_budget(args.budget)
     dataset = build_test_dataset(model.cfg, args.data_root)
     items = find_items(dataset, args.images)
+    check_outside_data(args.out, model.cfg, '--out')
+    inputs = [args.config, args.checkpoint] + [
+        i for i in args.images if osp.isfile(i)]
     os.makedirs(args.out, exist_ok=True)
     depths = [len(s.blocks) for s in model.backbone.stages]
     written = []
@@ -213,8 +220,7 @@ def visualize(args):
                  f"{full['gflops']:.4f}; {budget}")
         path = osp.join(args.out, f'{name}.png')
         draw(path, image, title, sample, model.active_tasks, policy, depths,
-             inputs=[args.config, args.checkpoint],
-             overwrite=args.overwrite)
+             inputs=inputs, overwrite=args.overwrite)
         written.append(dict(image=name, file=path, gflops=meta['gflops'],
                             encoder_gflops=meta['encoder_gflops'],
                             full_gflops=full['gflops'],

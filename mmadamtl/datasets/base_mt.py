@@ -2,6 +2,7 @@
 records and up-front checks that every file exists and every image is of
 a size that can be decoded."""
 import os.path as osp
+import posixpath
 from typing import Dict, List, Optional, Sequence
 
 from mmengine.dataset import BaseDataset
@@ -51,6 +52,15 @@ class BaseMTDataset(BaseDataset):
         self.max_pixels, self.min_side = int(max_pixels), int(min_side)
         super().__init__(data_root=data_root, pipeline=pipeline, **kwargs)
 
+    def prepare_data(self, idx):
+        """As mmengine's, after checking the image's header when
+        construction did not (``check_files=False``): no image above
+        ``max_pixels`` is ever decoded."""
+        if not self.check_files:
+            check_image_header(self.get_data_info(idx)['img_path'],
+                               self.max_pixels, self.min_side)
+        return super().prepare_data(idx)
+
     # -- layout, given by subclasses -------------------------------------
     def split_file(self) -> str:
         raise NotImplementedError
@@ -96,10 +106,12 @@ class BaseMTDataset(BaseDataset):
                 raise ValueError(
                     f'{where}, line {i}: image id {name!r} must be a name '
                     f'inside the data root (no absolute path, no "..")')
-            if name in seen:
+            # 'a/x', './a/x' and 'a//x' are one image.
+            key = posixpath.normpath('/'.join(parts))
+            if key in seen:
                 raise ValueError(f'{where}, line {i}: image id {name!r} '
-                                 f'repeats line {seen[name]}')
-            seen[name] = i
+                                 f'repeats line {seen[key]}')
+            seen[key] = i
             names.append(name)
         if not names:
             raise ValueError(f'{where} lists no image')
@@ -116,6 +128,8 @@ class BaseMTDataset(BaseDataset):
                     task: self.task_annotation(task, name)
                     for task in self.tasks
                 })
+            for ann in info['ann_info'].values():
+                ann.setdefault('max_pixels', self.max_pixels)
             if flip_pairs:
                 info['flip_pairs'] = flip_pairs
             if self.check_files:

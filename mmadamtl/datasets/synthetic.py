@@ -10,7 +10,6 @@ the class boundaries of the written LabelMap, as for PASCAL-Context.
 Scenes really differ in complexity: the number of objects is drawn per
 image and stored in ``meta.json``.
 """
-import json
 import os
 import os.path as osp
 from typing import Dict, Tuple
@@ -18,6 +17,8 @@ from typing import Dict, Tuple
 import numpy as np
 from mmseg.registry import DATASETS
 from PIL import Image
+
+from mmadamtl.utils.safe_io import atomic_write, write_json, write_text
 
 from .pascal_context_mt import PART_CLASSES, PascalContextMTDataset
 
@@ -195,29 +196,38 @@ def _parts_struct(scene: dict) -> dict:
     return {'imname': 'synthetic', 'objects': objects}
 
 
+def _write(path: str, save) -> None:
+    """``save(file)`` into ``path`` through the package's atomic writer
+    (the generator was allowed to write into its folder)."""
+    with atomic_write(path, overwrite=True) as tmp, open(tmp, 'wb') as f:
+        save(f)
+
+
 def write_scene(root: str, name: str, scene: dict) -> None:
     """Write one scene in the PASCAL_MT layout (plus ``depth/``)."""
     from scipy.io import savemat
-    Image.fromarray(scene['image']).save(
-        osp.join(root, 'JPEGImages', f'{name}.jpg'), quality=95)
-    Image.fromarray(scene['label']).save(
-        osp.join(root, 'semseg', 'VOC12', f'{name}.png'))
-    savemat(
-        osp.join(root, 'human_parts', f'{name}.mat'),
-        {'anno': _parts_struct(scene)},
-        do_compression=True)
+
+    def image(array, fmt, **kw):
+        return lambda f: Image.fromarray(array).save(f, format=fmt, **kw)
+
+    def mat(data):
+        return lambda f: savemat(f, data, do_compression=True)
+
     fg = (scene['label'] > 0).astype(np.uint8) * 255
-    Image.fromarray(fg).save(osp.join(root, 'sal_distill', f'{name}.png'))
     png = np.round((scene['normals'] + 1) / 2 * 255).astype(np.uint8)
-    Image.fromarray(png).save(
-        osp.join(root, 'normals_distill', f'{name}.png'))
     label_map = np.asarray(SYNTHETIC_LABEL_MAP_IDS,
                            np.uint16)[scene['label']]
-    savemat(
-        osp.join(root, 'pascal-context', 'trainval', f'{name}.mat'),
-        {'LabelMap': label_map},
-        do_compression=True)
-    np.save(osp.join(root, 'depth', f'{name}.npy'), scene['depth'])
+    files = {
+        f'JPEGImages/{name}.jpg': image(scene['image'], 'JPEG', quality=95),
+        f'semseg/VOC12/{name}.png': image(scene['label'], 'PNG'),
+        f'human_parts/{name}.mat': mat({'anno': _parts_struct(scene)}),
+        f'sal_distill/{name}.png': image(fg, 'PNG'),
+        f'normals_distill/{name}.png': image(png, 'PNG'),
+        f'pascal-context/trainval/{name}.mat': mat({'LabelMap': label_map}),
+        f'depth/{name}.npy': lambda f: np.save(f, scene['depth']),
+    }
+    for rel, save in files.items():
+        _write(osp.join(root, rel), save)
 
 
 def make_synthetic_dataset(root: str,
@@ -264,11 +274,9 @@ def make_synthetic_dataset(root: str,
             done += 1
             if progress and (done % 50 == 0 or done == total):
                 print(f'  {done}/{total} images', flush=True)
-        with open(osp.join(root, 'ImageSets', 'Context', f'{split}.txt'),
-                  'w', encoding='utf-8') as f:
-            f.write('\n'.join(names) + '\n')
-    with open(osp.join(root, 'meta.json'), 'w', encoding='utf-8') as f:
-        json.dump(meta, f, indent=1)
+        write_text(osp.join(root, 'ImageSets', 'Context', f'{split}.txt'),
+                   '\n'.join(names) + '\n', overwrite=True)
+    write_json(osp.join(root, 'meta.json'), meta, indent=1, overwrite=True)
     return meta
 
 

@@ -18,6 +18,12 @@ from typing import Any, Iterable, Iterator, Optional
 import numpy as np
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _real(path: str) -> str:
     return osp.realpath(osp.abspath(osp.expanduser(str(path))))
 
@@ -64,6 +70,15 @@ def atomic_write(path: str, inputs: Iterable[Optional[str]] = (),
     os.close(fd)
     try:
         yield tmp
+        # mkstemp's file is owner-only: give it the replaced file's mode,
+        # or what open() would have given a new file.
+        if osp.isfile(path) and not osp.islink(path):
+            mode = os.stat(path).st_mode & 0o777
+        else:
+            mode = 0o666 & ~_umask()
+        os.chmod(tmp, mode)
+        with open(tmp, 'rb') as f:
+            os.fsync(f.fileno())
         # A symlink at the target is replaced, not followed.
         os.replace(tmp, path)
     except BaseException:
@@ -126,3 +141,25 @@ def inside(path: str, folder: str) -> bool:
     path below it."""
     p, f = _real(path), _real(folder)
     return p == f or p.startswith(f.rstrip(os.sep) + os.sep)
+
+
+def data_roots(cfg) -> list:
+    """``(dataloader key, data root)`` of every dataset a config reads."""
+    roots = []
+    for key, value in cfg.items():
+        if key.endswith('_dataloader') and isinstance(value, dict):
+            root = (value.get('dataset') or {}).get('data_root')
+            if root:
+                roots.append((key, root))
+    return roots
+
+
+def check_outside_data(path: str, cfg, what: str = 'output') -> None:
+    """Refuse an output folder that is, or lies inside, a data root of
+    ``cfg`` (predictions or figures would replace ground truth)."""
+    for key, root in data_roots(cfg):
+        if inside(path, root):
+            raise ValueError(
+                f'{what} {path} is inside the data root {root} of {key}: '
+                f'files written there could replace its ground truth (e.g. '
+                f'depth/<id>.npy); choose a folder outside the dataset')

@@ -9,6 +9,17 @@ import socket
 from typing import Iterator, Optional, Tuple
 
 LOCK_NAME = '.train.lock'
+# Where torchrun, slurm and mpi put a process's global rank before the
+# Runner sets up distributed training.
+RANK_VARIABLES = ('RANK', 'SLURM_PROCID', 'OMPI_COMM_WORLD_RANK', 'PMI_RANK')
+
+
+def launch_rank() -> int:
+    """This process's global rank as its launcher set it (0 alone)."""
+    for name in RANK_VARIABLES:
+        if os.environ.get(name, '').isdigit():
+            return int(os.environ[name])
+    return 0
 
 
 def _alive(pid: int) -> bool:

@@ -136,10 +136,11 @@ def test_ids_outside_the_root_are_refused(root, bad):
         _dataset(root)
 
 
-def test_duplicate_ids_are_refused(root):
+@pytest.mark.parametrize('again', ['val_00000', './val_00000'])
+def test_duplicate_ids_are_refused(root, again):
     """Point 12."""
-    _split(root, 'val_00000\nval_00001\nval_00000\n')
-    with pytest.raises(ValueError, match=r"line 3: image id 'val_00000' "
+    _split(root, f'val_00000\nval_00001\n{again}\n')
+    with pytest.raises(ValueError, match=rf"line 3: image id '{again}' "
                        r'repeats line 1'):
         _dataset(root)
 

@@ -1,6 +1,7 @@
 """LearningGuardHook: a run that cannot learn stops, naming the culprit;
 an AMP warm-up does not trip it."""
 import copy
+import glob
 from types import SimpleNamespace
 
 import pytest
@@ -26,10 +27,18 @@ def _runner(tiny_synthetic, tmp_path, patience=3, max_iters=6):
 
 
 def test_on_by_default_in_every_shipped_recipe():
+    configs = sorted(
+        p for p in glob.glob(f'{ROOT}/configs/**/*.py', recursive=True)
+        if '/_base_/' not in p)
+    assert len(configs) > 50
+    for path in configs:
+        hooks = Config.fromfile(path).default_hooks
+        assert hooks.learning_guard == dict(type='LearningGuardHook',
+                                            patience=20), path
+        assert hooks.checkpoint.type == 'AtomicCheckpointHook', path
+        assert hooks.iter_seed.type == 'IterSeedHook', path
+    # A leaf's own hooks are still merged over the base's.
     cfg = Config.fromfile(f'{ROOT}/configs/adamtl_swin_pascal.py')
-    assert cfg.default_hooks.learning_guard == dict(
-        type='LearningGuardHook', patience=20)
-    # The leaf's own hooks are still merged over the base's.
     assert cfg.default_hooks.checkpoint.interval == cfg.val_interval
 
 
@@ -50,6 +59,31 @@ def test_nan_loss_term_stops_the_run_naming_it(tiny_synthetic, tmp_path):
     assert 'loss_poison (3x)' in msg and '1 to 3' in msg
     assert 'first non-finite at iteration 1: loss_poison, loss;' in msg
     assert runner.iter == 2  # stopped in the third iteration, not later
+
+
+def test_a_nan_model_is_never_saved(tiny_synthetic, tmp_path):
+    """A float32 step on a NaN loss makes every weight NaN: the
+    checkpoint of iteration 2 is refused (the streak is shorter than the
+    patience), and no file is written."""
+    runner = _runner(tiny_synthetic, tmp_path, patience=50, max_iters=4)
+    ckpt_hook = [h for h in runner.hooks
+                 if type(h).__name__ == 'AtomicCheckpointHook'][0]
+    ckpt_hook.interval = 2
+    model = runner.model
+    loss = model.loss
+
+    def poisoned(inputs, data_samples):
+        losses = loss(inputs, data_samples)
+        losses['loss_poison'] = losses['depth.loss_depth'] * float('nan')
+        return losses
+
+    model.loss = poisoned
+    with pytest.raises(NonFiniteTrainingError,
+                       match=r'refusing to save the checkpoint of iteration '
+                       r'2: \d+ weight tensor\(s\) hold NaN.*loss_poison'):
+        runner.train()
+    assert not list(tmp_path.glob('*.pth'))
+    assert not (tmp_path / 'last_checkpoint').exists()
 
 
 def test_finite_iterations_reset_the_count(tiny_synthetic, tmp_path):

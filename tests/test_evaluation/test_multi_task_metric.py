@@ -320,8 +320,22 @@ def test_predictions_never_follow_a_link_out_of_the_folder(tmp_path):
     (out / 'depth').mkdir(parents=True)
     os.symlink(outside, out / 'depth' / 'a')
     m = _metric(output_dir=str(out), format_only=True)
-    with pytest.raises(ValueError, match='leads out of'):
+    with pytest.raises(ValueError, match=r'depth/a is a symbolic link'):
         m.process(None, [_pred_sample('a/x', '/d/a/x.jpg')])
+    # The task folder itself linked to a dataset's ground truth: refused
+    # even with overwrite, and nothing is made out there.
+    gt = tmp_path / 'data' / 'depth'
+    gt.mkdir(parents=True)
+    np.save(gt / 'z.npy', np.full(1, 7.))
+    out2 = tmp_path / 'out2'
+    out2.mkdir()
+    os.symlink(gt, out2 / 'depth')
+    m = _metric(output_dir=str(out2), format_only=True, overwrite=True)
+    for img_id in ('z', 'sub/z'):
+        with pytest.raises(ValueError, match=r'out2/depth is a symbolic'):
+            m.process(None, [_pred_sample(img_id, '/d/z.jpg')])
+    assert np.load(gt / 'z.npy').tolist() == [7.]
+    assert sorted(p.name for p in gt.iterdir()) == ['z.npy']
     # A link at the file itself is replaced, its target untouched.
     victim = outside / 'victim.npy'
     np.save(victim, np.zeros(1))

@@ -19,6 +19,7 @@ from mmadamtl.models.heads import AdaMTLDecoder, SlimmableAdaMTLDecoder
 from mmadamtl.models.layers import BlockRunner
 from mmadamtl.models.utils.complexity import counted_flops
 from mmadamtl.models.utils.controllable_search import (LookupTable,
+                                                       check_preference,
                                                        decoder_widths,
                                                        evolution_search,
                                                        search_subnet)
@@ -527,3 +528,46 @@ def test_test_cfg_tasks_switch_the_others_off():
     with torch.no_grad():
         sample = model.predict(torch.randn(1, 3, 64, 64))[0]
     assert 'pred_depth' in sample and 'pred_edge' not in sample
+
+
+def _attributes(model) -> dict:
+    """Every module's plain public attributes (what a forward could
+    leave changed), by module name."""
+    plain = (bool, int, float, str, tuple, list, dict, type(None))
+    return {name: {k: repr(v) for k, v in vars(m).items()
+                   if not k.startswith('_') and isinstance(v, plain)}
+            for name, m in model.named_modules()}
+
+
+def test_predict_under_a_control_leaves_the_model_as_it_was():
+    """Two predicts with different preferences change no module attribute
+    and no tensor; each runs its searched sub-network (metainfo) and gives
+    the same output whatever ran before."""
+    model = _model()
+    x = torch.randn(1, 3, 64, 64)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    before = _attributes(model)
+    prefs = [dict(semseg=1.0, depth=0.1), dict(depth=1.0, edge=0.5)]
+    outs = []
+    with torch.no_grad():
+        for pref in prefs + prefs[:1]:
+            with model.runtime(preference=pref):
+                sample = model.predict(x)[0]
+            outs.append(sample)
+            assert sample.metainfo['controllable']['preference'] == \
+                pytest.approx(check_preference(pref, model.tasks))
+    assert _attributes(model) == before
+    assert model.subnet['encoder'] == model.backbone.max_config
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k]), k
+    # The preferences ran different decoders, and A after B is A.
+    dec = [s.metainfo['controllable']['decoders'] for s in outs]
+    assert dec[0] != dec[1] and dec[0] == dec[2]
+    assert torch.equal(outs[0].pred_depth.data, outs[2].pred_depth.data)
+    # A control set on the model: predict still changes nothing.
+    model.set_control(preference=prefs[1])
+    before = _attributes(model)
+    with torch.no_grad():
+        model.predict(x)
+        model.predict(x)
+    assert _attributes(model) == before

@@ -91,15 +91,22 @@ def _loadmat(path: str, key: str, task: str):
     return mat[key]
 
 
-def _read_png(path: str, task: str) -> np.ndarray:
+def _read_png(path: str, task: str,
+              max_pixels: int = MAX_PIXELS) -> np.ndarray:
     _require(path, task)
-    check_image_header(path, what=f'{task}: annotation')
+    check_image_header(path, max_pixels, what=f'{task}: annotation')
     try:
         with Image.open(path) as img:
             # PIL keeps palette indices (VOC label PNGs are palettised).
             return np.array(img)
     except Exception as e:
         raise ValueError(f'{task}: cannot read image {path}: {e}') from e
+
+
+def _ann_png(ann: dict, task: str) -> np.ndarray:
+    """The PNG of an annotation record, within its dataset's
+    ``max_pixels``."""
+    return _read_png(ann['path'], task, ann.get('max_pixels', MAX_PIXELS))
 
 
 def _read_npy(path: str, task: str) -> np.ndarray:
@@ -126,7 +133,7 @@ def _read_npy(path: str, task: str) -> np.ndarray:
 
 def load_label_png(ann: dict, task: str, shape) -> np.ndarray:
     """Class-index PNG; ``reduce_zero_label`` maps 0 to ignore and shifts."""
-    label = _read_png(ann['path'], task)
+    label = _ann_png(ann, task)
     if label.ndim != 2:
         raise ValueError(f'{task}: {ann["path"]} must be a single-channel '
                          f'label image, got shape {label.shape}')
@@ -169,7 +176,7 @@ def load_pascal_parts(ann: dict, task: str, shape) -> np.ndarray:
 
 
 def load_saliency_png(ann: dict, task: str, shape) -> np.ndarray:
-    sal = _read_png(ann['path'], task)
+    sal = _ann_png(ann, task)
     if sal.dtype == bool:  # a 1-bit PNG: already the mask
         return sal.astype(np.uint8)
     if sal.dtype != np.uint8:
@@ -188,7 +195,7 @@ def _label_map(path: str, task: str) -> np.ndarray:
 def load_pascal_normals(ann: dict, task: str, shape) -> np.ndarray:
     """Distilled normals PNG -> unit vectors; zero (ignored) off the
     NYU-compatible PASCAL-Context classes listed in ``valid_ids``."""
-    png = _read_png(ann['path'], task)
+    png = _ann_png(ann, task)
     if png.ndim != 3 or png.shape[2] < 3:
         raise ValueError(f'{task}: {ann["path"]} must be an RGB image, got '
                          f'shape {png.shape}')

@@ -1,4 +1,5 @@
 """mmengine's CheckpointHook, with writes that a kill cannot corrupt."""
+import glob
 import os
 import os.path as osp
 
@@ -22,6 +23,14 @@ class AtomicCheckpointHook(CheckpointHook):
     temporary file and renamed, ``last_checkpoint`` is replaced
     atomically, and only then is the oldest checkpoint removed.
     """
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        # Temporary files a killed save left behind.
+        if is_main_process() and isinstance(self.file_backend,
+                                            LocalBackend):
+            for path in glob.glob(osp.join(self.out_dir, '.*.pth.part')):
+                os.remove(path)
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         drop = []

@@ -27,6 +27,11 @@ class LearningGuardHook(Hook):
     its initial 65536, do not trip it. The error names the iterations, the
     loss terms that were non-finite and how many steps were skipped.
 
+    It also refuses to save a checkpoint whose weights are not finite
+    (:meth:`before_save_checkpoint`), so no NaN model is resumed from or
+    handed to the next stage. With a static ``loss_scale`` the scale never
+    moves, so skipped steps are not seen; non-finite losses still are.
+
     On by default (``configs/_base_/default_runtime.py``); switch it off
     with ``default_hooks.learning_guard=None``.
 
@@ -81,6 +86,23 @@ class LearningGuardHook(Hook):
             self._terms[name] = self._terms.get(name, 0) + 1
         if self._lost >= self.patience:
             raise NonFiniteTrainingError(self._message(runner.iter))
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Never save weights that are not finite (a float32 step on a NaN
+        loss spreads it to every weight): a later ``--resume`` or stage
+        would start from them. Raises naming the first tensors."""
+        state = checkpoint.get('state_dict') or {}
+        bad = [k for k, v in state.items()
+               if isinstance(v, torch.Tensor) and v.is_floating_point()
+               and not bool(torch.isfinite(v).all())]
+        if bad:
+            raise NonFiniteTrainingError(
+                f'refusing to save the checkpoint of iteration '
+                f'{runner.iter}: {len(bad)} weight tensor(s) hold NaN or '
+                f'infinite values, e.g. {", ".join(bad[:3])}'
+                + (f'; non-finite loss terms since iteration '
+                   f'{self._first_lost + 1}: {", ".join(self._terms)}'
+                   if self._terms else ''))
 
     @staticmethod
     def _non_finite_terms(outputs: dict) -> List[str]:

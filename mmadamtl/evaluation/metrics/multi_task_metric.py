@@ -267,7 +267,7 @@ class MultiTaskMetric(BaseMetric):
                                    f'{spec.pred_field} in every sample')
                 if self.output_dir:
                     save_prediction(
-                        task, pred, osp.join(self.output_dir, task),
+                        task, pred, self.output_dir,
                         _meta(sample, 'img_path'), self.dataset_meta,
                         _meta(sample, 'img_id'), self.overwrite)
                 if self.format_only:
@@ -493,31 +493,37 @@ def load_baselines(baselines: Union[None, str, Dict[str, float]]
     return baselines
 
 
-def prediction_path(folder: str, name: str, ext: str) -> str:
-    """``folder/<name><ext>`` for an image id ``name`` (subfolders kept:
-    ``a/x`` and ``b/x`` stay distinct), refusing an id or a symlink that
-    would lead out of ``folder``."""
+def prediction_path(root: str, task: str, name: str, ext: str) -> str:
+    """``root/<task>/<name><ext>`` for an image id ``name`` (subfolders
+    kept: ``a/x`` and ``b/x`` stay distinct). Refuses an id, or a symbolic
+    link anywhere below ``root`` (the task folder included), that would
+    lead out of ``root``; checked before any folder is made."""
     parts = name.replace('\\', '/').split('/')
     if osp.isabs(name) or '..' in parts:
         raise ValueError(f'MultiTaskMetric.output_dir: image id {name!r} '
-                         f'would write outside {folder}')
-    path = osp.join(folder, *parts) + ext
+                         f'would write outside {root}')
+    path = osp.join(root, task, *parts) + ext
     parent = osp.dirname(path)
+    # Every folder on the way that exists, then the made ones, must stay
+    # inside the output folder, with no link in between.
+    step = root
+    for part in [task] + parts[:-1]:
+        step = osp.join(step, part)
+        if osp.islink(step) or (osp.exists(step) and not inside(step, root)):
+            raise ValueError(
+                f'MultiTaskMetric.output_dir: {step} is a symbolic link (to '
+                f'{osp.realpath(step)}); predictions stay inside {root} and '
+                f'never follow a link out of it')
     os.makedirs(parent, exist_ok=True)
-    if not inside(parent, folder):
-        raise ValueError(
-            f'MultiTaskMetric.output_dir: {parent} leads out of {folder} '
-            f'(a symbolic link to {osp.realpath(parent)}); predictions stay '
-            f'inside the output folder')
     return path
 
 
-def save_prediction(task: str, pred: np.ndarray, folder: str,
+def save_prediction(task: str, pred: np.ndarray, root: str,
                     img_path: Optional[str],
                     dataset_meta: Optional[dict] = None,
                     img_id: Optional[str] = None,
                     overwrite: bool = False) -> str:
-    """Write one image's prediction of ``task`` to ``folder`` in the
+    """Write one image's prediction of ``task`` to ``root/<task>`` in the
     datasets' encodings, named after the image id (``img_id``, with its
     subfolders; else the image's file name); returns the path. Written
     atomically; an existing file is refused unless ``overwrite`` (a
@@ -535,16 +541,15 @@ def save_prediction(task: str, pred: np.ndarray, folder: str,
         raise KeyError(f'MultiTaskMetric.output_dir: the {task} prediction '
                        f'has no img_path in its metainfo to name its file')
     name = img_id or osp.splitext(osp.basename(img_path))[0]
-    os.makedirs(folder, exist_ok=True)
     kind = TASKS[task].kind
     write = dict(overwrite=overwrite, what='prediction')
     if kind == 'depth':
-        path = prediction_path(folder, name, '.npy')
+        path = prediction_path(root, task, name, '.npy')
         with atomic_write(path, **write) as tmp, open(tmp, 'wb') as f:
             np.save(f, np.asarray(pred[0], dtype=np.float32),
                     allow_pickle=False)
         return path
-    path = prediction_path(folder, name, '.png')
+    path = prediction_path(root, task, name, '.png')
     if kind == 'seg':
         label = np.asarray(pred[0], dtype=np.int64)
         if task in (dataset_meta or {}).get('zero_label_ignored', ()):

@@ -2,7 +2,7 @@
 deployment ("Efficient Controllable Multi-Task Architectures", Aich et
 al., ICCV 2023, on the package's Swin encoder)."""
 import contextlib
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import MMDistributedDataParallel
@@ -16,7 +16,7 @@ from ..utils.budget import check_budget
 from ..utils.controllable_search import (LookupTable, SearchResult,
                                          check_preference, decoder_widths,
                                          search_subnet)
-from .multi_task_encoder_decoder import MultiTaskEncoderDecoder
+from .multi_task_encoder_decoder import _UNCHANGED, MultiTaskEncoderDecoder
 
 SANDWICH_DEFAULTS = dict(num_random=2, dirichlet=0.2,
                          distill=dict(type='CIKDLoss', loss_weight=1.0))
@@ -97,6 +97,8 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
         self._teacher: Optional[List[torch.Tensor]] = None
         self._last_feats: Optional[List[torch.Tensor]] = None
         self._table: Optional[LookupTable] = None
+        # Inside predict's searched sub-network (see _searched_subnet).
+        self._in_search = False
         self._searched: Dict[tuple, SearchResult] = {}
         self._shapes: Dict[tuple, list] = {}
         unknown = set(self.test_cfg) - {'subnet', 'budget', 'preference',
@@ -169,14 +171,39 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
         return self.subnet
 
     @contextlib.contextmanager
-    def subnet_context(self, encoder='max', decoders=None):
-        """Run ``with model.subnet_context(...):`` and restore after."""
-        saved = self.subnet, self.active_tasks
+    def runtime(self, budget=_UNCHANGED, tasks=_UNCHANGED,
+                budget_mode=_UNCHANGED, preference=_UNCHANGED,
+                subnet=_UNCHANGED) -> Iterator['ControllableEncoderDecoder']:
+        """Run inference with any of ``budget``/``preference`` (as
+        :meth:`set_control`), ``subnet`` (a dict of :meth:`set_subnet`'s
+        arguments) and ``tasks`` inside the ``with`` block; every setting
+        (the sub-network, the decoders' widths, the active tasks, the
+        budget and the preference) is restored after it::
+
+            with model.runtime(budget=0.5, preference=dict(semseg=2)):
+                model.predict(inputs)
+        """
+        saved = (self.subnet, self.active_tasks, self.budget,
+                 self.preference)
         try:
-            yield self.set_subnet(encoder, decoders)
+            if subnet is not _UNCHANGED:
+                self.set_subnet(**dict(subnet or {}))
+            if budget is not _UNCHANGED or preference is not _UNCHANGED:
+                self.set_control(
+                    self.budget if budget is _UNCHANGED else budget,
+                    self.preference if preference is _UNCHANGED
+                    else preference)
+            with super().runtime(tasks=tasks, budget_mode=budget_mode):
+                yield self
         finally:
-            self.set_subnet(saved[0]['encoder'], saved[0]['decoders'])
-            self.active_tasks = saved[1]
+            self._restore(saved)
+
+    def _restore(self, saved) -> None:
+        subnet, active, budget, preference = saved
+        self.set_subnet(subnet['encoder'], subnet['decoders'])
+        self.active_tasks = active
+        if (budget, preference) != (self.budget, self.preference):
+            self.set_control(budget, preference)
 
     # ------------------------------------------------------------------
     # Costs and search
@@ -288,12 +315,35 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
 
     # ------------------------------------------------------------------
     # Inference
-    def _decode(self, inputs: torch.Tensor):
-        if self.controlled:
-            found = self.search(inputs.shape[2:], self.budget,
-                                self.preference)
+    @contextlib.contextmanager
+    def _searched_subnet(self, img_hw) -> Iterator[None]:
+        """Under a budget or a preference: run the searched sub-network
+        inside the ``with`` block and restore the one set before, so an
+        inference call leaves the model as it found it."""
+        if not self.controlled or self._in_search:
+            yield
+            return
+        found = self.search(img_hw, self.budget, self.preference)
+        saved = (self.subnet, self.active_tasks, self.budget,
+                 self.preference)
+        self._in_search = True
+        try:
             self.set_subnet(found.encoder, found.decoders)
-        return super()._decode(inputs)
+            yield
+        finally:
+            self._in_search = False
+            self._restore(saved)
+
+    def predict(self, inputs: torch.Tensor, data_samples=None):
+        """As the base class's, on the searched sub-network under a
+        budget or preference (its metainfo says which); the model's
+        settings are as they were afterwards."""
+        with self._searched_subnet(inputs.shape[2:]):
+            return super().predict(inputs, data_samples)
+
+    def _decode(self, inputs: torch.Tensor):
+        with self._searched_subnet(inputs.shape[2:]):
+            return super()._decode(inputs)
 
     def _set_complexity(self, inputs: torch.Tensor, feats,
                         data_samples: List[SegDataSample]) -> None:
@@ -327,6 +377,8 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
              data_samples: List[SegDataSample]) -> dict:
         """Task losses of the current sub-network, plus ``loss_cikd``
         while a teacher (the widest sub-network's features) is set."""
+        self.check_inputs(inputs, data_samples, 'loss',
+                          self.train_cfg.get('check_finite', True))
         tasks = [t for t in (self.train_tasks or self.tasks)
                  if t in self.active_tasks]
         feats = self.extract_feat(inputs)
