@@ -13,14 +13,15 @@ from mmadamtl.engine.hooks import LearningGuardHook, NonFiniteTrainingError
 from tests.conftest import ROOT, TINY_CONFIG
 
 
-def _runner(tiny_synthetic, tmp_path, patience=3, max_iters=6):
+def _runner(tiny_synthetic, tmp_path, patience=3, max_iters=6,
+            checkpoint_interval=100):
     cfg = Config.fromfile(TINY_CONFIG)
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[key].dataset.data_root = tiny_synthetic
     cfg.work_dir = str(tmp_path)
     cfg.train_cfg.max_iters = max_iters
     cfg.train_cfg.val_interval = 100
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=100)
+    cfg.default_hooks.checkpoint.interval = checkpoint_interval
     cfg.default_hooks.learning_guard.patience = patience
     cfg.experiment_name = tmp_path.name
     return Runner.from_cfg(cfg)
@@ -65,10 +66,8 @@ def test_a_nan_model_is_never_saved(tiny_synthetic, tmp_path):
     """A float32 step on a NaN loss makes every weight NaN: the
     checkpoint of iteration 2 is refused (the streak is shorter than the
     patience), and no file is written."""
-    runner = _runner(tiny_synthetic, tmp_path, patience=50, max_iters=4)
-    ckpt_hook = [h for h in runner.hooks
-                 if type(h).__name__ == 'AtomicCheckpointHook'][0]
-    ckpt_hook.interval = 2
+    runner = _runner(tiny_synthetic, tmp_path, patience=50, max_iters=4,
+                     checkpoint_interval=2)
     model = runner.model
     loss = model.loss
 

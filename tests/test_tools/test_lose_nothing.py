@@ -236,3 +236,28 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one(tiny_synthetic,
     assert load_checkpoint_file(last)['meta']['iter'] == 2
     assert not (tmp_path / 'iter_4.pth').exists()
     assert resume_checkpoint(str(tmp_path), print) == last
+
+
+def test_resume_without_checkpoint_keeps_the_stage_load_from(
+        tiny_synthetic, tmp_path):
+    """--resume on a fresh work dir (the demo passes it to every
+    unfinished run) must still load the previous stage's load_from."""
+    from mmseg.registry import MODELS
+    cfg = Config.fromfile(TINY_CONFIG)
+    torch.manual_seed(5)
+    model = MODELS.build(cfg.model)
+    stage = tmp_path / 'stage.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), stage)
+    work = tmp_path / 'work'
+    opts = [f'{k}.dataset.data_root={tiny_synthetic}'
+            for k in ('train_dataloader', 'val_dataloader',
+                      'test_dataloader')]
+    proc = subprocess.run(
+        [sys.executable, 'tools/train.py', TINY_CONFIG, '--work-dir',
+         str(work), '--resume', '--cfg-options', f'load_from={stage}',
+         'train_cfg.max_iters=1', *opts], cwd=ROOT, capture_output=True,
+        text=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=300)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert f'training from the start (load_from: {stage})' in log
+    assert f'Load checkpoint from {stage}' in log

@@ -96,9 +96,10 @@ class LearningGuardHook(Hook):
                if isinstance(v, torch.Tensor) and v.is_floating_point()
                and not bool(torch.isfinite(v).all())]
         if bad:
+            step = (checkpoint.get('meta') or {}).get('iter', runner.iter)
             raise NonFiniteTrainingError(
                 f'refusing to save the checkpoint of iteration '
-                f'{runner.iter}: {len(bad)} weight tensor(s) hold NaN or '
+                f'{step}: {len(bad)} weight tensor(s) hold NaN or '
                 f'infinite values, e.g. {", ".join(bad[:3])}'
                 + (f'; non-finite loss terms since iteration '
                    f'{self._first_lost + 1}: {", ".join(self._terms)}'
