@@ -79,7 +79,7 @@ def test_a_nan_model_is_never_saved(tiny_synthetic, tmp_path):
     model.loss = poisoned
     with pytest.raises(NonFiniteTrainingError,
                        match=r'refusing to save the checkpoint of iteration '
-                       r'2: \d+ weight tensor\(s\) hold NaN.*loss_poison'):
+                       r'2: \d+ parameter\(s\) hold NaN.*loss_poison'):
         runner.train()
     assert not list(tmp_path.glob('*.pth'))
     assert not (tmp_path / 'last_checkpoint').exists()

@@ -4,6 +4,7 @@ from typing import Dict, List, Optional
 
 import torch
 from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 from mmseg.registry import HOOKS
 
@@ -90,16 +91,18 @@ class LearningGuardHook(Hook):
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Never save weights that are not finite (a float32 step on a NaN
         loss spreads it to every weight): a later ``--resume`` or stage
-        would start from them. Raises naming the first tensors."""
-        state = checkpoint.get('state_dict') or {}
-        bad = [k for k, v in state.items()
-               if isinstance(v, torch.Tensor) and v.is_floating_point()
-               and not bool(torch.isfinite(v).all())]
+        would start from them. Raises naming the first parameters
+        (buffers may be NaN by design, e.g. an unmeasured budget
+        curve)."""
+        model = runner.model.module if is_model_wrapper(runner.model) \
+            else runner.model
+        bad = [k for k, p in model.named_parameters()
+               if not bool(torch.isfinite(p).all())]
         if bad:
             step = (checkpoint.get('meta') or {}).get('iter', runner.iter)
             raise NonFiniteTrainingError(
                 f'refusing to save the checkpoint of iteration '
-                f'{step}: {len(bad)} weight tensor(s) hold NaN or '
+                f'{step}: {len(bad)} parameter(s) hold NaN or '
                 f'infinite values, e.g. {", ".join(bad[:3])}'
                 + (f'; non-finite loss terms since iteration '
                    f'{self._first_lost + 1}: {", ".join(self._terms)}'
