@@ -172,7 +172,7 @@ def time_inference(args, static, adaptive, batches, images):
     # The encoder alone runs at the budget input (and cap) predict uses
     # (budget_mode 'target' inverts the policy's budget curve), so that
     # its time and its executed GFLOPs belong to the same decisions.
-    budget, cap = adaptive._budget_inputs(args.batch_size, args.device)
+    budget, cap = adaptive.budget_inputs()
     tasks = adaptive.active_tasks
 
     def encoder(model, **kw):
@@ -343,8 +343,8 @@ def measure_mtlora(args, unmerged):
     diff = 0.
     with torch.no_grad():
         for b in batches:
-            a = unmerged._forward(b['inputs'])
-            m = merged._forward(b['inputs'])
+            a = unmerged(b['inputs'], mode='tensor')
+            m = merged(b['inputs'], mode='tensor')
             diff = max([diff] + [float((a[t] - m[t]).abs().max())
                                  for t in a])
 

@@ -104,7 +104,7 @@ def measure(args):
     backbone = model.backbone
     # The budget input and cap predict uses (budget_mode 'target' inverts
     # the policy's budget curve).
-    budget, cap = model._budget_inputs(args.batch_size, args.device)
+    budget, cap = model.budget_inputs()
 
     def encoder():
         backbone(batch['inputs'], budget=budget, cap=cap)

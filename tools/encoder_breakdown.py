@@ -204,7 +204,7 @@ def measure_adaptive(args, model):
     batches = adaptive_batches(args, model)
     # The budget input (and cap) predict uses at --budget.
     model.set_budget(args.budget)
-    budget, cap = model._budget_inputs(args.batch_size, 'cpu')
+    budget, cap = model.budget_inputs()
     times = dict.fromkeys(ADAPTIVE_PARTS, 0.)
     swin.skip_runner = timed_skip_runner(times)
     total, flops = 0., dict.fromkeys(ADAPTIVE_PARTS, 0.)
@@ -358,7 +358,7 @@ def measure_floor(args, model):
     if args.calibrate:
         calibration = calibrate_policy(model, batches[0][:2], args.budget)
     model.set_budget(args.budget)
-    budget, cap = model._budget_inputs(args.batch_size, args.device)
+    budget, cap = model.budget_inputs()
     plans, flops = [], dict(static=0., adaptive=0., replay=0.)
     equal = True
     with torch.no_grad():

@@ -48,10 +48,10 @@ def merge(args) -> dict:
     x = torch.rand(2, 3, *args.shape, generator=torch.Generator()
                    .manual_seed(0))
     with torch.no_grad():
-        before = model._forward(x)
+        before = model(x, mode='tensor')
     cfg, layers = merge_lora_model(model)
     with torch.no_grad():
-        after = model._forward(x)
+        after = model(x, mode='tensor')
     diff = max(float((before[t] - after[t]).abs().max()) for t in before)
     save_torch(dict(state_dict=model.state_dict(),
                     meta=dict(merged_from=str(args.checkpoint))), ckpt,

@@ -386,7 +386,7 @@ def test_encoder_breakdown_adaptive_json(capsys, tiny_synthetic,
     # budget input its predict uses.
     model = init_model(TINY_ADAPTIVE, checkpoint)
     model.set_budget(0.5)
-    budget, cap = model._budget_inputs(1, 'cpu')
+    budget, cap = model.budget_inputs()
     dataset = build_test_dataset(model.cfg, tiny_synthetic)
     flops, policy = [], []
     with torch.no_grad():

@@ -213,9 +213,11 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
                              f'got {mode!r}')
         self.budget_mode = mode
 
-    def _budget_inputs(self, batch: int, device) -> Tuple:
-        """The policy's budget input and the cap of an inference pass
-        (``None, None`` runs every block)."""
+    def budget_inputs(self) -> Tuple:
+        """The policy's budget input and the cap an inference pass runs
+        with at the current settings (``None, None`` runs every block):
+        what ``predict`` hands the backbone (one number serves any
+        batch), for tools that run the encoder alone."""
         if self.budget is None or not self.adaptive:
             return None, None
         # One budget for the batch, as numbers: the backbone makes the
@@ -312,7 +314,7 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
 
     def _decode(self, inputs: torch.Tensor
                 ) -> Tuple[Dict[str, torch.Tensor], List[torch.Tensor]]:
-        budget, cap = self._budget_inputs(inputs.shape[0], inputs.device)
+        budget, cap = self.budget_inputs()
         feats = self.extract_feat(inputs, budget, self.active_tasks, cap)
         outs = self.decode_head(feats, self.active_tasks)
         outs = {
@@ -472,7 +474,7 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
                  inputs: torch.Tensor,
                  data_samples: OptSampleList = None
                  ) -> Dict[str, torch.Tensor]:
-        budget, cap = self._budget_inputs(inputs.shape[0], inputs.device)
+        budget, cap = self.budget_inputs()
         feats = self.extract_feat(inputs, budget, self.tasks, cap)
         return self.decode_head(feats, self.tasks)
 
