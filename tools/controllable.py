@@ -33,84 +33,12 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from mmengine.config import DictAction  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-from mmseg.registry import DATASETS  # noqa: E402
 
-from mmadamtl.apis import (collate_batches, init_model,  # noqa: E402
-                           lookup_table, measure_configs)
-from mmadamtl.models.utils.controllable_search import (  # noqa: E402
-    LookupTable, evolution_search)
+from mmadamtl.apis import build_table, heldout_batches, init_model  # noqa
+from mmadamtl.models.utils.controllable_search import \
+    LookupTable  # noqa: E402
 from mmadamtl.utils.cli import stdout_to_stderr  # noqa: E402
 from mmadamtl.utils.safe_io import check_output  # noqa: E402
-
-
-def heldout_batches(model, batch_size: int = 4):
-    """The config's ``lookup_dataloader`` dataset (held out of training),
-    collated."""
-    cfg = model.cfg
-    if 'lookup_dataloader' not in cfg:
-        raise KeyError(f'{cfg.filename}: no lookup_dataloader (the held-out '
-                       f'split the lookup table is measured on)')
-    init_default_scope('mmseg')
-    dataset = DATASETS.build(cfg.lookup_dataloader.dataset)
-    size = cfg.lookup_dataloader.get('batch_size', batch_size)
-    return dataset, collate_batches(dataset, None, size)
-
-
-def build_table(model, dataset, batches, per_stage: bool = False,
-                budgets=(0.5, 0.75), population: int = 16,
-                generations: int = 4, seed: int = 0) -> LookupTable:
-    """Measure the table (see the module); ``per_stage`` adds the
-    evolutionary search's encoders."""
-    cfg = model.cfg
-    measured = measure_configs(model, batches, cfg.test_evaluator,
-                               dataset.metainfo)
-    source = dict(config=cfg.filename, images=len(dataset),
-                  split='lookup_dataloader')
-    if per_stage:
-        table = lookup_table(measured, source)
-        hw = measured['img_size']
-        full = {t: model.widths[-1] for t in model.tasks}
-        cache = {}
-
-        def fitness(enc):
-            m = measure_configs(model, batches, cfg.test_evaluator,
-                                dataset.metainfo, [enc])
-            cache[enc] = m
-            return sum(table.gain(t, m['metrics'][t][0][-1])
-                       for t in model.tasks) / len(model.tasks)
-
-        found, skipped = [], []
-        for budget in budgets:
-            limit = budget * model.max_flops(hw)
-            if all(model.subnet_flops(hw, e, full) > limit
-                   for e in table.encoders):
-                # Not even the narrowest encoder fits with every decoder
-                # at its widest: nothing to search at this budget.
-                skipped.append(budget)
-                continue
-            best, _ = evolution_search(
-                model.backbone.stage_choices(), len(model.backbone.stages),
-                fitness, lambda e: model.subnet_flops(hw, e, full), limit,
-                population=population, generations=generations, seed=seed,
-                init=[e for e in table.encoders
-                      if model.subnet_flops(hw, e, full) <= limit])
-            if best not in table.encoders and best not in found:
-                found.append(best)
-        for enc in found:
-            extra = cache[enc]
-            measured['encoders'].append(extra['encoders'][0])
-            measured['gflops']['encoders'] += extra['gflops']['encoders']
-            for key in ('metrics', 'losses'):
-                for t in model.tasks:
-                    measured[key][t].append(extra[key][t][0])
-        source['per_stage'] = dict(budgets=list(budgets),
-                                   population=population,
-                                   generations=generations, added=len(found),
-                                   skipped_budgets=skipped)
-    table = lookup_table(measured, source)
-    table.source['losses'] = measured['losses']
-    return table
 
 
 def parse_args(argv=None):

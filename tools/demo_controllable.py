@@ -58,9 +58,9 @@ def measure(work_dir, data_root, retrain):
     grid."""
     from mmengine.config import Config
 
-    from mmadamtl.apis import (build_test_dataset, collate_batches,
-                               init_model, measure_configs)
-    from controllable import build_table, heldout_batches
+    from mmadamtl.apis import (build_table, build_test_dataset,
+                               collate_batches, heldout_batches, init_model,
+                               measure_configs)
 
     data_opt = [f'{k}.dataset.data_root={data_root}'
                 for k in ('train_dataloader', 'val_dataloader',

@@ -42,7 +42,7 @@ def config_of(key):
 
 def iteration_ms(config, work_dir, data_opt, iters):
     """Median training iteration time (ms) of a short fresh run."""
-    from train_time import iteration_times
+    from mmadamtl.utils.timing import iteration_times
     import statistics
     run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir,
          '--cfg-options', *data_opt, f'train_cfg.max_iters={iters}',

@@ -8,28 +8,10 @@ iterations after the first ``--skip``. Log every iteration
 (``default_hooks.logger.interval=1``) for a fine-grained figure.
 """
 import argparse
-import glob
 import json
-import os.path as osp
 import statistics
 
-
-def iteration_times(work_dir: str, skip: int = 10) -> list:
-    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                      'scalars.json')))
-    if not files:
-        raise FileNotFoundError(f'{work_dir}: no */vis_data/scalars.json '
-                                f'(not a finished tools/train.py run?)')
-    times = []
-    with open(files[-1], encoding='utf-8') as f:
-        for line in f:
-            record = json.loads(line)
-            if 'time' in record and record.get('iter', 0) > skip:
-                times.append(float(record['time']))
-    if not times:
-        raise ValueError(f'{files[-1]}: no iteration times after iteration '
-                         f'{skip}')
-    return times
+from mmadamtl.utils.timing import iteration_times
 
 
 def main(argv=None):

@@ -1,5 +1,5 @@
-from .controllable import (config_metrics, lookup_table, main_metrics,
-                           measure_configs)
+from .controllable import (build_table, config_metrics, heldout_batches,
+                           lookup_table, main_metrics, measure_configs)
 from .mtlora import (adapter_state, load_adapters, merge_lora_model,
                      save_adapters)
 from .inference import (build_test_dataset, collate_batches, init_model,
@@ -9,5 +9,5 @@ __all__ = [
     'init_model', 'static_variant', 'build_test_dataset', 'load_batch',
     'collate_batches', 'random_batch', 'merge_lora_model', 'adapter_state',
     'save_adapters', 'load_adapters', 'measure_configs', 'lookup_table',
-    'config_metrics', 'main_metrics'
+    'config_metrics', 'main_metrics', 'heldout_batches', 'build_table'
 ]

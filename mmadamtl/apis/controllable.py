@@ -4,12 +4,15 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmengine.evaluator import Evaluator
+from mmengine.registry import init_default_scope
+from mmseg.registry import DATASETS
 from mmseg.models.utils import resize
 
 from mmadamtl.utils import TASKS
 from mmadamtl.utils.cli import progress
 
-from ..models.utils.controllable_search import LookupTable
+from ..models.utils.controllable_search import LookupTable, evolution_search
+from .inference import collate_batches
 
 
 @torch.no_grad()
@@ -133,5 +136,75 @@ def main_metrics(measured: dict, encoder, decoders) -> Dict[str, float]:
         measured, encoder, decoders).items()}
 
 
+def heldout_batches(model, batch_size: int = 4):
+    """The config's ``lookup_dataloader`` dataset (held out of training),
+    collated."""
+    cfg = model.cfg
+    if 'lookup_dataloader' not in cfg:
+        raise KeyError(f'{cfg.filename}: no lookup_dataloader (the held-out '
+                       f'split the lookup table is measured on)')
+    init_default_scope('mmseg')
+    dataset = DATASETS.build(cfg.lookup_dataloader.dataset)
+    size = cfg.lookup_dataloader.get('batch_size', batch_size)
+    return dataset, collate_batches(dataset, None, size)
+
+
+def build_table(model, dataset, batches, per_stage: bool = False,
+                budgets=(0.5, 0.75), population: int = 16,
+                generations: int = 4, seed: int = 0) -> LookupTable:
+    """Measure the table (see the module); ``per_stage`` adds the
+    evolutionary search's encoders."""
+    cfg = model.cfg
+    measured = measure_configs(model, batches, cfg.test_evaluator,
+                               dataset.metainfo)
+    source = dict(config=cfg.filename, images=len(dataset),
+                  split='lookup_dataloader')
+    if per_stage:
+        table = lookup_table(measured, source)
+        hw = measured['img_size']
+        full = {t: model.widths[-1] for t in model.tasks}
+        cache = {}
+
+        def fitness(enc):
+            m = measure_configs(model, batches, cfg.test_evaluator,
+                                dataset.metainfo, [enc])
+            cache[enc] = m
+            return sum(table.gain(t, m['metrics'][t][0][-1])
+                       for t in model.tasks) / len(model.tasks)
+
+        found, skipped = [], []
+        for budget in budgets:
+            limit = budget * model.max_flops(hw)
+            if all(model.subnet_flops(hw, e, full) > limit
+                   for e in table.encoders):
+                # Not even the narrowest encoder fits with every decoder
+                # at its widest: nothing to search at this budget.
+                skipped.append(budget)
+                continue
+            best, _ = evolution_search(
+                model.backbone.stage_choices(), len(model.backbone.stages),
+                fitness, lambda e: model.subnet_flops(hw, e, full), limit,
+                population=population, generations=generations, seed=seed,
+                init=[e for e in table.encoders
+                      if model.subnet_flops(hw, e, full) <= limit])
+            if best not in table.encoders and best not in found:
+                found.append(best)
+        for enc in found:
+            extra = cache[enc]
+            measured['encoders'].append(extra['encoders'][0])
+            measured['gflops']['encoders'] += extra['gflops']['encoders']
+            for key in ('metrics', 'losses'):
+                for t in model.tasks:
+                    measured[key][t].append(extra[key][t][0])
+        source['per_stage'] = dict(budgets=list(budgets),
+                                   population=population,
+                                   generations=generations, added=len(found),
+                                   skipped_budgets=skipped)
+    table = lookup_table(measured, source)
+    table.source['losses'] = measured['losses']
+    return table
+
+
 __all__: List[str] = ['measure_configs', 'lookup_table', 'config_metrics',
+                      'heldout_batches', 'build_table',
                       'main_metrics']

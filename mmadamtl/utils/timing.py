@@ -2,6 +2,9 @@
 machine hit all alike."""
 import contextlib
 import copy
+import glob
+import json
+import os.path as osp
 import time
 from typing import Callable, Dict, List
 
@@ -82,3 +85,24 @@ def train_step(model, wrapper, inputs: torch.Tensor, samples: list,
         loss, _ = model.parse_losses(losses)
         wrapper.update_params(loss)
     return run
+
+
+def iteration_times(work_dir: str, skip: int = 10) -> list:
+    """Seconds per training iteration of a finished ``tools/train.py``
+    run, as its ``IterTimerHook`` logged them (``vis_data/scalars.json``),
+    after the first ``skip`` iterations."""
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                      'scalars.json')))
+    if not files:
+        raise FileNotFoundError(f'{work_dir}: no */vis_data/scalars.json '
+                                f'(not a finished tools/train.py run?)')
+    times = []
+    with open(files[-1], encoding='utf-8') as f:
+        for line in f:
+            record = json.loads(line)
+            if 'time' in record and record.get('iter', 0) > skip:
+                times.append(float(record['time']))
+    if not times:
+        raise ValueError(f'{files[-1]}: no iteration times after iteration '
+                         f'{skip}')
+    return times
