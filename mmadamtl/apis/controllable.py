@@ -8,6 +8,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS
 from mmseg.models.utils import resize
 
+from mmadamtl.datasets import BaseMTDataset
 from mmadamtl.utils import TASKS
 from mmadamtl.utils.cli import progress
 
@@ -157,8 +158,12 @@ def build_table(model, dataset, batches, per_stage: bool = False,
     cfg = model.cfg
     measured = measure_configs(model, batches, cfg.test_evaluator,
                                dataset.metainfo)
-    source = dict(config=cfg.filename, images=len(dataset),
-                  split='lookup_dataloader')
+    split = 'lookup_dataloader'
+    if isinstance(dataset, BaseMTDataset):
+        # Named in the table, and in its error if a task is not
+        # evaluable on these images.
+        split += f' ({dataset.split_file()}, {len(dataset)} images)'
+    source = dict(config=cfg.filename, images=len(dataset), split=split)
     if per_stage:
         table = lookup_table(measured, source)
         hw = measured['img_size']

@@ -261,3 +261,24 @@ def test_resume_without_checkpoint_keeps_the_stage_load_from(
     assert proc.returncode == 0, log[-3000:]
     assert f'training from the start (load_from: {stage})' in log
     assert f'Load checkpoint from {stage}' in log
+
+
+def test_table_tool_names_a_task_the_split_cannot_evaluate(tmp_path):
+    """Point 2: a held-out split with no annotated person gave
+    human_parts/mIoU = NaN, written into the table, which then picked the
+    narrowest encoder at every budget. Now the build fails naming the
+    metric and the split file, and writes nothing."""
+    from mmadamtl.apis import build_table, heldout_batches, init_model
+    from mmadamtl.datasets import make_synthetic_dataset
+    root = str(tmp_path / 'no_person')
+    make_synthetic_dataset(root, num_train=2, num_val=1, size=64,
+                           max_objects=0)
+    model = init_model(TINY_CONTROLLABLE, cfg_options={
+        'lookup_dataloader.dataset.data_root': root,
+        'lookup_dataloader.dataset.indices': [0, 1]})
+    dataset, batches = heldout_batches(model)
+    with pytest.raises(ValueError, match=r"metrics\['human_parts'\].* "
+                       r"\(human_parts/mIoU\) is nan \(measured on "
+                       r"lookup_dataloader \(.*ImageSets/Context/train.txt, "
+                       r"2 images\)\)"):
+        build_table(model, dataset, batches)
