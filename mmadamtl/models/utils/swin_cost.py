@@ -7,7 +7,8 @@ element-wise adds, softmax and GELU cost nothing. They are computed per
 image from the input size, so the executed GFLOPs of one adaptive forward
 can be summed from the decisions it took without a second, traced pass
 (a tracer only sees the path it ran, and drops a gate that feeds only a
-Python ``if``). ``tests/test_models/test_adaptive_swin.py`` checks the
+Python ``if``).
+``tests/test_models/test_backbones/test_adaptive_swin.py`` checks the
 static total against the counter.
 """
 from dataclasses import dataclass, field

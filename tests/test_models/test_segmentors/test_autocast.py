@@ -12,7 +12,8 @@ from mmseg.registry import MODELS
 
 from mmadamtl.apis import random_batch
 from tests.conftest import ROOT
-from tests.test_models.test_adaptive_swin import _shuffle_policy
+from tests.test_models.test_backbones.test_adaptive_swin import \
+    _shuffle_policy
 
 CONFIGS = f'{ROOT}/tests/configs'
 PRECISIONS = [torch.float16, torch.bfloat16]

@@ -9,7 +9,8 @@ from mmseg.registry import MODELS
 
 from mmadamtl.models.losses.loss_weighting import build_loss_weighting
 from tests.conftest import ROOT
-from tests.test_models.test_multi_task_model import _model, _sample
+from tests.test_models.test_segmentors.test_multi_task_encoder_decoder \
+    import _model, _sample
 
 TASKS2 = ['semseg', 'depth']
 

@@ -226,8 +226,9 @@ def test_budget_terms_are_reused_while_budget_and_weights_stay():
 def _breakdown_tool():
     import importlib.util
     import os.path as osp
-    path = osp.join(osp.dirname(osp.dirname(osp.dirname(
-        osp.abspath(__file__)))), 'tools', 'encoder_breakdown.py')
+
+    from tests.conftest import ROOT
+    path = osp.join(ROOT, 'tools', 'encoder_breakdown.py')
     spec = importlib.util.spec_from_file_location('encoder_breakdown', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -11,7 +11,8 @@ from mmseg.registry import HOOKS, MODELS
 
 from mmadamtl.evaluation.metrics.multi_task_metric import delta_m
 from tests.conftest import ROOT
-from tests.test_models.test_multi_task_model import _sample
+from tests.test_models.test_segmentors.test_multi_task_encoder_decoder \
+    import _sample
 
 ADAPTIVE = f'{ROOT}/tests/configs/tiny_adamtl_swin_synthetic.py'
 
