@@ -43,9 +43,9 @@ def test_on_by_default_in_every_shipped_recipe():
     assert cfg.default_hooks.checkpoint.interval == cfg.val_interval
 
 
-def test_nan_loss_term_stops_the_run_naming_it(tiny_synthetic, tmp_path):
-    runner = _runner(tiny_synthetic, tmp_path)
-    model = runner.model
+def _poison(model):
+    """Add a NaN loss term that carries gradient (so a float32 step
+    spreads it to the weights)."""
     loss = model.loss
 
     def poisoned(inputs, data_samples):
@@ -54,6 +54,11 @@ def test_nan_loss_term_stops_the_run_naming_it(tiny_synthetic, tmp_path):
         return losses
 
     model.loss = poisoned
+
+
+def test_nan_loss_term_stops_the_run_naming_it(tiny_synthetic, tmp_path):
+    runner = _runner(tiny_synthetic, tmp_path)
+    _poison(runner.model)
     with pytest.raises(NonFiniteTrainingError) as e:
         runner.train()
     msg = str(e.value)
@@ -68,15 +73,7 @@ def test_a_nan_model_is_never_saved(tiny_synthetic, tmp_path):
     patience), and no file is written."""
     runner = _runner(tiny_synthetic, tmp_path, patience=50, max_iters=4,
                      checkpoint_interval=2)
-    model = runner.model
-    loss = model.loss
-
-    def poisoned(inputs, data_samples):
-        losses = loss(inputs, data_samples)
-        losses['loss_poison'] = losses['depth.loss_depth'] * float('nan')
-        return losses
-
-    model.loss = poisoned
+    _poison(runner.model)
     with pytest.raises(NonFiniteTrainingError,
                        match=r'refusing to save the checkpoint of iteration '
                        r'2: \d+ parameter\(s\) hold NaN.*loss_poison'):
