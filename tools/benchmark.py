@@ -50,9 +50,9 @@ sys.path.insert(0, ROOT)
 
 from mmengine.config import DictAction  # noqa: E402
 
-from mmadamtl.apis import (build_test_dataset, init_model,  # noqa: E402
-                           load_batch, merge_lora_model, random_batch,
-                           static_variant)
+from mmadamtl.apis import (init_model, measurement_batches,  # noqa: E402
+                           merge_lora_model, static_variant)
+from mmadamtl.models.backbones import MTLoRASwinTransformer  # noqa: E402
 from mmadamtl.models.backbones.swin_checkpoint import \
     ADAPTER_KEY  # noqa: E402
 from mmadamtl.evaluation import (image_complexity,  # noqa: E402
@@ -124,25 +124,9 @@ def make_batches(args, model, cfg):
     """Preprocessed batches on the device, and where they come from."""
     n = args.num_images or args.batch_size * (8 if args.batch_size == 1
                                               else 2)
-    steps = math.ceil(n / args.batch_size)
-    if args.random_inputs:
-        shape = args.shape or list(cfg.get('crop_size', (512, 512)))
-        batches = [random_batch(model, args.batch_size, shape, seed=s,
-                                device=args.device) for s in range(steps)]
-        return batches, f'{steps * args.batch_size} noise images ' \
-            f'{shape[0]}x{shape[1]}'
-    dataset = build_test_dataset(cfg, args.data_root)
-    if len(dataset) < args.batch_size:
-        raise ValueError(f'the test set has {len(dataset)} images, fewer '
-                         f'than --batch-size {args.batch_size}')
-    batches = []
-    for s in range(steps):
-        idx = [(s * args.batch_size + k) % len(dataset)
-               for k in range(args.batch_size)]
-        batches.append(load_batch(model, dataset, idx, args.device))
-    shapes = sorted({tuple(b['inputs'].shape[2:]) for b in batches})
-    return batches, f'{steps * args.batch_size} test images ' + ', '.join(
-        f'{h}x{w}' for h, w in shapes)
+    return measurement_batches(
+        model, cfg, math.ceil(n / args.batch_size), args.batch_size,
+        args.shape, args.random_inputs, args.data_root, args.device)
 
 
 def executed(model, batches):
@@ -172,13 +156,12 @@ def time_inference(args, static, adaptive, batches, images):
     # The encoder alone runs at the budget input (and cap) predict uses
     # (budget_mode 'target' inverts the policy's budget curve), so that
     # its time and its executed GFLOPs belong to the same decisions.
-    budget, cap = adaptive.budget_inputs()
-    tasks = adaptive.active_tasks
+    control = adaptive.control()
 
-    def encoder(model, **kw):
+    def encoder(model, *control):
         def run(step):
             with torch.no_grad(), autocast(args):
-                model.backbone(batches[step]['inputs'], **kw)
+                model.backbone(batches[step]['inputs'], *control)
         return run
 
     common = dict(repeats=args.rounds, warmup=args.warmup,
@@ -189,15 +172,14 @@ def time_inference(args, static, adaptive, batches, images):
         desc='model latency', **common)
     t_enc = alternate_timings(
         dict(static=encoder(static),
-             adaptive=encoder(adaptive, budget=budget, tasks=tasks,
-                              cap=cap)),
+             adaptive=encoder(adaptive, control)),
         desc='encoder latency', **common)
     # Our static path: the adaptive backbone without a budget, against
     # mmseg's SwinTransformer with the same weights; and a copy of the
     # latter against itself, which shows the machine's noise (A/A).
     mmseg_again = copy.deepcopy(static)
     t_path = alternate_timings(
-        dict(mmseg=encoder(static), ours=encoder(adaptive, budget=None),
+        dict(mmseg=encoder(static), ours=encoder(adaptive),
              mmseg_again=encoder(mmseg_again)),
         desc='static path', **common)
     path = paired_summary(t_path, images, 'ours', 'mmseg')
@@ -253,7 +235,7 @@ def measure(args):
     adaptive = init_model(args.config, args.checkpoint, device=args.device,
                           cfg_options=args.cfg_options)
     cfg = adaptive.cfg
-    if hasattr(adaptive.backbone, 'merge_lora'):
+    if isinstance(adaptive.backbone, MTLoRASwinTransformer):
         return measure_mtlora(args, adaptive)
     if args.budget is None:
         raise ValueError('--budget is required for an adaptive config')

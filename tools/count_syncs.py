@@ -102,12 +102,13 @@ def measure(args):
     if args.calibrate:
         calibrate_policy(model, batch['inputs'][:2], args.budget)
     backbone = model.backbone
-    # The budget input and cap predict uses (budget_mode 'target' inverts
-    # the policy's budget curve).
-    budget, cap = model.budget_inputs()
+    # What predict hands the encoder (budget_mode 'target' inverts the
+    # policy's budget curve once, in the warm-up below).
+    control = model.control()
+    ran = {}
 
     def encoder():
-        backbone(batch['inputs'], budget=budget, cap=cap)
+        ran['stats'] = backbone.encode(batch['inputs'], control)[1]
 
     def predict():
         model.predict(batch['inputs'], copy.deepcopy(batch['data_samples']))
@@ -116,7 +117,7 @@ def measure(args):
         predict()  # warm-up
         result = dict(encoder=count(encoder, args.device),
                       model=count(predict, args.device, reads=False))
-    stats = backbone.last_stats
+    stats = ran['stats']
     stages = len(backbone.stages)
     blocks = int(stats.blocks.shape[1])
     executed = int((stats.blocks.sum(0) > 0).sum())

@@ -12,6 +12,7 @@ from mmadamtl.datasets import BaseMTDataset
 from mmadamtl.utils import TASKS
 from mmadamtl.utils.cli import progress
 
+from ..models.backbones import Control
 from ..models.utils.controllable_search import LookupTable, evolution_search
 from .inference import collate_batches
 
@@ -44,58 +45,53 @@ def measure_configs(model, batches: Sequence[dict], evaluator_cfg: dict,
     tasks = list(model.tasks)
     metrics = {t: [] for t in tasks}
     losses = {t: [] for t in tasks}
-    saved = model.subnet
     img_hw = None
-    try:
-        for enc in progress(encoders, 'encoder configurations'):
-            evaluators = []
-            for _ in widths:
-                ev = Evaluator(dict(evaluator_cfg))
-                ev.dataset_meta = dataset_meta
-                evaluators.append(ev)
-            loss_sum = {t: [0.0] * len(widths) for t in tasks}
-            count = 0
-            model.set_subnet(enc)
-            for batch in batches:
-                data = model.data_preprocessor(batch, False)
-                inputs, samples = data['inputs'], data['data_samples']
-                img_hw = tuple(inputs.shape[2:])
-                feats = model.extract_feat(inputs)
-                for d, width in enumerate(widths):
-                    model.set_subnet(enc, {t: width for t in tasks})
-                    outs = model.decode_head(feats, tasks)
-                    outs = {t: resize(o, size=inputs.shape[2:],
-                                      mode='bilinear',
-                                      align_corners=model.align_corners)
-                            for t, o in outs.items()}
-                    preds = model.postprocess_result(
-                        outs, [s.clone() for s in samples])
-                    evaluators[d].process(preds, batch)
-                    parts = model.decode_head.loss(feats, samples, tasks)
-                    for key, value in parts.items():
-                        loss_sum[key.split('.')[0]][d] += \
-                            float(value) * len(samples)
-                count += len(samples)
-            for d, ev in enumerate(evaluators):
-                result = ev.evaluate(count)
-                for t in tasks:
-                    if d == 0:
-                        metrics[t].append([])
-                        losses[t].append([])
-                    # A task the images cannot evaluate has no value:
-                    # NaN, which LookupTable refuses, naming it.
-                    metrics[t][-1].append(
-                        float(result.get(TASKS[t].main_key, float('nan'))))
-                    losses[t][-1].append(loss_sum[t][d] / count)
-    finally:
-        model.set_subnet(saved['encoder'], saved['decoders'])
+    for enc in progress(encoders, 'encoder configurations'):
+        evaluators = []
+        for _ in widths:
+            ev = Evaluator(dict(evaluator_cfg))
+            ev.dataset_meta = dataset_meta
+            evaluators.append(ev)
+        loss_sum = {t: [0.0] * len(widths) for t in tasks}
+        count = 0
+        for batch in batches:
+            data = model.data_preprocessor(batch, False)
+            inputs, samples = data['inputs'], data['data_samples']
+            img_hw = tuple(inputs.shape[2:])
+            feats = model.extract_feat(inputs, Control(subnet=enc))
+            for d, width in enumerate(widths):
+                at = {t: width for t in tasks}
+                outs = model.decode_head(feats, tasks, at)
+                outs = {t: resize(o, size=inputs.shape[2:],
+                                  mode='bilinear',
+                                  align_corners=model.align_corners)
+                        for t, o in outs.items()}
+                preds = model.postprocess_result(
+                    outs, [s.clone() for s in samples])
+                evaluators[d].process(preds, batch)
+                parts = model.decode_head.loss(feats, samples, tasks, at)
+                for key, value in parts.items():
+                    loss_sum[key.split('.')[0]][d] += \
+                        float(value) * len(samples)
+            count += len(samples)
+        for d, ev in enumerate(evaluators):
+            result = ev.evaluate(count)
+            for t in tasks:
+                if d == 0:
+                    metrics[t].append([])
+                    losses[t].append([])
+                # A task the images cannot evaluate has no value:
+                # NaN, which LookupTable refuses, naming it.
+                metrics[t][-1].append(
+                    float(result.get(TASKS[t].main_key, float('nan'))))
+                losses[t][-1].append(loss_sum[t][d] / count)
     return dict(
         encoders=[[list(s) for s in e] for e in encoders], widths=widths,
         metrics=metrics, losses=losses, img_size=list(img_hw),
         gflops=dict(
             encoders=[model.backbone.encoder_flops(img_hw, config=e) / 1e9
                       for e in encoders],
-            decoders={t: [model.decoder_flops(t, w, img_hw) / 1e9
+            decoders={t: [model.width_flops(t, w, img_hw) / 1e9
                           for w in widths] for t in tasks}))
 
 

@@ -14,6 +14,7 @@ from mmengine.structures import PixelData
 from mmseg.registry import DATASETS, MODELS
 from mmseg.structures import SegDataSample
 
+from mmadamtl.models.backbones.encoder import static_encoder_config
 from mmadamtl.models.backbones.swin_checkpoint import (
     check_checkpoint_matches, load_state_dict_file)
 from mmadamtl.utils import TASKS
@@ -33,21 +34,20 @@ def _config(config: Union[str, Config],
 
 
 def static_variant(config: Union[str, Config]) -> Config:
-    """The config's model with mmseg's ``SwinTransformer`` (no policy) or
-    the package's ``SwinEncoder`` (no adapters): the static model with the
-    same architecture and base weights."""
+    """The config's model with its encoder's static counterpart
+    (``MultiTaskEncoder.static_config``: mmseg's ``SwinTransformer`` for
+    AdaMTL's, the package's ``SwinEncoder`` for MTLoRA's): the static model
+    with the same architecture and base weights."""
     cfg = _config(config)
-    backbone = cfg.model.backbone
-    if backbone.get('type') == 'AdaptiveSwinTransformer':
-        backbone.type = 'SwinTransformer'
-        backbone.pop('policy', None)
-    if backbone.get('type') == 'MTLoRASwinTransformer':
-        backbone.type = 'SwinEncoder'
-        backbone.pop('lora', None)
-        cfg.model.get('train_cfg', {}).pop('frozen', None)
-        cfg.model.get('train_cfg', {}).pop('trainable', None)
-    cfg.model.get('train_cfg', {}).pop('budget_loss', None)
-    cfg.model.get('train_cfg', {}).pop('task_losses', None)
+    adapters = 'lora' in cfg.model.backbone
+    cfg.model.backbone = static_encoder_config(cfg.model.backbone)
+    train_cfg = cfg.model.get('train_cfg', {})
+    if adapters:
+        # The adapters' freezing goes with them.
+        train_cfg.pop('frozen', None)
+        train_cfg.pop('trainable', None)
+    train_cfg.pop('budget_loss', None)
+    train_cfg.pop('task_losses', None)
     cfg.model.get('test_cfg', {}).pop('budget', None)
     return cfg
 
@@ -158,3 +158,32 @@ def random_batch(model, batch_size: int, shape: Sequence[int],
             sample.set_field(PixelData(data=gt), spec.gt_field)
         samples.append(sample.to(device))
     return dict(inputs=inputs.to(device), data_samples=samples)
+
+
+def measurement_batches(model, cfg: Config, steps: int, batch_size: int,
+                        shape: Optional[Sequence[int]] = None,
+                        random_inputs: bool = False,
+                        data_root: Optional[str] = None,
+                        device: str = 'cpu') -> tuple:
+    """``steps`` preprocessed batches of ``batch_size`` for the measuring
+    tools: the test set's first images (cycled), or with
+    ``random_inputs`` noise images of ``shape`` (default: the config's
+    ``crop_size``). Returns the batches and a description of them."""
+    if random_inputs:
+        shape = list(shape or cfg.get('crop_size', (512, 512)))
+        batches = [random_batch(model, batch_size, shape, seed=s,
+                                device=device) for s in range(steps)]
+        return batches, f'{steps * batch_size} noise images ' \
+            f'{shape[0]}x{shape[1]}'
+    dataset = build_test_dataset(cfg, data_root)
+    if len(dataset) < batch_size:
+        raise ValueError(f'the test set has {len(dataset)} images, fewer '
+                         f'than --batch-size {batch_size}')
+    batches = [
+        load_batch(model, dataset, [(s * batch_size + k) % len(dataset)
+                                    for k in range(batch_size)], device)
+        for s in range(steps)
+    ]
+    shapes = sorted({tuple(b['inputs'].shape[2:]) for b in batches})
+    return batches, f'{steps * batch_size} test images ' + ', '.join(
+        f'{h}x{w}' for h, w in shapes)

@@ -106,3 +106,21 @@ def iteration_times(work_dir: str, skip: int = 10) -> list:
         raise ValueError(f'{files[-1]}: no iteration times after iteration '
                          f'{skip}')
     return times
+
+
+def cuda_graph(fn: Callable[[torch.Tensor], object], x: torch.Tensor):
+    """``fn(x)`` captured in a CUDA graph: returns ``(replay, out)``;
+    ``replay()`` runs it again on a copy of ``x`` (the same input every
+    time), ``out`` is the graph's output."""
+    static_x = x.clone()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            fn(static_x)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fn(static_x)
+    graph.replay()
+    return graph.replay, out

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from mmadamtl.models.backbones import Control
 from tests.conftest import ROOT
 
 TINY_ADAPTIVE = osp.join(ROOT, 'tests', 'configs',
@@ -68,8 +69,9 @@ def test_calibrated_policy_follows_budget(tiny_synthetic):
                       range(4))
     for budget in (0.3, 0.7):
         c = calibrate_policy(model, data['inputs'], budget)
-        model.backbone(data['inputs'], budget=budget)
-        executed = float(model.backbone.last_stats.block_fraction.mean())
+        _, stats = model.backbone.encode(
+            data['inputs'], Control(budget=budget, budget_mode='input'))
+        executed = float(stats.block_fraction.mean())
         assert executed == pytest.approx(c['block_fraction'])
         assert executed == pytest.approx(budget, abs=0.15)
         # Both kinds of skipping take part.
@@ -389,15 +391,14 @@ def test_encoder_breakdown_adaptive_json(capsys, tiny_synthetic,
     # budget input its predict uses.
     model = init_model(TINY_ADAPTIVE, checkpoint)
     model.set_budget(0.5)
-    budget, cap = model.budget_inputs()
     dataset = build_test_dataset(model.cfg, tiny_synthetic)
     flops, policy = [], []
     with torch.no_grad():
         for i in range(2):
             x = load_batch(model, dataset, [i], 'cpu')['inputs']
-            model.backbone(x, budget=budget, cap=cap)
-            flops.append(float(model.backbone.last_stats.encoder_flops[0]))
-            policy.append(float(model.backbone.last_stats.policy_flops[0]))
+            stats = model.encode(x)[1]
+            flops.append(float(stats.encoder_flops[0]))
+            policy.append(float(stats.policy_flops[0]))
     assert r['gflops_per_image'] == pytest.approx(np.mean(flops) / 1e9)
     assert parts['policy']['flops_share'] == pytest.approx(
         sum(policy) / sum(flops))

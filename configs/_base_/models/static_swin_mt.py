@@ -1,6 +1,8 @@
-# Static multi-task Swin-T: mmseg's SwinTransformer (so mmseg Swin
-# checkpoints load as they are) and one AdaMTL decoder per task. The
-# dataset config fills decode_head.tasks.
+# Static multi-task Swin-T: the package's SwinEncoder (mmseg's
+# SwinTransformer modules, keys and forward, bit for bit, so mmseg Swin
+# checkpoints load as they are; the static encoder of the encoder
+# contract) and one AdaMTL decoder per task. The dataset config fills
+# decode_head.tasks.
 norm_cfg = dict(type='BN', requires_grad=True)
 data_preprocessor = dict(
     type='MultiTaskDataPreProcessor',
@@ -13,7 +15,7 @@ model = dict(
     type='MultiTaskEncoderDecoder',
     data_preprocessor=data_preprocessor,
     backbone=dict(
-        type='SwinTransformer',
+        type='SwinEncoder',
         pretrain_img_size=224,
         embed_dims=96,
         patch_size=4,

@@ -7,29 +7,26 @@ from mmseg.registry import HOOKS
 from mmadamtl.evaluation.complexity import (image_complexity,
                                             summarize_complexity)
 
-from .budget_schedule_hook import _unwrap
-
 
 @HOOKS.register_module()
 class ComplexityLoggerHook(Hook):
     """Logs mean executed GFLOPs and per-stage keep rates.
 
-    Training: every ``interval`` iterations (default: every iteration,
-    as the losses are, so the ``LoggerHook``'s window mean covers the same
-    iterations as the losses'), from the backbone's ``last_stats`` (the
-    decisions of that iteration), as ``train/encoder_gflops``,
-    ``train/block_keep_s<i>`` and ``train/token_keep_s<i>``. Validation
-    and test: what every prediction executed
+    Training: the segmentor's ``loss`` returns what each batch executed
+    as logged values (``encoder_gflops``, ``block_keep_s<i>``,
+    ``token_keep_s<i>``; see ``training_complexity``), which mmengine's
+    ``RuntimeInfoHook`` puts in the message hub as ``train/...``; under
+    distributed training this hook first averages them over the ranks,
+    in the iteration's outputs, every ``interval`` iterations (default:
+    every one). Validation and test: what every prediction executed
     (``mmadamtl.evaluation.image_complexity``), averaged and logged at the
     end of the loop as ``val/...`` or ``test/...``, in the loop's epoch
-    record. Under distributed training the figures are over all ranks
-    (training: the mean of the ranks' batches; evaluation: every rank's
-    images).
+    record, over every rank's images.
 
-    Runs before the ``LoggerHook`` (priority ``NORMAL`` against its
-    ``BELOW_NORMAL``), so a log line shows its own iteration's figures.
+    Runs before the ``RuntimeInfoHook`` and the ``LoggerHook`` (priority
+    ``HIGHEST``), so the figures logged are the averaged ones.
     """
-    priority = 'NORMAL'
+    priority = 'HIGHEST'
 
     def __init__(self, interval: int = 1) -> None:
         if interval < 1:
@@ -40,25 +37,16 @@ class ComplexityLoggerHook(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
-        if not self.every_n_train_iters(runner, self.interval):
+        if not outputs or dist.get_world_size() == 1 or \
+                not self.every_n_train_iters(runner, self.interval):
             return
-        stats = getattr(_unwrap(runner.model).backbone, 'last_stats', None)
-        if stats is None:
+        keys = [k for k in outputs if k == 'encoder_gflops' or
+                k.startswith(('block_keep_s', 'token_keep_s'))]
+        if not keys:
             return
-        values = torch.cat([
-            (stats.encoder_flops.detach().mean() / 1e9).view(1),
-            stats.block_keep.mean(0), stats.token_keep.mean(0)
-        ]).float()
-        if dist.get_world_size() > 1:
-            dist.all_reduce(values, op='mean')
-        values = values.tolist()
-        stages = stats.block_keep.shape[1]
-        hub = runner.message_hub
-        hub.update_scalar('train/encoder_gflops', values[0])
-        for i in range(stages):
-            hub.update_scalar(f'train/block_keep_s{i}', values[1 + i])
-            hub.update_scalar(f'train/token_keep_s{i}',
-                              values[1 + stages + i])
+        values = torch.stack([outputs[k].detach().float() for k in keys])
+        dist.all_reduce(values, op='mean')
+        outputs.update(zip(keys, values.unbind()))
 
     def _collect(self, outputs) -> None:
         for sample in outputs or []:

@@ -1,4 +1,6 @@
 from .adaptive_swin import AdaptiveStats, AdaptiveSwinTransformer
+from .encoder import (NO_CONTROL, Control, EncoderStats, ForeignEncoder,
+                      MultiTaskEncoder, as_encoder, complete_encoder_config)
 from .swin_checkpoint import (check_checkpoint_matches,
                               check_pretrained_backbone,
                               convert_official_swin, convert_swin_checkpoint,
@@ -8,6 +10,8 @@ from .slimmable_swin import SlimmableSwinTransformer, SlimRunner
 from .swin_encoder import SwinEncoder
 
 __all__ = [
+    'Control', 'NO_CONTROL', 'EncoderStats', 'MultiTaskEncoder',
+    'ForeignEncoder', 'as_encoder', 'complete_encoder_config',
     'SwinEncoder', 'AdaptiveSwinTransformer', 'MTLoRASwinTransformer',
     'SlimmableSwinTransformer', 'SlimRunner',
     'check_lora_cfg', 'AdaptiveStats',

@@ -2,21 +2,24 @@
 run by the decisions of a policy."""
 import contextlib
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmseg.registry import MODELS
 
-from ..layers.block_runners import BlendRunner, PolicyRunner, SkipRunner
+from ..layers.block_runners import (BlendRunner, FullRunner, PolicyRunner,
+                                    SkipRunner)
+from ..policies.calibration import policy_budget
 from ..policies.random_policy import RandomDecisions
 from ..utils.budget import Budget, budget_tensor
 from ..utils.precision import as_float32, full_precision
-from ..utils.swin_cost import SwinCost, swin_cost
+from ..utils.swin_cost import SwinCost
+from .encoder import NO_CONTROL, Control, EncoderStats
 from .swin_encoder import SwinEncoder
 
 
 @dataclass
-class AdaptiveStats:
+class AdaptiveStats(EncoderStats):
     """What one forward pass executed, per image (first dim B).
 
     ``encoder_flops`` and ``policy_flops`` are multiply-adds (the policy's
@@ -35,9 +38,7 @@ class AdaptiveStats:
     tokens run (zero where skipped), both with gradients, and ``widths``
     (blocks,) each block's channels.
     """
-    encoder_flops: torch.Tensor
     policy_flops: torch.Tensor
-    static_flops: float
     block_fraction: torch.Tensor
     token_fraction: torch.Tensor
     block_keep: torch.Tensor
@@ -48,6 +49,23 @@ class AdaptiveStats:
     keeps: Optional[torch.Tensor] = None
     token_shares: Optional[torch.Tensor] = None
     widths: Optional[torch.Tensor] = None
+    # The request (``Control.budget``/``budget_mode``), for metainfo.
+    budget: Optional[float] = None
+    budget_mode: Optional[str] = None
+
+    def image_meta(self, index: int) -> dict:
+        """``policy``: image ``index``'s decisions and what they ran."""
+        i = index
+        return dict(policy=dict(
+            budget=self.budget,
+            budget_mode=self.budget_mode,
+            encoder_share=float(self.encoder_flops[i]) / self.static_flops,
+            policy_gflops=float(self.policy_flops[i]) / 1e9,
+            block_fraction=float(self.block_fraction[i]),
+            block_keep=self.block_keep[i].tolist(),
+            token_keep=self.token_keep[i].tolist(),
+            blocks=self.blocks[i].tolist(),
+            token_maps=[m[i].cpu().numpy() for m in self.token_maps]))
 
 
 @MODELS.register_module()
@@ -58,11 +76,13 @@ class AdaptiveSwinTransformer(SwinEncoder):
     parameters keep mmseg's state-dict keys (the policy's live under
     ``policy.``), so mmseg and converted Swin checkpoints load unchanged.
 
-    ``forward(x, budget=None, tasks=None)``: with ``policy=None`` or
-    ``budget=None`` it is mmseg's forward (the encoder's ``FullRunner``).
-    Otherwise the policy decides per image, for the target ``budget`` (a
-    float or one per image) and the ``tasks`` being run (per-task
-    policies take the union), and the stage loop runs each block with
+    ``encode(x, control)`` (the encoder contract): with ``policy=None``
+    or ``control.budget=None`` it is mmseg's forward (the encoder's
+    ``FullRunner``). Otherwise the policy decides per image, for the
+    budget (``control.budget`` and ``control.budget_mode``, resolved by
+    :meth:`budget_input`) and the tasks being run (``control.tasks``;
+    per-task policies take the union), and the stage loop runs each block
+    with
 
     - ``BlendRunner`` in training: Gumbel-sigmoid decisions with
       straight-through gradients; a skipped block or an unselected
@@ -72,18 +92,14 @@ class AdaptiveSwinTransformer(SwinEncoder):
       really skipped for any batch size: each block runs only on the
       images that keep it, and its MLP only on the selected tokens.
 
-    After every forward, ``last_stats`` (an :class:`AdaptiveStats`) holds
-    what was executed per image, summed from the decisions the runner
-    recorded; the segmentor reads it (``MultiTaskEncoderDecoder``'s
-    ``loss`` and ``predict``).
+    It returns the features and an :class:`AdaptiveStats`: what was
+    executed per image, summed from the decisions the runner recorded
+    (the segmentor's ``loss`` and ``predict`` read it).
 
     Args:
         policy: A ``PolicyHead`` config (``embed_dims`` and ``depths`` are
             filled in), or None for a static Swin.
     """
-
-    # The inference runner (a subclass may time or trace it).
-    skip_runner = SkipRunner
 
     def __init__(self, *args, policy: Optional[dict] = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -99,9 +115,32 @@ class AdaptiveSwinTransformer(SwinEncoder):
             self.policy = MODELS.build(policy)
         # The random-skipping control (set_random_policy), or None.
         self.random_policy: Optional[RandomDecisions] = None
-        self.last_stats: Optional[AdaptiveStats] = None
-        self._costs: Dict[Tuple[int, int], SwinCost] = {}
+        # Caches: cost vectors per size, the last budget curve inversion.
         self._vectors: Dict[tuple, dict] = {}
+        self._inverted: Optional[tuple] = None
+
+    @classmethod
+    def complete_config(cls, cfg: dict, tasks: Sequence[str]) -> dict:
+        """A ``per_task`` policy without ``tasks`` gets the heads'."""
+        policy = cfg.get('policy')
+        if policy and policy.get('task_mode') == 'per_task' and \
+                not policy.get('tasks'):
+            cfg = dict(cfg, policy=dict(policy, tasks=list(tasks)))
+        return cfg
+
+    @classmethod
+    def static_config(cls, cfg: dict) -> dict:
+        """mmseg's ``SwinTransformer`` with the same arguments, no
+        policy."""
+        cfg = {k: v for k, v in cfg.items() if k != 'policy'}
+        return dict(cfg, type='SwinTransformer')
+
+    @property
+    def controls(self):
+        """With a policy: ``budget`` and ``tasks``; without: none."""
+        if self.policy is None:
+            return frozenset()
+        return frozenset({'budget', 'tasks'})
 
     def set_random_policy(self, share: Optional[float],
                           seed: int = 0) -> None:
@@ -122,39 +161,73 @@ class AdaptiveSwinTransformer(SwinEncoder):
         if self.policy is not None:
             self.policy.init_weights()
 
-    def cost(self, img_hw: Sequence[int]) -> SwinCost:
-        """Per-image multiply-adds for an input of size ``img_hw``."""
-        key = (int(img_hw[0]), int(img_hw[1]))
-        if key not in self._costs:
-            self._costs[key] = swin_cost(self, key)
-        return self._costs[key]
+    def set_policy_temperature(self, tau: float) -> None:
+        """The Gumbel-sigmoid temperature of the policy (training)."""
+        if self.policy is None:
+            super().set_policy_temperature(tau)
+        if not tau > 0:
+            raise ValueError(f'policy temperature must be > 0, got {tau!r}')
+        self.policy.tau = float(tau)
 
-    def forward(self, x: torch.Tensor, budget: Budget = None,
-                tasks: Optional[Sequence[str]] = None,
-                cap: Budget = None) -> List[torch.Tensor]:
-        """Run the encoder.
+    def budget_input(self, budget: Budget, mode: str = 'target'
+                     ) -> Tuple[Budget, Budget]:
+        """The policy's budget input and the cap for a requested budget:
+
+        - ``'input'``: ``budget`` is the policy's input, no cap;
+        - ``'target'``: the input at which the policy executes ``budget``
+          on average (its measured curve inverted, ``policy_budget``);
+        - ``'cap'``: as ``'target'``, and ``budget`` is the cap.
+
+        A float's inversion is reused while the budget and the curve (its
+        version counter: calibration and loading bump it) stay.
+        """
+        if budget is None:
+            return None, None
+        if mode == 'input':
+            return budget, None
+        cap = budget if mode == 'cap' else None
+        if isinstance(budget, torch.Tensor):
+            return policy_budget(self.policy, budget), cap
+        requested = float(budget)
+        curve = self.policy.budget_curve
+        key = (requested, curve._version, curve.data_ptr())
+        if self._inverted is None or self._inverted[0] != key:
+            inputs = policy_budget(self.policy, torch.tensor([requested]))
+            self._inverted = (key, float(inputs[0]))
+        return self._inverted[1], cap
+
+    def encode(self, x: torch.Tensor, control: Control = NO_CONTROL,
+               skip_runner: Optional[Callable[..., SkipRunner]] = None
+               ) -> Tuple[List[torch.Tensor], AdaptiveStats]:
+        """Run the encoder under ``control`` (see the class).
 
         Args:
             x: Images (B, 3, H, W).
-            budget: The policy's budget input (a float or one per image);
-                None runs every block.
-            tasks: The tasks being run (per-task policies take the union);
-                None: all the policy's tasks.
-            cap: Inference only: a share in (0, 1] (or one per image) of
-                the static encoder's multiply-adds that no image may
-                exceed (``budget_mode='cap'``, see ``SkipRunner``).
+            control: ``budget`` (a float, or one per image; None runs
+                every block), ``budget_mode`` and ``tasks`` (None: all
+                the policy's tasks). ``budget_mode='cap'`` applies to
+                inference only: no image's executed multiply-adds exceed
+                ``budget`` x the static encoder's (see ``SkipRunner``).
+            skip_runner: The inference runner's class (default
+                ``SkipRunner``): tools pass a subclass that times or
+                records the blocks, with ``SkipRunner``'s arguments.
+
+        Returns:
+            The stage features and an :class:`AdaptiveStats`.
         """
+        self.check_control(control)
         cost = self.cost(x.shape[2:])
-        if self.policy is None or budget is None:
-            outs = super().forward(x)
-            self.last_stats = self._static_stats(x, cost)
-            return outs
+        if self.policy is None or control.budget is None:
+            outs = self.run_stages(x, FullRunner())
+            return outs, self._static_stats(x, cost, control)
+        budget, cap = self.budget_input(control.budget, control.budget_mode)
+        cap = control.cap if control.cap is not None else cap
         # A budget given as a number determines the budget tensor: the
         # policy's budget terms are reused while it and the weights stay.
         given, budget = budget, budget_tensor(budget, x)
         key = None if isinstance(given, torch.Tensor) else (
             float(given), x.shape[0], x.device, x.dtype)
-        index = self.policy.task_index(tasks)
+        index = self.policy.task_index(control.tasks)
         if self.training:
             if cap is not None:
                 raise ValueError('cap applies to inference only')
@@ -164,6 +237,7 @@ class AdaptiveSwinTransformer(SwinEncoder):
             self.random_policy.set_cost(cost.attn_total, cost.mlp_total)
         elif cap is not None:
             cap = self._cap(cap, x, cost)
+        skip_runner = skip_runner or SkipRunner
         # The learned policy's budget terms, once for the forward, or
         # reused from the last with the same budget (a no-op in training).
         with (contextlib.nullcontext(budget)
@@ -172,13 +246,15 @@ class AdaptiveSwinTransformer(SwinEncoder):
             if self.training:
                 runner = BlendRunner(self.policy, budget, index)
             elif self.random_policy is not None:
-                runner = self.skip_runner(self.random_policy, budget, index)
+                runner = skip_runner(self.random_policy, budget, index)
             else:
-                runner = self.skip_runner(self.policy, budget, index, cap)
-            outs = super().forward(x, runner)
-        self.last_stats = self._executed_stats(runner, cost,
-                                               tuple(x.shape[2:]))
-        return outs
+                runner = skip_runner(self.policy, budget, index, cap)
+            outs = self.run_stages(x, runner)
+        stats = self._executed_stats(runner, cost, tuple(x.shape[2:]))
+        stats.budget = None if isinstance(control.budget, torch.Tensor) \
+            else float(control.budget)
+        stats.budget_mode = control.budget_mode
+        return outs, stats
 
     def _cap(self, cap: Budget, x: torch.Tensor, cost: SwinCost):
         """``SkipRunner``'s ``(allowance, costs)`` for a cap: what the
@@ -279,7 +355,8 @@ class AdaptiveSwinTransformer(SwinEncoder):
                 mlp_total=float(cost.mlp_total))
         return cache[key]
 
-    def _static_stats(self, x: torch.Tensor, cost: SwinCost) -> AdaptiveStats:
+    def _static_stats(self, x: torch.Tensor, cost: SwinCost,
+                      control: Control) -> AdaptiveStats:
         batch = x.shape[0]
 
         def ones(*shape):
@@ -296,4 +373,6 @@ class AdaptiveSwinTransformer(SwinEncoder):
             block_keep=ones(stages),
             token_keep=ones(stages),
             token_maps=[ones(*s.hw) for s in cost.stages],
-            blocks=ones(len(cost.blocks)))
+            blocks=ones(len(cost.blocks)),
+            budget=None,
+            budget_mode=control.budget_mode)

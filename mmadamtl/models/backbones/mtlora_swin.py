@@ -9,10 +9,11 @@ from mmseg.registry import MODELS
 
 from mmadamtl.utils import check_tasks
 
-from ..layers.block_runners import BlockRunner, HWShape
+from ..layers.block_runners import BlockRunner, FullRunner, HWShape
 from ..layers.lora import LoRALinear
 from ..layers.swin_windows import windows_to_tokens
 from ..utils.complexity import counted_flops
+from .encoder import NO_CONTROL, Control, constant_stats
 from .swin_encoder import SwinEncoder
 
 # Where TA-LoRA may go in a Swin block (mmseg's module paths), and which
@@ -286,14 +287,55 @@ class MTLoRASwinTransformer(SwinEncoder):
             return list(self.lora_tasks)
         return check_tasks(tasks, where='MTLoRASwinTransformer tasks')
 
-    def forward(self, x: torch.Tensor,
+    @classmethod
+    def complete_config(cls, cfg: dict, tasks: Sequence[str]) -> dict:
+        """``lora.tasks`` defaults to the heads' tasks, and each task with
+        adapters needs a decoder."""
+        lora = dict(cfg.get('lora') or {})
+        if lora.get('tasks') is None:
+            lora['tasks'] = list(tasks)
+        else:
+            for task in lora['tasks']:
+                if task not in tasks:
+                    raise ValueError(
+                        f'backbone.lora.tasks: task {task!r} has no decoder '
+                        f'in decode_head.tasks {list(tasks)}')
+        return dict(cfg, lora=lora)
+
+    @classmethod
+    def static_config(cls, cfg: dict) -> dict:
+        """The package's ``SwinEncoder`` with the same arguments, no
+        adapters."""
+        cfg = {k: v for k, v in cfg.items() if k != 'lora'}
+        return dict(cfg, type='SwinEncoder')
+
+    @property
+    def controls(self):
+        """``tasks``: the task streams that run."""
+        return frozenset({'tasks'})
+
+    def streams(self, x: torch.Tensor,
                 tasks: Optional[Sequence[str]] = None):
         """Stage features: ``{task: [maps]}`` for ``tasks`` (default: the
         tasks with adapters), or the shared list for a model without
         task-specific adapters."""
         if not self.lora_tasks:
-            return super().forward(x)
-        return super().forward(x, MTLoRARunner(self, self._run_tasks(tasks)))
+            return self.run_stages(x, FullRunner())
+        return self.run_stages(x, MTLoRARunner(self, self._run_tasks(tasks)))
+
+    def forward(self, x: torch.Tensor, control: Optional[Control] = None):
+        """The streams of ``control.tasks`` alone (no cost count)."""
+        control = NO_CONTROL if control is None else control
+        self.check_control(control)
+        return self.streams(x, control.tasks)
+
+    def encode(self, x: torch.Tensor, control: Control = NO_CONTROL):
+        """The streams of ``control.tasks`` and their cost (adapters and
+        task streams included, :meth:`encoder_flops`)."""
+        self.check_control(control)
+        feats = self.streams(x, control.tasks)
+        flops = self.encoder_flops(x.shape[2:], control.tasks)
+        return feats, constant_stats(flops, x.shape[0], x.device)
 
     @torch.no_grad()
     def merge_lora(self) -> int:
@@ -331,8 +373,7 @@ class MTLoRASwinTransformer(SwinEncoder):
                     self.encoder = encoder
 
                 def forward(self, x):
-                    out = self.encoder(x, tasks) if tasks else \
-                        self.encoder(x)
+                    out = self.encoder.streams(x, tasks or None)
                     if isinstance(out, dict):
                         return tuple(m for t in tasks for m in out[t])
                     return tuple(out)

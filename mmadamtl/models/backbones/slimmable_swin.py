@@ -10,6 +10,7 @@ from mmseg.registry import MODELS
 from ..layers.block_runners import BlockRunner
 from ..layers.slimmable import run_slim_block
 from ..utils.swin_cost import SwinCost, swin_cost
+from .encoder import NO_CONTROL, Control, constant_stats
 from .swin_encoder import SwinEncoder
 
 # Per stage (head fraction, MLP ratio); a sub-network of the encoder.
@@ -50,10 +51,12 @@ class SlimmableSwinTransformer(SwinEncoder):
     checkpoints load unchanged, and with every width at its maximum the
     forward is mmseg's (tested bit for bit).
 
-    A sub-network is one ``(head fraction, mlp ratio)`` per stage, set by
-    :meth:`set_subnet` from ``'max'``, ``'min'``,
-    ``dict(heads=2/3, mlp_ratio=2)`` (every stage) or a list of such
-    dicts (one per stage).
+    A sub-network is one ``(head fraction, mlp ratio)`` per stage, given
+    to each forward as ``Control(subnet=...)`` (canonical, see
+    :meth:`check_config`, which also takes ``'max'``, ``'min'``,
+    ``dict(heads=2/3, mlp_ratio=2)`` for every stage or a list of such
+    dicts, one per stage); None runs the widest. The encoder keeps no
+    sub-network of its own.
 
     Args:
         head_choices: Head fractions offered; each must give a whole
@@ -88,7 +91,11 @@ class SlimmableSwinTransformer(SwinEncoder):
                         f'mlp_ratio_choices: {r} x {dims} channels of stage '
                         f'{s} must be a whole number within its '
                         f'{block.ffn.feedforward_channels} MLP neurons')
-        self.subnet: EncoderConfig = self.max_config
+
+    @property
+    def controls(self):
+        """``subnet``: the per-stage widths that run."""
+        return frozenset({'subnet'})
 
     @property
     def max_config(self) -> EncoderConfig:
@@ -138,16 +145,11 @@ class SlimmableSwinTransformer(SwinEncoder):
                            _match(r, self.mlp_ratio_choices, 'mlp_ratio')))
         return tuple(config)
 
-    def set_subnet(self, spec: EncoderSpec) -> EncoderConfig:
-        """Run the sub-network ``spec`` from now on; returns its canonical
-        form."""
-        self.subnet = self.check_config(spec)
-        return self.subnet
-
     def stage_widths(self, config: Optional[EncoderConfig] = None
                      ) -> List[Tuple[int, int]]:
-        """Per stage ``(heads, hidden neurons)`` of a sub-network."""
-        config = self.subnet if config is None else config
+        """Per stage ``(heads, hidden neurons)`` of a sub-network (None:
+        the widest)."""
+        config = self.max_config if config is None else config
         widths = []
         for stage, (h, r) in zip(self.stages, config):
             w_msa = stage.blocks[0].attn.w_msa
@@ -162,11 +164,15 @@ class SlimmableSwinTransformer(SwinEncoder):
 
     def encoder_flops(self, img_hw: Sequence[int], tasks=None,
                       config: Optional[EncoderConfig] = None) -> float:
-        """Multiply-adds of one image at ``img_hw`` through the current (or
-        the given) sub-network."""
+        """Multiply-adds of one image at ``img_hw`` through the sub-network
+        ``config`` (None: the widest)."""
         return self.cost(img_hw, config).total
 
-    def forward(self, x: torch.Tensor, runner: Optional[BlockRunner] = None):
-        if runner is None:
-            runner = SlimRunner(self.stage_widths())
-        return super().forward(x, runner)
+    def encode(self, x: torch.Tensor, control: Control = NO_CONTROL):
+        """The sub-network ``control.subnet`` (None: the widest) and its
+        closed-form cost."""
+        self.check_control(control)
+        config = self.check_config(control.subnet)
+        outs = self.run_stages(x, SlimRunner(self.stage_widths(config)))
+        return outs, constant_stats(
+            self.cost(x.shape[2:], config).total, x.shape[0], x.device)

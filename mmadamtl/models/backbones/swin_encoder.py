@@ -1,6 +1,6 @@
 """The package's Swin encoder: mmseg's modules and keys, our stage loop."""
 import warnings
-from typing import Optional
+from typing import Dict, Sequence, Tuple
 
 import torch
 from mmcv.cnn import build_norm_layer
@@ -8,23 +8,29 @@ from mmseg.models.backbones import SwinTransformer
 from mmseg.registry import MODELS
 
 from ..layers.block_runners import BlockRunner, FullRunner
+from ..utils.swin_cost import SwinCost, swin_cost
+from .encoder import NO_CONTROL, Control, MultiTaskEncoder, constant_stats
 from .swin_checkpoint import TAP_NORM
 
 _FULL = FullRunner()
 
 
 @MODELS.register_module()
-class SwinEncoder(SwinTransformer):
+class SwinEncoder(MultiTaskEncoder, SwinTransformer):
     """mmseg's ``SwinTransformer`` whose stage loop asks a
-    :class:`~mmadamtl.models.layers.BlockRunner` how to run each block.
+    :class:`~mmadamtl.models.layers.BlockRunner` how to run each block,
+    and the static encoder of the contract (:class:`MultiTaskEncoder`:
+    ``encode(x, control)`` returns the features and what each image
+    executed; it honours no control field).
 
     It takes every argument of mmseg's Swin and keeps its modules and
     state-dict keys, so mmseg and converted Swin checkpoints load
-    unchanged. With the default :class:`FullRunner` the forward is mmseg's
-    ``SwinTransformer.forward`` operation for operation (tested bit for
-    bit). The methods of the package differ only in the runner they pass:
+    unchanged. With :class:`FullRunner` (the static encoder's) the loop is
+    mmseg's ``SwinTransformer.forward`` operation for operation (tested
+    bit for bit). The methods of the package differ only in the runner
+    their ``encode`` passes:
 
-    ``forward(x, runner)``::
+    ``run_stages(x, runner)``::
 
         x = patch_embed(x) (+ abs. pos. embed, dropout)
         for stage i:
@@ -61,6 +67,7 @@ class SwinEncoder(SwinTransformer):
                 self.add_module(f'norm{i}',
                                 build_norm_layer(norm_cfg,
                                                  self.tap_dims[i])[1])
+        self._costs: Dict[Tuple[int, int], SwinCost] = {}
 
     def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
         """As ``nn.Module``'s; a non-strict load (mmseg's ``Pretrained``
@@ -80,13 +87,26 @@ class SwinEncoder(SwinTransformer):
                               if k not in skipped}
         return super().load_state_dict(state_dict, strict=strict, **kwargs)
 
-    def forward(self, x: torch.Tensor,
-                runner: Optional[BlockRunner] = None):
-        runner = _FULL if runner is None else runner
-        # Also runs on a plain mmseg SwinTransformer (tools/encoder_breakdown
-        # calls it unbound), which has mmseg's taps.
-        after = getattr(self, 'out_after_downsample', False)
-        tap_dims = getattr(self, 'tap_dims', self.num_features)
+    def cost(self, img_hw: Sequence[int]) -> SwinCost:
+        """Per-image multiply-adds (closed form, ``swin_cost``) of the full
+        encoder for an input of size ``img_hw``, computed once per
+        size."""
+        key = (int(img_hw[0]), int(img_hw[1]))
+        if key not in self._costs:
+            self._costs[key] = swin_cost(self, key)
+        return self._costs[key]
+
+    def encode(self, x: torch.Tensor, control: Control = NO_CONTROL):
+        """Every block in full: mmseg's forward, and the full cost for
+        every image."""
+        self.check_control(control)
+        outs = self.run_stages(x, _FULL)
+        return outs, constant_stats(
+            self.cost(x.shape[2:]).total, x.shape[0], x.device)
+
+    def run_stages(self, x: torch.Tensor, runner: BlockRunner):
+        """The stage loop (see the class), each block run by
+        ``runner``."""
         x, hw_shape = self.patch_embed(x)
         if self.use_abs_pos_embed:
             x = x + self.absolute_pos_embed
@@ -100,11 +120,11 @@ class SwinEncoder(SwinTransformer):
             out, out_hw_shape = x, hw_shape
             if stage.downsample is not None:
                 x, hw_shape = stage.downsample(x, hw_shape)
-            if after:
+            if self.out_after_downsample:
                 out, out_hw_shape = x, hw_shape
             if i in self.out_indices:
                 outs.append(
                     runner.stage_output(i, out, out_hw_shape,
                                         getattr(self, f'norm{i}'),
-                                        tap_dims[i]))
+                                        self.tap_dims[i]))
         return runner.finish(outs)

@@ -1,6 +1,6 @@
 from .decoders import AdaMTLDecoder, HRFusionDecoder
 from .multi_task_head import MultiTaskHead
-from .slimmable_decoder import SlimmableAdaMTLDecoder
+from .slimmable_decoder import AtWidth, SlimmableAdaMTLDecoder
 
 __all__ = ['MultiTaskHead', 'AdaMTLDecoder', 'HRFusionDecoder',
-           'SlimmableAdaMTLDecoder']
+           'SlimmableAdaMTLDecoder', 'AtWidth']

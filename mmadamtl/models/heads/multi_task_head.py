@@ -94,17 +94,28 @@ class MultiTaskHead(BaseModule):
 
     def forward(self,
                 inputs: Features,
-                tasks: Optional[Sequence[str]] = None
+                tasks: Optional[Sequence[str]] = None,
+                widths: Optional[Dict[str, float]] = None
                 ) -> Dict[str, torch.Tensor]:
         """Raw outputs of ``tasks`` (all by default) at feature resolution.
 
         ``inputs``: the shared stage features (a list), or per task its
-        own (``{task: list}``, MTLoRA's task-specific streams)."""
+        own (``{task: list}``, MTLoRA's task-specific streams);
+        ``widths``: slimmable decoders' width per task (None: decoders
+        called without one)."""
         tasks = self.tasks if tasks is None else tasks
         return {
-            task: self.decoders[task](task_features(inputs, task))
+            task: self.run_decoder(task, task_features(inputs, task),
+                                   None if widths is None else widths[task])
             for task in tasks
         }
+
+    def run_decoder(self, task: str, feats: List[torch.Tensor],
+                    width: Optional[float] = None) -> torch.Tensor:
+        """``task``'s decoder on its features, at ``width`` (a slimmable
+        decoder's multiplier; None: its only or widest width)."""
+        decoder = self.decoders[task]
+        return decoder(feats) if width is None else decoder(feats, width)
 
     def _target(self, task: str,
                 data_samples: List[SegDataSample]) -> torch.Tensor:
@@ -131,13 +142,14 @@ class MultiTaskHead(BaseModule):
     def loss(self,
              inputs: Features,
              data_samples: List[SegDataSample],
-             tasks: Optional[Sequence[str]] = None
+             tasks: Optional[Sequence[str]] = None,
+             widths: Optional[Dict[str, float]] = None
              ) -> Dict[str, torch.Tensor]:
         """Per-task losses, keyed ``<task>.<loss name>``; in training with
         a ``loss_weighting`` weighted by it, plus its ``loss_weighting``
         term and each task's ``<task>.weight`` (logged)."""
         losses, keys = {}, {}
-        for task, logits in self.forward(inputs, tasks).items():
+        for task, logits in self.forward(inputs, tasks, widths).items():
             spec = TASKS[task]
             target = self._target(task, data_samples)
             logits = resize(logits, size=target.shape[2:], mode='bilinear',

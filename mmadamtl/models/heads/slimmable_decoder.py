@@ -54,7 +54,8 @@ class SlimBasicBlock(nn.Module):
 class SlimmableAdaMTLDecoder(BaseModule):
     """``AdaMTLDecoder`` (per scale two basic blocks, upsample, concatenate,
     1x1 fuse, 1x1 prediction) whose width is one of ``widths`` x
-    ``channels``, chosen by :meth:`set_width`.
+    ``channels``, given to each forward (``forward(inputs, width)``; None:
+    the widest). The decoder keeps no width of its own.
 
     Every conv is a prefix slice of the widest one's weights; every width
     has its own BatchNorms (switchable BN) and its own 1x1 prediction
@@ -102,17 +103,21 @@ class SlimmableAdaMTLDecoder(BaseModule):
         self.cls = nn.ModuleList(
             nn.Conv2d(c, out_channels, 1) for c in self.channels_at)
         self.cls_scale = [channels / c for c in self.channels_at]
-        self.width = self.widths[-1]
 
-    def set_width(self, width: float) -> None:
-        """Run at multiplier ``width`` (one of ``widths``)."""
+    def width_index(self, width: Optional[float]) -> int:
+        """The index of multiplier ``width`` (one of ``widths``; None: the
+        widest)."""
+        if width is None:
+            return len(self.widths) - 1
         if float(width) not in self.widths:
             raise ValueError(f'decoder width {width!r} is not one of '
                              f'{self.widths}')
-        self.width = float(width)
+        return self.widths.index(float(width))
 
-    def forward(self, inputs: List[torch.Tensor]) -> torch.Tensor:
-        i = self.widths.index(self.width)
+    def forward(self, inputs: List[torch.Tensor],
+                width: Optional[float] = None) -> torch.Tensor:
+        """The task output at multiplier ``width`` (None: the widest)."""
+        i = self.width_index(width)
         size = inputs[0].shape[2:]
         outs = []
         for blocks, x in zip(self.branches, inputs):
@@ -124,3 +129,17 @@ class SlimmableAdaMTLDecoder(BaseModule):
         if self.cls_scale[i] != 1:
             x = x * self.cls_scale[i]
         return self.cls[i](x)
+
+
+class AtWidth(nn.Module):
+    """A slimmable decoder at one width, called with the features alone
+    (what mmengine's FLOPs counter traces). It holds no parameters of its
+    own."""
+
+    def __init__(self, decoder: nn.Module, width: float) -> None:
+        super().__init__()
+        self.decoder = decoder
+        self.width = float(width)
+
+    def forward(self, feats: List[torch.Tensor]) -> torch.Tensor:
+        return self.decoder(feats, self.width)

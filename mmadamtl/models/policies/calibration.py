@@ -11,6 +11,7 @@ import torch
 
 from mmadamtl.utils.cli import progress
 
+from ..backbones.encoder import Control
 from .policy_head import CALIBRATION_GRID
 
 
@@ -47,8 +48,9 @@ def calibrate_budget(backbone, batches: Iterable[torch.Tensor],
         for b in grid:
             total, count = 0., 0
             for x in batches:
-                backbone(x, budget=b, tasks=tasks)
-                total += float(backbone.last_stats.block_fraction.sum())
+                _, stats = backbone.encode(x, Control(
+                    budget=b, budget_mode='input', tasks=tasks))
+                total += float(stats.block_fraction.sum())
                 count += x.shape[0]
             curve.append(total / count)
     finally:
@@ -159,8 +161,9 @@ def calibrate_policy(model, inputs: torch.Tensor, budget: float,
             m.bias.copy_(base[m] + offset)
 
     def stats():
-        backbone(inputs, budget=budget, tasks=model.active_tasks)
-        return backbone.last_stats
+        return backbone.encode(inputs, Control(
+            budget=budget, budget_mode='input',
+            tasks=model.active_tasks))[1]
 
     def bisect(mods, measure, target):
         lo, hi = -30., 30.

@@ -12,6 +12,8 @@ from mmseg.structures import SegDataSample
 
 from mmadamtl.utils import check_tasks
 
+from ..backbones.encoder import Control
+from ..heads.slimmable_decoder import SlimmableAdaMTLDecoder
 from ..utils.budget import check_budget
 from ..utils.controllable_search import (LookupTable, SearchResult,
                                          check_preference, decoder_widths,
@@ -29,13 +31,19 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
     super-network; at run time a compute budget and a task preference
     choose the sub-network.
 
-    **Sub-networks.** :meth:`set_subnet` sets the encoder's per-stage
-    widths and each task's decoder width (0: the task does not run).
-    ``test_cfg`` picks what inference runs:
+    **Sub-networks.** :meth:`set_subnet` sets the sub-network inference
+    runs by default: the encoder's per-stage widths and each task's
+    decoder width (0: the task does not run). It is the segmentor's
+    setting: every forward hands the widths down as arguments
+    (``Control(subnet=..., decoders=...)``, see :meth:`control`), and
+    no encoder or decoder keeps one. ``test_cfg`` picks what inference
+    runs:
 
     - ``subnet=dict(encoder=..., decoders={task: width})``: that one;
     - ``preference=dict(semseg=0.5, depth=0.3, ...)`` and/or ``budget``
-      (in (0, 1]: the share of the widest model's GFLOPs), with
+      (in (0, 1]: the share of the widest *model's* GFLOPs, decoders
+      included; AdaMTL's budget is a share of the encoder blocks'
+      compute), with
       ``lookup_table`` (JSON from ``tools/controllable.py table``): the
       configuration :func:`search_subnet` finds for the input's size
       (decoders by preference, the most preferred widest; the encoder
@@ -67,12 +75,13 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if not hasattr(self.backbone, 'set_subnet'):
+        if 'subnet' not in self.encoder.controls:
             raise TypeError(f'{type(self).__name__} needs a slimmable '
                             f'backbone (SlimmableSwinTransformer), got '
-                            f'{type(self.backbone).__name__}')
+                            f'{self.encoder.encoder_name()}')
         for task in self.tasks:
-            if not hasattr(self.decode_head.decoders[task], 'set_width'):
+            if not isinstance(self.decode_head.decoders[task],
+                              SlimmableAdaMTLDecoder):
                 raise TypeError(
                     f'{type(self).__name__}: decoder of {task!r} is not '
                     f'slimmable (use SlimmableAdaMTLDecoder)')
@@ -97,8 +106,6 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
         self._teacher: Optional[List[torch.Tensor]] = None
         self._last_feats: Optional[List[torch.Tensor]] = None
         self._table: Optional[LookupTable] = None
-        # Inside predict's searched sub-network (see _searched_subnet).
-        self._in_search = False
         self._searched: Dict[tuple, SearchResult] = {}
         self._shapes: Dict[tuple, list] = {}
         unknown = set(self.test_cfg) - {'subnet', 'budget', 'preference',
@@ -115,10 +122,6 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
 
     # ------------------------------------------------------------------
     # Sub-networks
-    @property
-    def adaptive(self) -> bool:
-        return False
-
     def set_budget(self, budget: Optional[float]) -> None:
         """Inference budget: the share of the widest model's GFLOPs, in
         (0, 1]; None: the widest encoder."""
@@ -137,14 +140,13 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
     def controlled(self) -> bool:
         return self.budget is not None or self.preference is not None
 
-    def set_subnet(self, encoder='max',
-                   decoders: Optional[Dict[str, float]] = None) -> dict:
-        """Run the encoder sub-network ``encoder`` (``'max'``, ``'min'``,
-        ``dict(heads=..., mlp_ratio=...)`` or one such per stage) and the
-        decoder widths ``decoders`` (task -> multiplier; 0 switches the
-        task off; tasks not named run at their widest, or are off if
-        ``test_cfg.tasks`` leaves them out). Returns the
-        configuration, canonical."""
+    def check_subnet(self, encoder='max',
+                     decoders: Optional[Dict[str, float]] = None) -> dict:
+        """The canonical form of a sub-network: ``encoder`` (``'max'``,
+        ``'min'``, ``dict(heads=..., mlp_ratio=...)`` or one such per
+        stage) and the decoder widths ``decoders`` (task -> multiplier; 0
+        switches the task off; tasks not named run at their widest, or
+        are off if ``test_cfg.tasks`` leaves them out)."""
         decoders = dict(decoders or {})
         if decoders:
             check_tasks(decoders, self.tasks, where='set_subnet decoders')
@@ -162,13 +164,43 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
             widths[task] = w
         if not any(widths.values()):
             raise ValueError('set_subnet: every decoder is off')
-        self.backbone.set_subnet(enc)
-        for task, w in widths.items():
-            if w:
-                self.decode_head.decoders[task].set_width(w)
-        self.subnet = dict(encoder=enc, decoders=widths)
+        return dict(encoder=enc, decoders=widths)
+
+    def set_subnet(self, encoder='max',
+                   decoders: Optional[Dict[str, float]] = None) -> dict:
+        """Run the sub-network :meth:`check_subnet` makes of the arguments
+        by default from now on (the tasks with a decoder width become the
+        active ones). Returns the configuration, canonical."""
+        self.subnet = self.check_subnet(encoder, decoders)
+        widths = self.subnet['decoders']
         self.set_active_tasks([t for t in self.tasks if widths[t]])
         return self.subnet
+
+    def control(self, img_hw: Optional[Sequence[int]] = None) -> Control:
+        """The sub-network inference runs at the current settings, as a
+        :class:`Control`: under a budget or a preference the one
+        :meth:`search` finds for ``img_hw`` (its tasks those with a
+        decoder width), else the one :meth:`set_subnet` set (its tasks the
+        active ones)."""
+        if self.controlled:
+            if img_hw is None:
+                raise ValueError('a budget or a preference needs the input '
+                                 'size to search the sub-network')
+            found = self.search(img_hw, self.budget, self.preference)
+            subnet = self.check_subnet(found.encoder, found.decoders)
+            return self.subnet_control(
+                subnet, [t for t in self.tasks if subnet['decoders'][t]])
+        return self.subnet_control(self.subnet, self.active_tasks)
+
+    def subnet_control(self, subnet: dict, tasks: Sequence[str]) -> Control:
+        """The :class:`Control` running ``subnet`` (canonical, see
+        :meth:`check_subnet`) on ``tasks`` (a task switched off there runs
+        at its widest if asked for)."""
+        widths = {t: w or self.widths[-1]
+                  for t, w in subnet['decoders'].items()}
+        return Control(tasks=tuple(tasks), subnet=subnet['encoder'],
+                       decoders={t: widths[t] if t in tasks else 0.0
+                                 for t in self.tasks})
 
     @contextlib.contextmanager
     def runtime(self, budget=_UNCHANGED, tasks=_UNCHANGED,
@@ -200,7 +232,7 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
 
     def _restore(self, saved) -> None:
         subnet, active, budget, preference = saved
-        self.set_subnet(subnet['encoder'], subnet['decoders'])
+        self.subnet = subnet
         self.active_tasks = active
         if (budget, preference) != (self.budget, self.preference):
             self.set_control(budget, preference)
@@ -213,38 +245,35 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
         if key not in self._shapes:
             p = next(self.parameters())
             x = torch.zeros(1, 3, *key, dtype=p.dtype, device=p.device)
-            saved = self.backbone.subnet
             was_training = self.backbone.training
-            self.backbone.set_subnet('min')
+            # Eval: a forward in training mode would draw drop-path noise
+            # from the global generator.
             self.backbone.eval()
             try:
                 with torch.no_grad():
-                    feats = self.backbone(x)
+                    feats = self.backbone(
+                        x, Control(subnet=self.backbone.min_config))
             finally:
-                self.backbone.set_subnet(saved)
                 self.backbone.train(was_training)
             self._shapes[key] = [tuple(f.shape) for f in feats]
         return self._shapes[key]
 
-    def decoder_flops(self, task: str, width: float,
-                      img_hw: Sequence[int]) -> float:
-        """Multiply-adds of ``task``'s decoder at ``width`` (mmengine's
-        counter, once per width and size)."""
+    def width_flops(self, task: str, width: float,
+                    img_hw: Sequence[int]) -> float:
+        """Multiply-adds of ``task``'s decoder at ``width`` for an input of
+        size ``img_hw`` (mmengine's counter, once per width and size)."""
         if not width:
             return 0.0
         decoder = self.decode_head.decoders[task]
-        saved = decoder.width
         p = next(self.parameters())
         feats = [torch.zeros(s, dtype=p.dtype, device=p.device)
                  for s in self.feature_shapes(img_hw)]
-        decoder.set_width(width)
         was_training = decoder.training
+        # Eval: traced in training mode its BatchNorms would update.
         decoder.eval()
         try:
-            return self.complexity.module_flops(decoder, feats,
-                                                self.decoder_key(task))
+            return self.decoder_flops(task, feats, float(width))
         finally:
-            decoder.set_width(saved)
             decoder.train(was_training)
 
     def subnet_flops(self, img_hw: Sequence[int], encoder=None,
@@ -256,7 +285,7 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
         decoders = self.subnet['decoders'] if decoders is None else {
             t: decoders.get(t, self.widths[-1]) for t in self.tasks}
         return self.backbone.encoder_flops(img_hw, config=enc) + sum(
-            self.decoder_flops(t, w, img_hw) for t, w in decoders.items())
+            self.width_flops(t, w, img_hw) for t, w in decoders.items())
 
     def max_flops(self, img_hw: Sequence[int]) -> float:
         """Multiply-adds of the widest model, every task running."""
@@ -315,47 +344,18 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
 
     # ------------------------------------------------------------------
     # Inference
-    @contextlib.contextmanager
-    def _searched_subnet(self, img_hw) -> Iterator[None]:
-        """Under a budget or a preference: run the searched sub-network
-        inside the ``with`` block and restore the one set before, so an
-        inference call leaves the model as it found it."""
-        if not self.controlled or self._in_search:
-            yield
-            return
-        found = self.search(img_hw, self.budget, self.preference)
-        saved = (self.subnet, self.active_tasks, self.budget,
-                 self.preference)
-        self._in_search = True
-        try:
-            self.set_subnet(found.encoder, found.decoders)
-            yield
-        finally:
-            self._in_search = False
-            self._restore(saved)
-
-    def predict(self, inputs: torch.Tensor, data_samples=None):
-        """As the base class's, on the searched sub-network under a
-        budget or preference (its metainfo says which); the model's
-        settings are as they were afterwards."""
-        with self._searched_subnet(inputs.shape[2:]):
-            return super().predict(inputs, data_samples)
-
-    def _decode(self, inputs: torch.Tensor):
-        with self._searched_subnet(inputs.shape[2:]):
-            return super()._decode(inputs)
-
-    def _set_complexity(self, inputs: torch.Tensor, feats,
+    def _set_complexity(self, inputs: torch.Tensor, feats, stats,
+                        control: Control,
                         data_samples: List[SegDataSample]) -> None:
         """The base class's executed GFLOPs (this sub-network's encoder in
         closed form, each running decoder counted at its width), plus the
         configuration and the request in ``metainfo['controllable']``."""
-        super()._set_complexity(inputs, feats, data_samples)
+        super()._set_complexity(inputs, feats, stats, control, data_samples)
         hw = inputs.shape[2:]
         top = self.max_flops(hw)
         meta = dict(controllable=dict(
-            encoder=[list(s) for s in self.subnet['encoder']],
-            decoders=dict(self.subnet['decoders']),
+            encoder=[list(s) for s in control.subnet],
+            decoders=dict(control.decoders),
             budget=self.budget,
             preference=self.preference,
             budget_gflops=None if self.budget is None else
@@ -366,12 +366,13 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
 
     # ------------------------------------------------------------------
     # Training
-    def extract_feat(self, inputs, budget=None, tasks=None, cap=None):
-        feats = self.backbone(inputs)
+    def encode(self, inputs: torch.Tensor,
+               control: Optional[Control] = None):
+        feats, stats = super().encode(inputs, control)
         if self.training:
             # The sandwich step's CI-KD teacher (the widest's features).
             self._last_feats = feats
-        return feats
+        return feats, stats
 
     def loss(self, inputs: torch.Tensor,
              data_samples: List[SegDataSample]) -> dict:
@@ -381,8 +382,10 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
                           self.train_cfg.get('check_finite', True))
         tasks = [t for t in (self.train_tasks or self.tasks)
                  if t in self.active_tasks]
-        feats = self.extract_feat(inputs)
-        losses = self.decode_head.loss(feats, data_samples, tasks)
+        control = self.subnet_control(self.subnet, self.active_tasks)
+        feats = self.extract_feat(inputs, control)
+        losses = self.decode_head.loss(feats, data_samples, tasks,
+                                       control.decoders)
         if self._teacher is not None:
             losses[self.distill.loss_name] = self.distill(
                 feats, self._teacher)

@@ -13,17 +13,32 @@ from mmseg.utils import OptConfigType, OptMultiConfig, OptSampleList
 
 from mmadamtl.utils import TASKS, check_tasks
 
+from ..backbones.encoder import (BUDGET_MODES, Control, EncoderStats,
+                                 MultiTaskEncoder, as_encoder,
+                                 complete_encoder_config)
 from ..backbones.swin_checkpoint import check_pretrained_backbone
 from ..heads.multi_task_head import task_features
-from ..policies.calibration import policy_budget
+from ..heads.slimmable_decoder import AtWidth
 from ..utils.budget import check_budget
 from ..utils.complexity import ComplexityCounter
 from ..utils.freeze import freeze_parameters
 
 # runtime()'s "leave as it is".
 _UNCHANGED = object()
-# How test_cfg.budget is turned into the policy's decisions.
-BUDGET_MODES = ('target', 'cap', 'input')
+
+
+def training_complexity(stats) -> Dict[str, torch.Tensor]:
+    """What a training batch executed, as logged values (no ``loss`` in
+    the keys): the mean ``encoder_gflops`` and per stage the mean share
+    of blocks (``block_keep_s<i>``) and of MLP tokens
+    (``token_keep_s<i>``) run. ``ComplexityLoggerHook`` averages them
+    over the ranks."""
+    out = {'encoder_gflops': stats.encoder_flops.detach().mean() / 1e9}
+    for i, v in enumerate(stats.block_keep.mean(0)):
+        out[f'block_keep_s{i}'] = v
+    for i, v in enumerate(stats.token_keep.mean(0)):
+        out[f'token_keep_s{i}'] = v
+    return out
 
 
 @MODELS.register_module()
@@ -44,15 +59,19 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
     for that image in that forward pass (multiply-adds, the convention
     of mmengine's counter).
 
-    Call graph (adaptive backbone; a static one ignores the budget)::
+    The backbone is seen through the encoder contract
+    (:class:`~mmadamtl.models.backbones.MultiTaskEncoder`, ``encoder``):
+    every forward builds one :class:`~mmadamtl.models.backbones.Control`
+    and passes it down; what the encoder executed comes back with the
+    features. Call graph::
 
-        loss(): _training_budgets() -> extract_feat(inputs, budgets,
-                all tasks) -> decode_head.loss() + budget_loss(
-                backbone.last_stats, budgets)
-        predict(): _decode() -> extract_feat(inputs, self.budget,
-                   self.active_tasks) -> decode_head(feats, active tasks)
-                   -> _set_complexity() (reads backbone.last_stats)
-                   -> postprocess_result()
+        loss(): Control(budget=training budgets, 'input', tasks)
+                -> encode() -> encoder.encode(x, control) -> feats, stats
+                -> decode_head.loss(feats) + budget_loss(stats, budgets)
+        predict(): control() (the settings: budget, mode, tasks)
+                   -> _decode(inputs, control) -> encode() ->
+                   decode_head(feats, control.tasks, control.decoders)
+                   -> _set_complexity(stats, ...) -> postprocess_result()
 
     The run-time state is set through methods, never by writing
     attributes: ``set_budget``, ``set_active_tasks`` and the context
@@ -113,8 +132,8 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        backbone = self._fill_policy_tasks(backbone, decode_head)
-        backbone = self._fill_lora_tasks(backbone, decode_head)
+        backbone = complete_encoder_config(backbone,
+                                           list(decode_head['tasks']))
         self.backbone = MODELS.build(backbone)
         if neck is not None:
             self.neck = MODELS.build(neck)
@@ -123,6 +142,7 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         self.tasks = list(self.decode_head.tasks)
         self.train_cfg = dict(train_cfg or {})
         self.test_cfg = dict(test_cfg or {})
+        self.complexity = ComplexityCounter()
         self.set_active_tasks(self.test_cfg.get('tasks'))
         self.set_budget(self.test_cfg.get('budget'))
         self.set_budget_mode(self.test_cfg.get('budget_mode', 'target'))
@@ -146,63 +166,28 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         elif not self.task_losses:
             raise ValueError('train_cfg.task_losses=False leaves nothing to '
                              'train without an adaptive backbone')
-        self.complexity = ComplexityCounter()
         self.frozen = []
         if self.train_cfg.get('frozen'):
             self.frozen = freeze_parameters(
                 self, self.train_cfg['frozen'],
                 self.train_cfg.get('trainable', ()))
 
-    @staticmethod
-    def _fill_policy_tasks(backbone: dict, decode_head: dict) -> dict:
-        """A ``per_task`` policy without ``tasks`` gets the heads' tasks."""
-        policy = backbone.get('policy') if isinstance(backbone, dict) \
-            else None
-        if policy and policy.get('task_mode') == 'per_task' and \
-                not policy.get('tasks'):
-            backbone = dict(backbone,
-                            policy=dict(policy,
-                                        tasks=list(decode_head['tasks'])))
-        return backbone
-
-    @staticmethod
-    def _fill_lora_tasks(backbone: dict, decode_head: dict) -> dict:
-        """MTLoRA's task-specific adapters: ``lora.tasks`` defaults to the
-        heads' tasks, and each of them needs a decoder."""
-        if not isinstance(backbone, dict) or \
-                backbone.get('type') != 'MTLoRASwinTransformer':
-            return backbone
-        lora = dict(backbone.get('lora') or {})
-        heads = list(decode_head['tasks'])
-        if lora.get('tasks') is None:
-            lora['tasks'] = heads
-        else:
-            for task in lora['tasks']:
-                if task not in heads:
-                    raise ValueError(
-                        f'backbone.lora.tasks: task {task!r} has no decoder '
-                        f'in decode_head.tasks {heads}')
-        return dict(backbone, lora=lora)
-
     @property
-    def task_streams(self) -> bool:
-        """Whether the backbone returns features per task (MTLoRA)."""
-        return bool(getattr(self.backbone, 'lora_tasks', None))
+    def encoder(self) -> MultiTaskEncoder:
+        """The backbone through the encoder contract (an mmseg backbone of
+        another kind is run in full, see ``ForeignEncoder``)."""
+        return as_encoder(self.backbone, self.complexity)
 
     @property
     def adaptive(self) -> bool:
-        """Whether the backbone has a policy."""
-        return getattr(self.backbone, 'policy', None) is not None
+        """Whether the encoder honours a budget (a policy)."""
+        return 'budget' in self.encoder.controls
 
     def set_budget(self, budget: Optional[float]) -> None:
         """Set the inference budget: a number in (0, 1], or None to run
         every block."""
         budget = check_budget(budget)
-        if budget is not None and not self.adaptive:
-            raise ValueError(
-                f'budget={budget} needs an adaptive backbone (e.g. '
-                f'AdaptiveSwinTransformer with a policy); '
-                f'{type(self.backbone).__name__} always runs every block')
+        self.encoder.check_control(Control(budget=budget))
         self.budget = budget
 
     def set_budget_mode(self, mode: str) -> None:
@@ -213,28 +198,13 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
                              f'got {mode!r}')
         self.budget_mode = mode
 
-    def budget_inputs(self) -> Tuple:
-        """The policy's budget input and the cap an inference pass runs
-        with at the current settings (``None, None`` runs every block):
-        what ``predict`` hands the backbone (one number serves any
-        batch), for tools that run the encoder alone."""
-        if self.budget is None or not self.adaptive:
-            return None, None
-        # One budget for the batch, as numbers: the backbone makes the
-        # per-image tensors on the device, and nothing is read back.
-        requested = float(self.budget)
-        if self.budget_mode == 'input':
-            return requested, None
-        # The curve's inversion, reused while the budget and the curve
-        # (its version counter: calibration and loading bump it) stay.
-        curve = self.backbone.policy.budget_curve
-        key = (requested, curve._version, curve.data_ptr())
-        cached = getattr(self, '_budget_input', None)
-        if cached is None or cached[0] != key:
-            inputs = policy_budget(self.backbone.policy,
-                                   torch.tensor([requested]))
-            cached = self._budget_input = (key, float(inputs[0]))
-        return cached[1], (requested if self.budget_mode == 'cap' else None)
+    def control(self, img_hw: Optional[Sequence[int]] = None) -> Control:
+        """The :class:`Control` inference runs with at the current
+        settings (budget, budget mode, active tasks) for inputs of size
+        ``img_hw``: what ``predict`` hands the encoder, for tools that run
+        it alone (``encoder.encode(x, model.control())``)."""
+        return Control(budget=self.budget, budget_mode=self.budget_mode,
+                       tasks=tuple(self.active_tasks))
 
     def set_active_tasks(self, tasks: Optional[Sequence[str]]) -> None:
         """Restrict inference to ``tasks`` (None: every task); heads of the
@@ -284,50 +254,63 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
 
     def set_policy_temperature(self, tau: float) -> None:
         """The Gumbel-sigmoid temperature of the backbone's policy."""
-        if not self.adaptive:
-            raise ValueError('set_policy_temperature needs an adaptive '
-                             'backbone (AdaptiveSwinTransformer with a '
-                             'policy)')
-        if not tau > 0:
-            raise ValueError(f'policy temperature must be > 0, got {tau!r}')
-        self.backbone.policy.tau = float(tau)
+        self.encoder.set_policy_temperature(tau)
 
     def init_weights(self) -> None:
         check_pretrained_backbone(self.backbone)
         super().init_weights()
 
-    def extract_feat(self, inputs: torch.Tensor, budget=None,
-                     tasks: Optional[Sequence[str]] = None,
-                     cap=None) -> List[torch.Tensor]:
-        if self.adaptive:
-            x = self.backbone(inputs, budget=budget, tasks=tasks, cap=cap)
-        elif self.task_streams:
-            x = self.backbone(inputs, tasks=tasks or self.tasks)
-        else:
-            x = self.backbone(inputs)
+    def encode(self, inputs: torch.Tensor,
+               control: Optional[Control] = None
+               ) -> Tuple[List[torch.Tensor], EncoderStats]:
+        """The (neck's) features of ``inputs`` under ``control`` (default:
+        :meth:`control`) and what the encoder executed per image."""
+        control = self.control(inputs.shape[2:]) if control is None \
+            else control
+        x, stats = self.encoder.encode(inputs, control)
         if self.with_neck:
             if isinstance(x, dict):
                 raise ValueError('a neck cannot take per-task features '
                                  '(MTLoRA task-specific adapters)')
             x = self.neck(x)
-        return x
+        return x, stats
 
-    def _decode(self, inputs: torch.Tensor
-                ) -> Tuple[Dict[str, torch.Tensor], List[torch.Tensor]]:
-        budget, cap = self.budget_inputs()
-        feats = self.extract_feat(inputs, budget, self.active_tasks, cap)
-        outs = self.decode_head(feats, self.active_tasks)
+    def extract_feat(self, inputs: torch.Tensor,
+                     control: Optional[Control] = None) -> List[torch.Tensor]:
+        """The features alone (see :meth:`encode`)."""
+        return self.encode(inputs, control)[0]
+
+    def _decode(self, inputs: torch.Tensor, control: Optional[Control] = None
+                ) -> Tuple[Dict[str, torch.Tensor], List[torch.Tensor],
+                           EncoderStats]:
+        """Raw outputs of ``control.tasks`` at the input's size, the
+        features and the encoder's stats."""
+        control = self.control(inputs.shape[2:]) if control is None \
+            else control
+        feats, stats = self.encode(inputs, control)
+        outs = self.decode_head(feats, control.tasks, control.decoders)
         outs = {
             task: resize(out, size=inputs.shape[2:], mode='bilinear',
                          align_corners=self.align_corners)
             for task, out in outs.items()
         }
-        return outs, feats
+        return outs, feats, stats
 
     def encode_decode(self, inputs: torch.Tensor,
                       batch_img_metas: List[dict]) -> Dict[str, torch.Tensor]:
         """Raw outputs of the active tasks at the input's size."""
         return self._decode(inputs)[0]
+
+    def training_control(self, batch: int, device) -> Control:
+        """The :class:`Control` a training batch of ``batch`` images runs
+        with: the tasks trained and, with a policy, the per-image budgets
+        (``set_train_budgets``, else ``train_cfg.budget``) as the policy's
+        inputs."""
+        tasks = tuple(self.train_tasks or self.tasks)
+        if not self.adaptive:
+            return Control(tasks=tasks)
+        return Control(budget=self._training_budgets(batch, device),
+                       budget_mode='input', tasks=tasks)
 
     def _training_budgets(self, batch: int, device) -> torch.Tensor:
         budgets = self._train_budgets
@@ -378,24 +361,27 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         Returns:
             dict: ``<task>.<loss name>`` per task; with an adaptive
             backbone also ``loss_budget`` and, logged only,
-            ``executed_fraction`` and ``budget_target``.
+            ``executed_fraction``, ``budget_target`` and what the batch
+            executed (``training_complexity``: ``encoder_gflops``,
+            ``block_keep_s<i>``, ``token_keep_s<i>``).
         """
         self.check_inputs(inputs, data_samples, 'loss',
                           self.train_cfg.get('check_finite', True))
-        tasks = self.train_tasks or self.tasks
+        control = self.training_control(inputs.shape[0], inputs.device)
+        tasks = control.tasks
         if not self.adaptive:
             return self.decode_head.loss(
-                self.extract_feat(inputs, tasks=tasks), data_samples, tasks)
-        budgets = self._training_budgets(inputs.shape[0], inputs.device)
-        feats = self.extract_feat(inputs, budgets, tasks)
+                self.extract_feat(inputs, control), data_samples, tasks)
+        budgets = control.budget
+        feats, stats = self.encode(inputs, control)
         losses = {}
         if self.task_losses:
             losses.update(self.decode_head.loss(feats, data_samples, tasks))
-        stats = self.backbone.last_stats
         losses['loss_budget'] = self.budget_loss(stats, budgets)
         # Logged, not summed (no "loss" in the key).
         losses['executed_fraction'] = stats.block_fraction.detach().mean()
         losses['budget_target'] = budgets.mean()
+        losses.update(training_complexity(stats))
         return losses
 
     def predict(self,
@@ -422,61 +408,55 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
                     ori_shape=inputs.shape[2:], img_shape=inputs.shape[2:]))
                 for _ in range(inputs.shape[0])
             ]
-        outs, feats = self._decode(inputs)
-        self._set_complexity(inputs, feats, data_samples)
+        control = self.control(inputs.shape[2:])
+        outs, feats, stats = self._decode(inputs, control)
+        self._set_complexity(inputs, feats, stats, control, data_samples)
         return self.postprocess_result(outs, data_samples)
 
-    def decoder_key(self, task: str) -> str:
-        """The complexity cache's key of ``task``'s decoder as it runs now
-        (with its width, for a slimmable one)."""
-        width = getattr(self.decode_head.decoders[task], 'width', None)
-        return f'decoder.{task}' if width is None else \
-            f'decoder.{task}@{width}'
+    def decoder_flops(self, task: str, feats: List[torch.Tensor],
+                      width: Optional[float] = None) -> float:
+        """Multiply-adds of ``task``'s decoder on the features ``feats``
+        (of one image), at ``width`` (a slimmable decoder's multiplier;
+        None: its only one): mmengine's counter, once per shape and
+        width."""
+        decoder = self.decode_head.decoders[task]
+        if width is None:
+            return self.complexity.module_flops(decoder, feats,
+                                                f'decoder.{task}')
+        return self.complexity.module_flops(
+            AtWidth(decoder, width), feats, f'decoder.{task}@{width}')
 
     def _set_complexity(self, inputs: torch.Tensor,
-                        feats: List[torch.Tensor],
+                        feats: List[torch.Tensor], stats: EncoderStats,
+                        control: Control,
                         data_samples: List[SegDataSample]) -> None:
-        """Per-image GFLOPs of what this forward executed."""
-        stats = getattr(self.backbone, 'last_stats', None)
-        if hasattr(self.backbone, 'encoder_flops'):
-            # Adapters and task streams: counted on the traced forward.
-            encoder = [self.backbone.encoder_flops(
-                inputs.shape[2:], self.active_tasks)] * len(data_samples)
-        elif stats is None:
-            encoder = [self.complexity.module_flops(
-                self.backbone, inputs[:1], 'backbone')] * len(data_samples)
-        else:
-            encoder = stats.encoder_flops.tolist()
+        """Per-image GFLOPs of what this forward executed: the encoder's
+        from its stats (with what else it reports, e.g. AdaMTL's
+        ``policy``), each decoder that ran counted at its width."""
+        encoder = stats.encoder_flops.tolist()
+        widths = control.decoders or {}
         heads = sum(
-            self.complexity.module_flops(
-                self.decode_head.decoders[task],
-                [f[:1] for f in task_features(feats, task)],
-                self.decoder_key(task)) for task in self.active_tasks)
+            self.decoder_flops(task,
+                               [f[:1] for f in task_features(feats, task)],
+                               widths.get(task)) for task in control.tasks)
         for i, sample in enumerate(data_samples):
             meta = dict(
                 encoder_gflops=encoder[i] / 1e9,
                 gflops=(encoder[i] + heads) / 1e9)
-            if stats is not None:
-                meta['policy'] = dict(
-                    budget=self.budget,
-                    budget_mode=self.budget_mode,
-                    encoder_share=encoder[i] / stats.static_flops,
-                    policy_gflops=float(stats.policy_flops[i]) / 1e9,
-                    block_fraction=float(stats.block_fraction[i]),
-                    block_keep=stats.block_keep[i].tolist(),
-                    token_keep=stats.token_keep[i].tolist(),
-                    blocks=stats.blocks[i].tolist(),
-                    token_maps=[m[i].cpu().numpy()
-                                for m in stats.token_maps])
+            meta.update(stats.image_meta(i))
             sample.set_metainfo(meta)
 
     def _forward(self,
                  inputs: torch.Tensor,
                  data_samples: OptSampleList = None
                  ) -> Dict[str, torch.Tensor]:
-        budget, cap = self.budget_inputs()
-        feats = self.extract_feat(inputs, budget, self.tasks, cap)
-        return self.decode_head(feats, self.tasks)
+        """Every head on the features (what FLOPs counters trace)."""
+        control = self.control(inputs.shape[2:])
+        tasks = tuple(self.tasks)
+        widths = None if control.decoders is None else {
+            t: control.decoders.get(t) or None for t in tasks}
+        feats = self.extract_feat(inputs, control.replace(tasks=tasks))
+        return self.decode_head(feats, tasks, widths)
 
     def postprocess_result(self, outs: Dict[str, torch.Tensor],
                            data_samples: List[SegDataSample]

@@ -1,11 +1,15 @@
 """The adaptive inference path's overhead: how often it reads the device
 on the host, and that its bookkeeping leaves the outputs unchanged."""
+import functools
+
 import pytest
 import torch
 
-from mmadamtl.models.backbones import SwinEncoder
+from mmadamtl.models.backbones import Control
 from mmadamtl.models.layers import (PolicyRunner, attention_residual,
                                     mlp_delta)
+from mmadamtl.models.layers.profiling import (RecordingSkipRunner,
+                                              ReplayRunner)
 from mmadamtl.utils.host_sync import SyncCounter
 
 from test_adaptive_swin import TASK_NAMES, _shuffle_policy, _swin
@@ -69,8 +73,9 @@ def test_adaptive_forward_reads_the_host_once_per_stage_and_block(
     x = torch.randn(batch, 3, 64, 64)
     budget = torch.linspace(0.3, 0.9, batch) if per_image else 0.6
     with torch.no_grad(), SyncCounter() as syncs:
-        ada(x, budget=budget, tasks=['semseg', 'depth'])
-    stats = ada.last_stats
+        _, stats = ada.encode(
+            x, Control(budget=budget, tasks=['semseg', 'depth'],
+                       budget_mode='input'))
     stages = len(ada.stages)
     planned = sum(int((p.sum(0) > 0).sum()) for p in recorder.plans)
     # Some blocks run and some are skipped: the count is not trivial.
@@ -92,8 +97,10 @@ def test_no_planned_block_reads_only_the_plans():
             sel.out.bias.fill_(-100.)
     ada.eval()
     with torch.no_grad(), SyncCounter() as syncs:
-        ada(torch.randn(2, 3, 64, 64), budget=0.5)
-    assert float(ada.last_stats.blocks.sum()) == 0
+        _, stats_ = ada.encode(
+            torch.randn(2, 3, 64, 64), Control(budget=0.5,
+                                               budget_mode='input'))
+    assert float(stats_.blocks.sum()) == 0
     assert syncs.by_name == {'Tensor.tolist': len(ada.stages),
                              'Tensor.cpu': 1}
 
@@ -163,11 +170,11 @@ def test_skip_runner_is_bit_equal_to_the_reference(batch, token_select):
     budget = torch.linspace(0.2, 1.0, batch)
     tasks = ['semseg', 'normals', 'edge']
     with torch.no_grad():
-        outs = ada(x, budget=budget, tasks=tasks)
-        stats = ada.last_stats
+        outs, stats = ada.encode(
+            x, Control(budget=budget, tasks=tasks, budget_mode='input'))
         runner = _ReferenceSkipRunner(ada.policy, budget,
                                       ada.policy.task_index(tasks))
-        ref = SwinEncoder.forward(ada, x, runner)
+        ref = ada.run_stages(x, runner)
         ref_stats = ada._executed_stats(runner, ada.cost((64, 96)),
                                         (64, 96))
     assert 0 < float(stats.blocks.mean()) < 1
@@ -192,8 +199,9 @@ def test_budget_terms_are_reused_while_budget_and_weights_stay():
     policy = ada.policy
 
     def run(budget):
-        outs = ada(x, budget=budget)
-        return outs, ada.last_stats.blocks
+        outs, stats_ = ada.encode(
+            x, Control(budget=budget, budget_mode='input'))
+        return outs, stats_.blocks
 
     with torch.no_grad():
         first, blocks = run(0.3)
@@ -223,24 +231,12 @@ def test_budget_terms_are_reused_while_budget_and_weights_stay():
             assert torch.equal(a, b)
 
 
-def _breakdown_tool():
-    import importlib.util
-    import os.path as osp
-
-    from tests.conftest import ROOT
-    path = osp.join(ROOT, 'tools', 'encoder_breakdown.py')
-    spec = importlib.util.spec_from_file_location('encoder_breakdown', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize('batch', [1, 4])
 def test_replay_runs_exactly_the_adaptive_work(batch):
     """``tools/encoder_breakdown.py --floor``'s replay (the recorded work,
-    without policy or reads) gives the adaptive outputs bit for bit, with
-    image sub-batches and MLP rows where the decisions made them."""
-    tool = _breakdown_tool()
+    without policy or reads, ``ReplayRunner``) gives the adaptive outputs
+    bit for bit, with image sub-batches and MLP rows where the decisions
+    made them."""
     ada = _swin(policy=dict(task_mode='per_task', tasks=TASK_NAMES))
     _shuffle_policy(ada, scale=3.0)
     ada.eval()
@@ -248,11 +244,11 @@ def test_replay_runs_exactly_the_adaptive_work(batch):
     budget = torch.linspace(0.3, 0.9, batch)
     plan = []
     with torch.no_grad():
-        ada.skip_runner = tool.recording_skip_runner(plan)
-        outs = ada(x, budget=budget, tasks=['semseg'])
-        del ada.skip_runner
-        keep = ada.last_stats.blocks
-        replay = SwinEncoder.forward(ada, x.clone(), tool.ReplayRunner(plan))
+        outs, stats = ada.encode(
+            x, Control(budget=budget, tasks=['semseg'], budget_mode='input'),
+            skip_runner=functools.partial(RecordingSkipRunner, plan=plan))
+        keep = stats.blocks
+        replay = ada.run_stages(x.clone(), ReplayRunner(plan))
     for a, b in zip(outs, replay):
         assert torch.equal(a, b)
     # One entry per block, None exactly where no image ran it.

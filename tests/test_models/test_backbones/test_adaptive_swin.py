@@ -3,6 +3,7 @@ import pytest
 import torch
 from mmseg.registry import MODELS
 
+from mmadamtl.models.backbones import Control
 from mmadamtl.models.utils import counted_flops, swin_cost
 
 TASK_NAMES = ['semseg', 'human_parts', 'saliency', 'normals', 'edge',
@@ -51,7 +52,8 @@ def test_policy_off_equals_mmseg_swin():
     for a, b, c in zip(*outs):
         assert torch.equal(a, b) and torch.equal(a, c)
     # budget=None runs every block: the static figure.
-    assert torch.all(ada.last_stats.encoder_flops ==
+    _, stats_ = ada.encode(x)
+    assert torch.all(stats_.encoder_flops ==
                      swin_cost(ref, (64, 96)).total)
 
 
@@ -70,8 +72,7 @@ def test_policy_flops_match_counter():
     ada = _swin(policy=dict(task_mode='per_task', tasks=TASK_NAMES)).eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        ada(x, budget=1.0)
-    stats = ada.last_stats
+        _, stats = ada.encode(x, Control(budget=1.0, budget_mode='input'))
     assert torch.all(stats.blocks == 1)
     cost = ada.cost((64, 64))
 
@@ -108,12 +109,14 @@ def test_batched_skipping_equals_one_image_at_a_time():
     budget = torch.tensor([0.3, 0.5, 0.8, 1.0])
     tasks = ['semseg', 'depth']
     with torch.no_grad():
-        outs = ada(x, budget=budget, tasks=tasks)
-        batched = ada.last_stats
+        outs, batched = ada.encode(
+            x, Control(budget=budget, tasks=tasks, budget_mode='input'))
         singles = []
         for i in range(4):
-            o = ada(x[i:i + 1], budget=budget[i:i + 1], tasks=tasks)
-            singles.append((o, ada.last_stats))
+            o, stats_ = ada.encode(
+                x[i:i + 1], Control(budget=budget[i:i + 1], tasks=tasks,
+                                    budget_mode='input'))
+            singles.append((o, stats_))
     # Decisions really differ between images, and some work is skipped.
     assert len({tuple(b) for b in batched.blocks.tolist()}) > 1 or len(
         set(batched.encoder_flops.tolist())) > 1
@@ -157,7 +160,9 @@ def test_skipped_work_is_not_computed():
     ada.policy.block_decisions = block_decisions
     ada.policy.token_decisions = token_decisions
     with torch.no_grad():
-        ada(torch.randn(batch, 3, 64, 64), budget=0.5)
+        _, stats_ = ada.encode(
+            torch.randn(batch, 3, 64, 64), Control(budget=0.5,
+                                                   budget_mode='input'))
     assert seen['attn00'] == [1 * length[0]]
     assert 'attn01' not in seen and 'mlp01' not in seen
     assert seen['mlp00'] == [5]
@@ -165,7 +170,7 @@ def test_skipped_work_is_not_computed():
         for j in (0, 1):
             assert seen[f'attn{i}{j}'] == [batch * length[i]]
             assert seen[f'mlp{i}{j}'] == [batch * min(5, length[i])]
-    stats = ada.last_stats
+    stats = stats_
     cost = swin_cost(ada, (64, 64))
     skipped = cost.stages[0].blocks[0].mlp_per_token * (256 - 5) + \
         cost.stages[0].blocks[1].full
@@ -181,8 +186,8 @@ def test_straight_through_gradients_reach_the_policy():
     ada = _swin(policy=dict(task_mode='per_task', tasks=TASK_NAMES)).train()
     x = torch.randn(2, 3, 64, 64)
     budget = torch.tensor([0.3, 0.7])
-    outs = ada(x, budget=budget, tasks=TASK_NAMES[:2])
-    stats = ada.last_stats
+    outs, stats = ada.encode(
+        x, Control(budget=budget, tasks=TASK_NAMES[:2], budget_mode='input'))
     # Hard decisions in the forward pass.
     assert set(stats.blocks.unique().tolist()) <= {0., 1.}
     loss = ((stats.block_fraction - budget)**2).mean() + sum(
@@ -199,15 +204,16 @@ def test_per_task_union_covers_only_requested_tasks():
     ada.eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
-        ada(x, budget=0.5, tasks=['semseg'])
-        one = ada.last_stats
-        ada(x, budget=0.5, tasks=TASK_NAMES)
-        union = ada.last_stats
+        _, one = ada.encode(
+            x, Control(budget=0.5, tasks=['semseg'], budget_mode='input'))
+        _, union = ada.encode(
+            x, Control(budget=0.5, tasks=TASK_NAMES, budget_mode='input'))
     assert torch.all(one.blocks <= union.blocks)
     assert torch.all(one.encoder_flops <= union.encoder_flops)
     assert torch.any(one.encoder_flops < union.encoder_flops)
     with pytest.raises(ValueError, match='surface'):
-        ada(x, budget=0.5, tasks=['surface'])
+        _, stats_ = ada.encode(
+            x, Control(budget=0.5, tasks=['surface'], budget_mode='input'))
 
 
 def test_budget_conditioning_is_monotonic_after_training():
@@ -221,8 +227,8 @@ def test_budget_conditioning_is_monotonic_after_training():
     for _ in range(60):
         x = torch.randn(4, 3, 64, 64, generator=g)
         budget = 0.2 + 0.8 * torch.rand(4, generator=g)
-        ada(x, budget=budget)
-        loss = loss_fn(ada.last_stats, budget)
+        _, stats_ = ada.encode(x, Control(budget=budget, budget_mode='input'))
+        loss = loss_fn(stats_, budget)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -231,8 +237,8 @@ def test_budget_conditioning_is_monotonic_after_training():
     flops = []
     with torch.no_grad():
         for b in (0.2, 0.4, 0.6, 0.8, 1.0):
-            ada(x, budget=b)
-            flops.append(float(ada.last_stats.encoder_flops.mean()))
+            _, stats_ = ada.encode(x, Control(budget=b, budget_mode='input'))
+            flops.append(float(stats_.encoder_flops.mean()))
     assert all(a <= b for a, b in zip(flops, flops[1:])), flops
     assert flops[0] < 0.8 * flops[-1], flops
 
@@ -242,13 +248,18 @@ def test_budget_conditioning_is_monotonic_after_training():
 def test_bad_budget_is_rejected(bad):
     ada = _swin(policy=dict()).eval()
     with pytest.raises(ValueError, match='budget'):
-        ada(torch.randn(1, 3, 64, 64), budget=bad)
+        _, stats_ = ada.encode(
+            torch.randn(1, 3, 64, 64), Control(budget=bad,
+                                               budget_mode='input'))
 
 
 def test_bad_budget_tensor_names_values():
     ada = _swin(policy=dict()).eval()
     with pytest.raises(ValueError, match=r'\[1\.5\]'):
-        ada(torch.randn(2, 3, 64, 64), budget=torch.tensor([0.5, 1.5]))
+        _, stats_ = ada.encode(
+            torch.randn(2, 3, 64, 64), Control(
+                                               budget=torch.tensor([0.5, 1.5]),
+                                               budget_mode='input'))
 
 
 def test_policy_head_config_errors():
@@ -288,11 +299,11 @@ def test_skipping_under_cpu_autocast_matches_float32():
     ada.eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
-        ref = ada(x, budget=0.5)
-        ref_stats = ada.last_stats
+        ref, ref_stats = ada.encode(
+            x, Control(budget=0.5, budget_mode='input'))
         with torch.autocast('cpu', dtype=torch.bfloat16):
-            outs = ada(x, budget=0.5)
-    stats = ada.last_stats
+            outs, stats = ada.encode(
+                x, Control(budget=0.5, budget_mode='input'))
     assert ref_stats.encoder_flops.max() < ref_stats.static_flops
     assert (stats.blocks == ref_stats.blocks).float().mean() > 0.8
     for a, b in zip(outs, ref):

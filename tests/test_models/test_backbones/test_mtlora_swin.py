@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from mmseg.registry import MODELS
 
-from mmadamtl.models.backbones import MTLoRASwinTransformer, SwinEncoder
+from mmadamtl.models.backbones import (Control, MTLoRASwinTransformer,
+                                       SwinEncoder)
 from mmadamtl.models.layers import LoRALinear
 from tests.conftest import ROOT
 
@@ -158,7 +159,7 @@ def test_only_requested_streams_run_and_match_the_full_run():
     with torch.no_grad():
         every = model(x)
         calls.clear()
-        one = model(x, tasks=['depth'])
+        one = model(x, Control(tasks=['depth']))
     assert calls == ['depth']
     assert list(one) == ['depth']
     for a, b in zip(one['depth'], every['depth']):

@@ -7,7 +7,8 @@ import timm
 import torch
 from mmseg.registry import MODELS
 
-from mmadamtl.models.backbones import SwinEncoder, convert_swin_checkpoint
+from mmadamtl.models.backbones import (Control, SwinEncoder,
+                                       convert_swin_checkpoint)
 from mmadamtl.models.layers import BlockRunner
 from mmadamtl.models.utils.complexity import counted_flops
 
@@ -90,14 +91,14 @@ def test_sliced_encoder_equals_narrow_timm_swin_and_its_flops():
     slim.eval()
     slim.load_state_dict(
         _embed(slim.state_dict(), converted, {0: 1, 1: 2, 2: 4, 3: 8}, 16))
-    config = slim.set_subnet(dict(heads=0.5, mlp_ratio=1))
-    assert slim.stage_widths() == [(1, 32), (2, 64), (4, 128), (8, 256)]
+    config = slim.check_config(dict(heads=0.5, mlp_ratio=1))
+    assert slim.stage_widths(config) == [(1, 32), (2, 64), (4, 128),
+                                         (8, 256)]
     x = torch.randn(1, 3, 256, 256)
     with torch.no_grad():
         ref = narrow.forward_intermediates(x, norm=False,
                                            intermediates_only=True)
-        outs = SwinEncoder.forward(slim, x, slim.__class__.forward.__defaults__
-                                   and None or _runner(slim))
+        outs = slim.run_stages(x, _runner(slim, config))
     for a, b in zip(outs, ref):
         assert a.shape == b.shape
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
@@ -110,12 +111,12 @@ def test_sliced_encoder_equals_narrow_timm_swin_and_its_flops():
     assert slim.cost((256, 256), config).blocks_total == counted
 
 
-def _runner(slim):
+def _runner(slim, config):
     from mmadamtl.models.backbones.slimmable_swin import SlimRunner
 
     class Runner(SlimRunner, PreNormTaps):
         pass
-    return Runner(slim.stage_widths())
+    return Runner(slim.stage_widths(config))
 
 
 @pytest.mark.parametrize('spec', ['min', dict(heads=0.5, mlp_ratio=2),
@@ -128,7 +129,7 @@ def test_sliced_encoder_flops_equal_counter(spec):
     on the sliced forward (stem, merging and output norms included)."""
     slim = _slim()
     slim.eval()
-    slim.set_subnet(spec)
+    config = slim.check_config(spec)
 
     class Flat(torch.nn.Module):
 
@@ -137,8 +138,8 @@ def test_sliced_encoder_flops_equal_counter(spec):
             self.enc = slim
 
         def forward(self, x):
-            return tuple(self.enc(x))
+            return tuple(self.enc(x, Control(subnet=config)))
     with torch.no_grad():
         counted = counted_flops(Flat(), torch.zeros(1, 3, 72, 56))
-    assert slim.encoder_flops((72, 56)) == counted
+    assert slim.encoder_flops((72, 56), config=config) == counted
     assert counted < slim.encoder_flops((72, 56), config=slim.max_config)

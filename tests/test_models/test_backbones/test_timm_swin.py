@@ -67,7 +67,7 @@ def _features_equal(timm_model, mm_cfg, state, size):
         assert not unexpected
         backbone.eval()
         with torch.no_grad():
-            outs = SwinEncoder.forward(backbone, x, PreNormTaps())
+            outs = backbone.run_stages(x, PreNormTaps())
         assert len(outs) == len(ref) == 4
         for a, b in zip(outs, ref):
             assert a.shape == b.shape

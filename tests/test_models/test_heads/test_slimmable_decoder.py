@@ -4,7 +4,8 @@ width."""
 import pytest
 import torch
 
-from mmadamtl.models.heads import AdaMTLDecoder, SlimmableAdaMTLDecoder
+from mmadamtl.models.heads import (AdaMTLDecoder, AtWidth,
+                                   SlimmableAdaMTLDecoder)
 from mmadamtl.models.utils.complexity import counted_flops
 
 
@@ -43,10 +44,11 @@ def test_slim_decoder_equals_adamtl_decoder(width):
             w = w * (16 / ch)
         state[k] = w
     ref.load_state_dict(state)
-    slim.set_width(width)
     slim.eval()
     ref.eval()
     xs = [torch.randn(2, 32, 16, 16), torch.randn(2, 64, 8, 8)]
     with torch.no_grad():
-        torch.testing.assert_close(slim(xs), ref(xs), atol=1e-5, rtol=1e-5)
-        assert counted_flops(slim, (xs, )) == counted_flops(ref, (xs, ))
+        torch.testing.assert_close(slim(xs, width), ref(xs), atol=1e-5,
+                                   rtol=1e-5)
+        assert counted_flops(AtWidth(slim, width),
+                             (xs, )) == counted_flops(ref, (xs, ))

@@ -7,6 +7,7 @@ import pytest
 import torch
 from mmseg.registry import MODELS
 
+from mmadamtl.models.backbones import Control
 from mmadamtl.models.layers import block_runners
 from mmadamtl.models.policies import (CALIBRATION_GRID, calibrate_budget,
                                       gumbel_sigmoid, policy_budget)
@@ -29,12 +30,12 @@ def test_noise_free_training_decisions_equal_inference(policy):
     x = torch.randn(3, 3, 64, 64)
     tasks = ['semseg', 'normals', 'edge'] if 'tasks' in policy else None
     ada.train()
-    train_out = ada(x, budget=0.5, tasks=tasks)
-    train = ada.last_stats
+    train_out, train = ada.encode(
+        x, Control(budget=0.5, tasks=tasks, budget_mode='input'))
     ada.eval()
     with torch.no_grad():
-        eval_out = ada(x, budget=0.5, tasks=tasks)
-    test = ada.last_stats
+        eval_out, test = ada.encode(
+            x, Control(budget=0.5, tasks=tasks, budget_mode='input'))
     # Decisions vary: otherwise the test would not test much.
     assert 0 < float(test.blocks.mean()) < 1 or policy.get(
         'block_select') is False
@@ -99,8 +100,9 @@ def test_block_without_selected_tokens_is_skipped_whole():
 
     ada.policy.token_decisions = token_decisions
     with torch.no_grad():
-        ada(torch.randn(2, 3, 64, 64), budget=0.5)
-    stats = ada.last_stats
+        _, stats = ada.encode(
+            torch.randn(2, 3, 64, 64), Control(budget=0.5,
+                                               budget_mode='input'))
     # Attention of that block ran for image 1 only; the block counts as
     # skipped for image 0, and its cost is not charged.
     assert calls == [1]
@@ -149,8 +151,8 @@ def test_cap_mode_bounds_every_image(cap):
 
     ada.policy.block_scores = spy
     with torch.no_grad():
-        ada(x, budget=0.5, cap=cap)
-    stats = ada.last_stats
+        _, stats = ada.encode(
+            x, Control(budget=0.5, cap=cap, budget_mode='input'))
     static = stats.static_flops
     assert (stats.encoder_flops <= cap * static * (1 + 1e-6)).all()
     # The blocks kept are the reference greedy's.
@@ -165,17 +167,21 @@ def test_cap_mode_bounds_every_image(cap):
     assert torch.equal(stats.blocks, ref)
     # Without the cap the same images exceed it.
     with torch.no_grad():
-        ada(x, budget=0.5)
-    assert (ada.last_stats.encoder_flops > cap * static).any()
+        _, stats_ = ada.encode(x, Control(budget=0.5, budget_mode='input'))
+    assert (stats_.encoder_flops > cap * static).any()
 
 
 def test_cap_below_fixed_cost_is_an_error():
     ada = _swin(policy=dict()).eval()
     with pytest.raises(ValueError, match='below what always runs'):
         with torch.no_grad():
-            ada(torch.randn(1, 3, 64, 64), budget=0.5, cap=0.01)
+            _, stats_ = ada.encode(
+                torch.randn(1, 3, 64, 64), Control(budget=0.5, cap=0.01,
+                                                   budget_mode='input'))
     with pytest.raises(ValueError, match='inference only'):
-        ada.train()(torch.randn(1, 3, 64, 64), budget=0.5, cap=0.5)
+        ada.train().encode(
+            torch.randn(1, 3, 64, 64), Control(budget=0.5, cap=0.5,
+                                               budget_mode='input'))
 
 
 def test_policy_budget_inverts_the_curve():
@@ -218,8 +224,9 @@ def test_target_mode_meets_the_budget_on_average():
         shares = []
         with torch.no_grad():
             for x in batches:
-                ada(x, budget=b)
-                shares.append(ada.last_stats.block_fraction)
+                _, stats_ = ada.encode(
+                    x, Control(budget=b, budget_mode='input'))
+                shares.append(stats_.block_fraction)
         share = float(torch.cat(shares).mean())
         assert abs(share - requested) < 0.05, (requested, share, curve)
 
@@ -262,9 +269,9 @@ def test_count_and_deterministic_budget_loss_values():
 def test_count_loss_trains_from_a_real_pass():
     ada = _swin(policy=dict()).train()
     x = torch.randn(2, 3, 64, 64)
-    ada(x, budget=0.5)
+    _, stats_ = ada.encode(x, Control(budget=0.5, budget_mode='input'))
     loss = MODELS.build(dict(type='BudgetLoss', mode='count'))(
-        ada.last_stats, torch.tensor([0.5, 0.5]))
+        stats_, torch.tensor([0.5, 0.5]))
     loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0
                for p in ada.policy.parameters())
@@ -280,8 +287,8 @@ def test_random_policy_control_executes_the_share():
     for seed in (0, 0, 1):
         ada.set_random_policy(0.5, seed=seed)
         with torch.no_grad():
-            ada(x, budget=0.9)
-        shares.append(ada.last_stats)
+            _, stats_ = ada.encode(x, Control(budget=0.9, budget_mode='input'))
+        shares.append(stats_)
     # Reproducible by seed, different across seeds.
     assert torch.equal(shares[0].blocks, shares[1].blocks)
     assert not torch.equal(shares[0].blocks, shares[2].blocks)
@@ -294,7 +301,7 @@ def test_random_policy_control_executes_the_share():
         0.5 * cost.blocks_total)
     ada.set_random_policy(None)
     with torch.no_grad():
-        ada(x, budget=0.9)
-    assert ada.last_stats.blocks.mean() > 0.9
+        _, stats_ = ada.encode(x, Control(budget=0.9, budget_mode='input'))
+    assert stats_.blocks.mean() > 0.9
     with pytest.raises(ValueError, match='share'):
         ada.set_random_policy(1.5)

@@ -11,6 +11,7 @@ from mmengine.config import Config
 from mmseg.registry import MODELS
 
 from mmadamtl.apis import random_batch
+from mmadamtl.models.backbones import Control
 from mmadamtl.models.utils.controllable_search import (LookupTable,
                                                        search_subnet)
 from tests.conftest import ROOT
@@ -70,10 +71,12 @@ def test_empty_batch_and_bad_budget_shapes_are_named():
     with torch.no_grad(), pytest.raises(
             ValueError, match=r'a tensor of shape \(2,\) for this batch of '
             r'2 \(or a number\), got shape \(2, 2\)'):
-        model.backbone(x, budget=torch.full((2, 2), 0.5))
+        model.backbone(x, Control(budget=torch.full((2, 2), 0.5),
+                                  budget_mode='input'))
     with torch.no_grad():
-        a = model.backbone(x, budget=torch.tensor(0.5))
-        b = model.backbone(x, budget=0.5)
+        a = model.backbone(x, Control(budget=torch.tensor(0.5),
+                                      budget_mode='input'))
+        b = model.backbone(x, Control(budget=0.5, budget_mode='input'))
     assert all(torch.equal(p, q) for p, q in zip(a, b))
 
 

@@ -9,6 +9,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
+from mmadamtl.models.backbones import Control
 from mmadamtl.models.utils.complexity import counted_flops
 from mmadamtl.models.utils.controllable_search import (LookupTable,
                                                        check_preference)
@@ -98,9 +99,14 @@ def test_subnet_api_and_executed_gflops_in_metainfo():
             self.m = model
 
         def forward(self, x):
-            feats = self.m.backbone(x)
-            return tuple(self.m.decode_head.decoders[t](feats)
-                         for t in self.m.active_tasks)
+            # The settings by hand: the narrowest encoder, semseg's
+            # decoder at half width, depth off, the others at full width.
+            feats = self.m.backbone(
+                x, Control(subnet=self.m.backbone.min_config))
+            return tuple(
+                self.m.decode_head.decoders[t](
+                    feats, 0.5 if t == 'semseg' else 1.0)
+                for t in self.m.tasks if t != 'depth')
     with torch.no_grad():
         counted = counted_flops(Flat(), x)
     assert meta['gflops'] == pytest.approx(counted / 1e9, rel=1e-12)
@@ -177,9 +183,11 @@ def test_sandwich_step_averages_the_four_subnets_gradients():
     teacher = None
     for k, (_, sub) in enumerate(subnets):
         model.zero_grad()
-        model.set_subnet(**sub)
-        feats = model.backbone(pre['inputs'])
-        losses = model.decode_head.loss(feats, pre['data_samples'])
+        subnet = model.check_subnet(**sub)
+        feats = model.backbone(pre['inputs'],
+                               Control(subnet=subnet['encoder']))
+        losses = model.decode_head.loss(feats, pre['data_samples'],
+                                        widths=subnet['decoders'])
         loss = sum(losses.values())
         if teacher is None:
             teacher = [f.detach() for f in feats]
