@@ -5,13 +5,12 @@
         [--rounds R] [--random-inputs] [--shape H W] [--calibrate]
         [--skip-train] [--json]
 
-CONFIG is an adaptive config (``AdaptiveSwinTransformer`` with a
-policy), or an MTLoRA config (then ``--budget`` is not used: the model
-as trained, with its TA-LoRA merged, and the static model of the same
-base weights are timed alternately, see ``measure_mtlora``). The
-adaptive model's static counterpart is the same model with mmseg's
-``SwinTransformer`` and the same weights (the checkpoint's, or the same
-random ones). In one process, after warm-up, alternately:
+CONFIG is an adaptive config, or an MTLoRA config (no ``--budget``: the
+model as trained, with its TA-LoRA merged, and the static model of the
+same base weights, timed alternately). The adaptive model's static
+counterpart is the same model with mmseg's ``SwinTransformer`` and the
+same weights. In one process, after warm-up, alternately (the
+measurements are ``mmadamtl.apis.benchmark``'s):
 
 1. model: ``predict`` of the static and of the adaptive model (at
    ``--budget``) on the same preprocessed batches; median latency per
@@ -27,22 +26,18 @@ random ones). In one process, after warm-up, alternately:
 4. one training iteration (``train_step``: forward, backward, AdamW
    step) of the static and of the adaptive model at ``--budget``.
 
-Inputs are the first ``--num-images`` test images (the config's test
-pipeline), or with ``--random-inputs`` noise images of ``--shape``
-(default: the config's crop size) with random ground truth.
-``--calibrate`` is for a policy that was never trained: it shifts the
-policy's output biases until it executes about ``--budget`` on the
-benchmark inputs (see ``mmadamtl.models.policies.calibrate_policy``).
+Inputs: the first ``--num-images`` test images, or with
+``--random-inputs`` noise images of ``--shape`` (default: the crop size).
+``--calibrate`` makes an untrained policy execute about ``--budget`` on
+them (``mmadamtl.models.policies.calibrate_policy``).
 """
 import argparse
-import contextlib
 import copy
 import math
 import os.path as osp
 import platform
 import sys
 
-import numpy as np
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -52,15 +47,13 @@ from mmengine.config import DictAction  # noqa: E402
 
 from mmadamtl.apis import (init_model, measurement_batches,  # noqa: E402
                            merge_lora_model, static_variant)
+from mmadamtl.apis.benchmark import (executed, time_inference,  # noqa: E402
+                                     time_mtlora, time_training)
 from mmadamtl.models.backbones import MTLoRASwinTransformer  # noqa: E402
 from mmadamtl.models.backbones.swin_checkpoint import \
     ADAPTER_KEY  # noqa: E402
-from mmadamtl.evaluation import (image_complexity,  # noqa: E402
-                                 summarize_complexity)
 from mmadamtl.models.policies import calibrate_policy  # noqa: E402
 from mmadamtl.utils.cli import positive_int, run_tool  # noqa: E402
-from mmadamtl.utils.timing import (alternate_timings,  # noqa: E402
-                                   paired_summary, train_step)
 
 # The targets of docs/benchmarks.md.
 LATENCY_OVER_FLOPS_MAX = 1.15
@@ -79,13 +72,11 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys (key=value)')
     parser.add_argument('--batch-size', type=positive_int, default=1)
-    parser.add_argument('--num-images', type=positive_int, default=None,
-                        help='images per round (default: 8 x batch size '
-                        'for batch 1, else 2 x batch size)')
+    parser.add_argument('--num-images', type=positive_int, help='images '
+                        'per round (default: 8 for batch 1, else 2 batches)')
     parser.add_argument('--rounds', '--repeats', dest='rounds', type=int,
-                        default=5,
-                        help='timed rounds (the median of the per-round '
-                        'ratios is reported, with their min and max)')
+                        default=5, help='timed rounds (median of the '
+                        'per-round ratios, with min and max)')
     parser.add_argument('--warmup', type=int, default=1,
                         help='untimed rounds first')
     parser.add_argument('--device', default='cpu',
@@ -97,8 +88,7 @@ def parse_args(argv=None):
     parser.add_argument('--random-inputs', action='store_true',
                         help='noise images instead of the test set')
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
-                        help='size of --random-inputs (default: the '
-                        "config's crop_size)")
+                        help='size of --random-inputs (default: crop_size)')
     parser.add_argument('--data-root', help='override the test data root')
     parser.add_argument('--calibrate', action='store_true',
                         help='calibrate an untrained policy to the budget')
@@ -106,18 +96,10 @@ def parse_args(argv=None):
                         help='do not time training iterations')
     parser.add_argument('--train-repeats', type=int, default=3)
     parser.add_argument('--train-batch-size', type=positive_int,
-                        help='batch of the training iteration (default: '
-                        '--batch-size)')
+                        help='training batch (default: --batch-size)')
     parser.add_argument('--json', action='store_true',
                         help='print one JSON object instead of tables')
     return parser.parse_args(argv)
-
-
-def autocast(args):
-    if not args.amp:
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if args.device == 'cpu' else torch.float16
-    return torch.autocast(args.device, dtype=dtype)
 
 
 def make_batches(args, model, cfg):
@@ -129,102 +111,14 @@ def make_batches(args, model, cfg):
         args.shape, args.random_inputs, args.data_root, args.device)
 
 
-def executed(model, batches):
-    """Mean per-image GFLOPs (all tasks) and encoder GFLOPs, and the
-    mean block/token keep rates, of what ``model`` executes."""
-    with torch.no_grad():
-        mean = summarize_complexity(
-            image_complexity(s) for b in batches for s in model.predict(
-                b['inputs'], copy.deepcopy(b['data_samples'])))
-    return dict(gflops=mean['gflops'],
-                encoder_gflops=mean['encoder_gflops'],
-                policy_gflops=mean.get('policy_gflops', 0.),
-                block_keep=float(np.mean(mean.get('block_keep', 1.))),
-                token_keep=float(np.mean(mean.get('token_keep', 1.))))
-
-
-def predictor(args, model, batches):
-    """``run(step)``: ``model.predict`` on ``batches[step]``."""
-    def run(step):
-        b = batches[step]
-        with torch.no_grad(), autocast(args):
-            model.predict(b['inputs'], b['data_samples'])
-    return run
-
-
-def time_inference(args, static, adaptive, batches, images):
-    # The encoder alone runs at the budget input (and cap) predict uses
-    # (budget_mode 'target' inverts the policy's budget curve), so that
-    # its time and its executed GFLOPs belong to the same decisions.
-    control = adaptive.control()
-
-    def encoder(model, *control):
-        def run(step):
-            with torch.no_grad(), autocast(args):
-                model.backbone(batches[step]['inputs'], *control)
-        return run
-
-    common = dict(repeats=args.rounds, warmup=args.warmup,
-                  steps=len(batches), device=args.device)
-    t_model = alternate_timings(
-        dict(static=predictor(args, static, batches),
-             adaptive=predictor(args, adaptive, batches)),
-        desc='model latency', **common)
-    t_enc = alternate_timings(
-        dict(static=encoder(static),
-             adaptive=encoder(adaptive, control)),
-        desc='encoder latency', **common)
-    # Our static path: the adaptive backbone without a budget, against
-    # mmseg's SwinTransformer with the same weights; and a copy of the
-    # latter against itself, which shows the machine's noise (A/A).
-    mmseg_again = copy.deepcopy(static)
-    t_path = alternate_timings(
-        dict(mmseg=encoder(static), ours=encoder(adaptive),
-             mmseg_again=encoder(mmseg_again)),
-        desc='static path', **common)
-    path = paired_summary(t_path, images, 'ours', 'mmseg')
-    path['noise'] = paired_summary(t_path, images, 'mmseg_again',
-                              'mmseg')['ratio'] - 1
-    return (paired_summary(t_model, images, 'adaptive', 'static'),
-            paired_summary(t_enc, images, 'adaptive', 'static'), path)
-
-
-def time_training(args, static, adaptive, batches):
-    from mmengine.optim import build_optim_wrapper
-    budget = adaptive.budget
-    models = dict(static=copy.deepcopy(static).train(),
-                  adaptive=copy.deepcopy(adaptive).train())
-    cfg = adaptive.cfg
-    wrappers = {}
-    for name, model in models.items():
-        optim_cfg = copy.deepcopy(cfg.optim_wrapper)
-        if args.amp and args.device == 'cuda':
-            # mmengine's AmpOptimWrapper (float16 and a loss scaler) works
-            # on GPUs only; on CPU the forward runs under bfloat16
-            # autocast with the config's wrapper.
-            optim_cfg.type = 'AmpOptimWrapper'
-        wrappers[name] = build_optim_wrapper(model, optim_cfg)
-    size = args.train_batch_size or args.batch_size
-    same = [b for b in batches
-            if b['inputs'].shape[2:] == batches[0]['inputs'].shape[2:]]
-    samples = [s for b in same for s in b['data_samples']][:size]
-    inputs = torch.cat([b['inputs'] for b in same])[:size]
-    if len(samples) < size:
-        raise ValueError(f'--train-batch-size {size} is more than the '
-                         f'{len(samples)} loaded images of one size '
-                         f'(--num-images)')
-    models['adaptive'].set_train_budgets(
-        torch.full((size, ), budget, device=args.device))
-
-    def cpu_amp():
-        return autocast(args) if args.device == 'cpu' else \
-            contextlib.nullcontext()
-
-    times = alternate_timings(
-        {n: train_step(models[n], wrappers[n], inputs, samples, cpu_amp)
-         for n in models}, repeats=args.train_repeats,
-        warmup=1, device=args.device, desc='training iteration')
-    return paired_summary(times, 1, 'adaptive', 'static')
+def about(args) -> dict:
+    return dict(
+        config=args.config, checkpoint=args.checkpoint,
+        batch_size=args.batch_size, device=args.device, amp=args.amp,
+        device_name=(torch.cuda.get_device_name() if args.device == 'cuda'
+                     else platform.processor() or platform.machine()),
+        threads=torch.get_num_threads(), torch=torch.__version__,
+        rounds=args.rounds)
 
 
 def measure(args):
@@ -250,7 +144,6 @@ def measure(args):
     static = init_model(static_variant(cfg), state_dict=weights,
                         device=args.device)
     batches, inputs = make_batches(args, static, cfg)
-    images = len(batches) * args.batch_size
 
     calibration = None
     if args.calibrate:
@@ -264,15 +157,12 @@ def measure(args):
 
     flops_static = executed(static, batches)
     flops_adaptive = executed(adaptive, batches)
-    lat_model, lat_enc, lat_path = time_inference(args, static, adaptive,
-                                                  batches, images)
+    lat_model, lat_enc, lat_path = time_inference(
+        static, adaptive, batches, args.rounds, args.warmup, args.device,
+        args.amp)
     result = dict(
-        config=args.config, checkpoint=args.checkpoint, budget=args.budget,
-        batch_size=args.batch_size, device=args.device, amp=args.amp,
-        device_name=(torch.cuda.get_device_name() if args.device == 'cuda'
-                     else platform.processor() or platform.machine()),
-        threads=torch.get_num_threads(), torch=torch.__version__,
-        inputs=inputs, rounds=args.rounds, calibration=calibration,
+        about(args), budget=args.budget, inputs=inputs,
+        calibration=calibration,
         executed=dict(static=flops_static, adaptive=flops_adaptive))
 
     def compare(lat, flops_key):
@@ -300,7 +190,8 @@ def measure(args):
                             share=share,
                             target_met=share <= POLICY_SHARE_MAX)
     if not args.skip_train:
-        t = time_training(args, static, adaptive, batches)
+        t = time_training(static, adaptive, batches, args.train_repeats,
+                          args.device, args.amp, args.train_batch_size)
         ratio = t['ratio']
         result['train_iter'] = dict(
             batch_size=args.train_batch_size or args.batch_size,
@@ -319,40 +210,11 @@ def measure_mtlora(args, unmerged):
                if not ADAPTER_KEY.search(k)}
     static = init_model(static_variant(unmerged.cfg), state_dict=weights,
                         device=args.device)
-    models = dict(static=static, unmerged=unmerged, merged=merged)
     batches, inputs = make_batches(args, static, unmerged.cfg)
-    images = len(batches) * args.batch_size
-    diff = 0.
-    with torch.no_grad():
-        for b in batches:
-            a = unmerged(b['inputs'], mode='tensor')
-            m = merged(b['inputs'], mode='tensor')
-            diff = max([diff] + [float((a[t] - m[t]).abs().max())
-                                 for t in a])
-
-    times = alternate_timings(
-        {n: predictor(args, m, batches) for n, m in models.items()},
-        repeats=args.rounds,
-        warmup=args.warmup, steps=len(batches), device=args.device,
-        desc='model latency')
-    lat = {k: 1e3 * float(np.median(v)) / images for k, v in times.items()}
-    ratio = {n: float(np.median(np.asarray(times[n]) /
-                                np.asarray(times['static'])))
-             for n in ('unmerged', 'merged')}
-    lora = unmerged.backbone.lora_cfg
-    return dict(
-        config=args.config, checkpoint=args.checkpoint,
-        batch_size=args.batch_size, device=args.device, amp=args.amp,
-        device_name=(torch.cuda.get_device_name() if args.device == 'cuda'
-                     else platform.processor() or platform.machine()),
-        threads=torch.get_num_threads(), torch=torch.__version__,
-        inputs=inputs, rounds=args.rounds,
-        mtlora=dict(
-            rank=lora['r'], task_streams=list(unmerged.backbone.lora_tasks),
-            merged_layers=layers, max_abs_diff=diff,
-            gflops={n: executed(m, batches)['gflops']
-                    for n, m in models.items()},
-            latency_ms=lat, latency_ratio=ratio))
+    return dict(about(args), inputs=inputs, mtlora=dict(
+        time_mtlora(unmerged, merged, static, batches, args.rounds,
+                    args.warmup, args.device, args.amp),
+        merged_layers=layers))
 
 
 def render_mtlora(r) -> str:

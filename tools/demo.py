@@ -1,7 +1,9 @@
 """The main job of `make demo`: the AdaMTL story, then the loss-weighting
 comparison (tools/demo_loss_weighting.py), the MTLoRA story
 (tools/demo_mtlora.py) and the controllable-widths one
-(tools/demo_controllable.py), on the embedded synthetic dataset, on CPU.
+(tools/demo_controllable.py), each run as its own tool, on the embedded
+synthetic dataset, on CPU. What the stories share is in
+tools/demo_common.py.
 
     python tools/demo.py [--work-dir work_dirs/demo] [--retrain]
                          [--budgets 0.25 0.5 0.75] [--cap 0.5]
@@ -39,56 +41,22 @@ import argparse
 import json
 import os
 import os.path as osp
-import subprocess
 import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-STATIC = 'configs/static_swin_synthetic.py'
+from demo_common import (ROOT, STATIC, TASK_COLUMNS, ensure_synthetic_data,
+                         evaluate, fmt, load_model, run, time_models, train)
+
 STATIC_FAIR = 'configs/static_swin_synthetic_1400it.py'
 STATIC_SMALL = 'configs/static_swin_synthetic_small.py'
 POLICY = 'configs/adamtl_swin_synthetic_policy.py'
 ADAPTIVE = 'configs/adamtl_swin_synthetic.py'
-# The synthetic dataset's tasks; one column each: its main metric (the
-# one Δm uses).
-TASK_COLUMNS = ['semseg', 'human_parts', 'saliency', 'normals', 'edge',
-                'depth']
-
-
-def run(cmd):
-    print('+', ' '.join(cmd), flush=True)
-    subprocess.run(cmd, cwd=ROOT, check=True)
-
-
-def ensure_synthetic_data(root: str) -> None:
-    """Generate the synthetic data at ``root`` (relative to the repo) if it
-    is missing or stale. A stale set (an older generator's ``meta.json``)
-    is regenerated in place; any other non-empty folder is refused by the
-    generator, never overwritten."""
-    full = osp.join(ROOT, root)
-    if synthetic_data_current(full):
-        return
-    stale = osp.isfile(osp.join(full, 'meta.json'))
-    run([sys.executable, 'tools/make_synthetic_dataset.py', root] +
-        (['--overwrite'] if stale else []))
-
-
-def synthetic_data_current(root: str) -> bool:
-    """Whether ``root`` holds data of the current generator version."""
-    from mmadamtl.datasets.synthetic import GENERATOR_VERSION
-    meta = osp.join(root, 'meta.json')
-    if not osp.isfile(meta):
-        return False
-    with open(meta, encoding='utf-8') as f:
-        return json.load(f).get('version') == GENERATOR_VERSION
-
-
-def metrics_table(metrics: dict) -> str:
-    rows = ['| task | metric | value |', '| --- | --- | --- |']
-    for key, value in metrics.items():
-        task, _, name = key.partition('/')
-        rows.append(f'| {task} | {name or task} | {value:.2f} |')
-    return '\n'.join(rows)
+# The other stories, in the order they run, each a tool of its own.
+STORIES = [('loss weighting', 'tools/demo_loss_weighting.py',
+            'loss_weighting_results'),
+           ('MTLoRA', 'tools/demo_mtlora.py', 'mtlora_results'),
+           ('controllable widths', 'tools/demo_controllable.py',
+            'controllable_results')]
 
 
 def results_table(rows: list) -> str:
@@ -105,9 +73,9 @@ def results_table(rows: list) -> str:
              '|' + ' --- |' * len(head)]
     for r in rows:
         m = r['metrics']
-        cells = [r['model'], r['mode'], _fmt(r['requested'], '{:g}'),
-                 _fmt(m.get('block_fraction'), '{:.3f}'),
-                 _fmt(m.get('encoder_share_max'), '{:.3f}')]
+        cells = [r['model'], r['mode'], fmt(r['requested'], '{:g}'),
+                 fmt(m.get('block_fraction'), '{:.3f}'),
+                 fmt(m.get('encoder_share_max'), '{:.3f}')]
         cells += [f'{m[spec.main_key]:.2f}' for spec in specs]
         cells += [f"{r['delta_m']:+.2f}", f"{r['delta_m_single']:+.2f}",
                   f"{m['gflops']:.4f}",
@@ -116,96 +84,6 @@ def results_table(rows: list) -> str:
                   f"{r['latency_ms']:.2f}", f"{r['latency_ratio']:.3f}"]
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
-
-
-def _fmt(value, fmt):
-    return '-' if value is None else fmt.format(value)
-
-
-def train(config, work_dir, data_opt, retrain, load_from=None, options=()):
-    """Train unless a finished run (its last checkpoint at the config's
-    ``max_iters``) is there, resuming an unfinished one; return the last
-    checkpoint."""
-    from mmengine.config import Config
-
-    from mmadamtl.utils.work_dir import finished_checkpoint
-    extra = [f'load_from={load_from}'] if load_from else []
-    extra += list(options)
-    iters = Config.fromfile(osp.join(ROOT, config)).train_cfg.max_iters
-    for opt in extra:
-        if opt.startswith('train_cfg.max_iters='):
-            iters = int(opt.split('=', 1)[1])
-    found = None if retrain else finished_checkpoint(
-        osp.join(ROOT, work_dir), iters)
-    if found is None:
-        resume = [] if retrain else ['--resume']
-        run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir,
-             *resume, '--cfg-options', *data_opt, *extra])
-        found = finished_checkpoint(osp.join(ROOT, work_dir), iters)
-        if found is None:
-            raise RuntimeError(f'{config}: the training in {work_dir} did '
-                               f'not reach max_iters={iters}')
-    return found[0]
-
-
-def _options(opts: dict) -> list:
-    return [f'{k}={v}' for k, v in opts.items()]
-
-
-def evaluate(config, checkpoint, work_dir, out, data_opt, opts):
-    # The demo's own metrics file, measured anew on every run.
-    run([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir',
-         work_dir, '--metrics-out', out, '--overwrite', '--cfg-options',
-         *data_opt, *_options(opts)])
-    with open(out, encoding='utf-8') as f:
-        return json.load(f)
-
-
-def time_models(models: dict, config: str, data_root: str,
-                warmup: int = 5) -> dict:
-    """Median CPU latency per image (batch 1) of each model, measured
-    alternately image by image in this process, and each image's
-    executed encoder GFLOPs."""
-    import numpy as np
-    import torch
-    from mmengine.config import Config
-    from mmengine.dataset import pseudo_collate
-
-    from mmadamtl.apis import build_test_dataset
-    from mmadamtl.evaluation import image_complexity
-    from mmadamtl.utils.cli import progress
-
-    dataset = build_test_dataset(Config.fromfile(osp.join(ROOT, config)),
-                                 data_root)
-    times = {name: [] for name in models}
-    gflops = {name: [] for name in models}
-    first = next(iter(models.values()))
-    ids = []
-    with torch.no_grad():
-        for i in progress(range(len(dataset) + warmup), 'timing'):
-            item = dataset[i % len(dataset)]
-            # Every model's config shares the static one's preprocessor.
-            data = first.data_preprocessor(pseudo_collate([item]))
-            for name, model in models.items():
-                start = time.perf_counter()
-                out = model.predict(data['inputs'], data['data_samples'])
-                elapsed = time.perf_counter() - start
-                if i >= warmup:
-                    times[name].append(elapsed)
-                    gflops[name].append(
-                        image_complexity(out[0])['encoder_gflops'])
-            if i >= warmup:
-                ids.append(osp.splitext(osp.basename(
-                    item['data_samples'].img_path))[0])
-    return dict(
-        latency_ms={n: 1e3 * float(np.median(t)) for n, t in times.items()},
-        encoder_gflops=gflops, ids=ids)
-
-
-def load_model(config: str, checkpoint: str, opts: dict):
-    """The evaluated model, with the evaluation's config options."""
-    from mmadamtl.apis import init_model
-    return init_model(osp.join(ROOT, config), checkpoint, cfg_options=opts)
 
 
 def _evaluate(e: dict, work_dir: str, data_opt: list) -> dict:
@@ -279,7 +157,6 @@ def main():
                         help='leave out the controllable-widths part '
                         '(tools/demo_controllable.py)')
     args = parser.parse_args()
-    sys.path.insert(0, ROOT)
     import numpy as np
 
     from mmadamtl.evaluation.metrics.multi_task_metric import delta_m
@@ -291,7 +168,11 @@ def main():
                 for k in ('train_dataloader', 'val_dataloader',
                           'test_dataloader')]
 
+    skip = dict(zip([name for name, _, _ in STORIES], (
+        args.skip_loss_weighting, args.skip_mtlora, args.skip_controllable)))
+    stories = [st for st in STORIES if not skip[st[0]]]
     start = time.time()
+    print(f'[demo] story 1/{len(stories) + 1}: AdaMTL', flush=True)
     ensure_synthetic_data(args.data_root)
     static_ckpt = train(STATIC, osp.join(work_dir, 'static'), data_opt,
                         args.retrain)
@@ -405,22 +286,15 @@ def main():
     print(f'\n{title}\n\n{table}\n\n{notes}\n')
     print(f'saved {osp.join(args.work_dir, "results.md")} and results.json '
           f'({time.time() - start:.0f}s)')
-    if not args.skip_loss_weighting:
-        from demo_loss_weighting import report as weighting_report
-        weighting_report(work_dir, data_opt, args.retrain)
-        print(f'saved {osp.join(args.work_dir, "loss_weighting_results.md")}'
-              f' and loss_weighting_results.json '
-              f'({time.time() - start:.0f}s in all)')
-    if not args.skip_mtlora:
-        from demo_mtlora import report
-        report(work_dir, data_root, data_opt, args.retrain, args.ranks)
-        print(f'saved {osp.join(args.work_dir, "mtlora_results.md")} and '
-              f'mtlora_results.json ({time.time() - start:.0f}s in all)')
-    if not args.skip_controllable:
-        from demo_controllable import report as controllable_report
-        controllable_report(work_dir, args.data_root, args.retrain)
-        print(f'saved {osp.join(args.work_dir, "controllable_results.md")} '
-              f'and controllable_results.json, controllable_pareto.png '
+    for k, (name, tool, out) in enumerate(stories, 1):
+        print(f'[demo] story {k + 1}/{len(stories) + 1}: {name} '
+              f'({time.time() - start:.0f}s so far)', flush=True)
+        extra = ['--ranks', *map(str, args.ranks)] if name == 'MTLoRA' \
+            else []
+        run([sys.executable, tool, '--work-dir', args.work_dir,
+             '--data-root', args.data_root, *extra] +
+            (['--retrain'] if args.retrain else []))
+        print(f'saved {osp.join(args.work_dir, out)}.md and .json '
               f'({time.time() - start:.0f}s in all)')
     if not all(c['ok'] for c in checks):
         sys.exit('a budget check failed (see the table notes)')

@@ -35,18 +35,12 @@ import argparse
 import json
 import os
 import os.path as osp
-import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, osp.join(ROOT, 'tools'))
+from demo_common import (ROOT, STATIC, TASK_COLUMNS,
+                         ensure_synthetic_data, evaluate, train)
 
-from demo import (TASK_COLUMNS, STATIC, evaluate,  # noqa: E402
-                  ensure_synthetic_data, train)
-
-from mmadamtl.utils.safe_io import (save_figure, write_json,  # noqa: E402
-                                    write_text)
+from mmadamtl.utils.safe_io import save_figure, write_json, write_text
 
 CONTROLLABLE = 'configs/controllable_swin_synthetic.py'
 NUM_PREFS = 20

@@ -23,11 +23,10 @@ import os
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from demo import (ROOT, STATIC, TASK_COLUMNS, _fmt, evaluate, run,  # noqa
-                  train)
+from demo_common import (ROOT, STATIC, TASK_COLUMNS, evaluate, fmt, run,
+                         train)
 
-from mmadamtl.utils.safe_io import write_json, write_text  # noqa: E402
+from mmadamtl.utils.safe_io import write_json, write_text
 
 WEIGHTINGS = [('fixed weights', None),
               ('uncertainty (Kendall et al.)', 'uncertainty'),
@@ -89,8 +88,8 @@ def report(work_dir, data_opt, retrain=False, timing_iters=120):
         m = r['metrics']
         lines.append('| ' + ' | '.join(
             [r['name']] + [f'{m[s.main_key]:.2f}' for s in specs] +
-            [_fmt(r['delta_m_fixed'], '{:+.2f}'),
-             _fmt(r['delta_m_single'], '{:+.2f}'), f"{r['iter_ms']:.0f}",
+            [fmt(r['delta_m_fixed'], '{:+.2f}'),
+             fmt(r['delta_m_single'], '{:+.2f}'), f"{r['iter_ms']:.0f}",
              f"{r['iter_ms'] / rows[0]['iter_ms']:.2f}"]) + ' |')
     table = '\n'.join(lines)
     title = ('Loss weighting on the synthetic dataset (static multi-task '

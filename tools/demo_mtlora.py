@@ -31,14 +31,10 @@ import os.path as osp
 import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, osp.join(ROOT, 'tools'))
+from demo_common import (ROOT, TASK_COLUMNS, ensure_synthetic_data,
+                         evaluate, fmt, run, train)
 
-from demo import (TASK_COLUMNS, _fmt, evaluate, run,  # noqa: E402
-                  ensure_synthetic_data, train)
-
-from mmadamtl.utils.safe_io import write_json, write_text  # noqa: E402
+from mmadamtl.utils.safe_io import write_json, write_text
 
 PRETRAIN = 'configs/mtlora_swin_synthetic_pretrain.py'
 MTLORA = 'configs/mtlora_swin_synthetic.py'
@@ -60,7 +56,6 @@ def step_costs(runs, data_root, repeats=10, batch=8):
     alternately) and training memory (MiB) of each run's model on one
     batch of ``batch`` images."""
     import numpy as np
-    import torch
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
 
@@ -112,7 +107,7 @@ def table(rows) -> str:
         cells = [r['name'], f"{r['trainable']:,}",
                  f"{100 * r['trainable'] / r['total']:.1f}%"]
         cells += [f'{m[s.main_key]:.2f}' for s in specs]
-        cells += [_fmt(r['delta_m'], '{:+.2f}'), f"{r['iter_ms']:.0f}",
+        cells += [fmt(r['delta_m'], '{:+.2f}'), f"{r['iter_ms']:.0f}",
                   f"{r['memory_mib']['total']:.0f}", f"{m['gflops']:.4f}"]
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)

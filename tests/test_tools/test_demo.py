@@ -8,29 +8,48 @@ from mmadamtl.datasets.synthetic import GENERATOR_VERSION
 from tests.conftest import ROOT
 
 
-def _demo():
+def _tool(name):
+    """A module of tools/ (the demo stories import tools/demo_common)."""
+    import sys
+    if osp.join(ROOT, 'tools') not in sys.path:
+        sys.path.insert(0, osp.join(ROOT, 'tools'))
     spec = importlib.util.spec_from_file_location(
-        'demo', osp.join(ROOT, 'tools', 'demo.py'))
+        name, osp.join(ROOT, 'tools', f'{name}.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
+def _demo():
+    return _tool('demo')
+
+
 def test_stale_synthetic_data_is_regenerated(tiny_synthetic, tmp_path):
-    demo = _demo()
-    assert demo.synthetic_data_current(tiny_synthetic)
-    assert not demo.synthetic_data_current(str(tmp_path))
+    common = _tool('demo_common')
+    assert common.synthetic_data_current(tiny_synthetic)
+    assert not common.synthetic_data_current(str(tmp_path))
     (tmp_path / 'meta.json').write_text(
         json.dumps(dict(version=GENERATOR_VERSION - 1)))
-    assert not demo.synthetic_data_current(str(tmp_path))
+    assert not common.synthetic_data_current(str(tmp_path))
 
 
-def test_metrics_table():
-    table = _demo().metrics_table({'semseg/mIoU': 12.345, 'delta_m': -1.5})
-    lines = table.splitlines()
-    assert lines[0] == '| task | metric | value |'
-    assert lines[2] == '| semseg | mIoU | 12.35 |'
-    assert lines[3] == '| delta_m | delta_m | -1.50 |'
+def test_no_tool_imports_another():
+    """The demo stories share tools/demo_common.py, a module with no
+    entry point; no tool imports a tool (one with a ``main``)."""
+    import ast
+    import glob
+    tools = {osp.splitext(osp.basename(p))[0]: p
+             for p in glob.glob(osp.join(ROOT, 'tools', '*.py'))}
+    entry = {name for name, p in tools.items()
+             if "if __name__ == '__main__':" in open(p).read()}
+    assert 'demo_common' not in entry and 'demo' in entry
+    for name, path in tools.items():
+        tree = ast.parse(open(path).read())
+        imported = {a.name.split('.')[0] for n in ast.walk(tree)
+                    if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module.split('.')[0] for n in ast.walk(tree)
+                     if isinstance(n, ast.ImportFrom) and n.module}
+        assert not imported & entry, (name, imported & entry)
 
 
 def test_results_table_one_row_per_model():
@@ -83,12 +102,7 @@ def test_budget_checks():
 
 
 def test_mtlora_table_and_runs():
-    import sys
-    sys.path.insert(0, osp.join(ROOT, 'tools'))
-    spec = importlib.util.spec_from_file_location(
-        'demo_mtlora', osp.join(ROOT, 'tools', 'demo_mtlora.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _tool('demo_mtlora')
     from mmadamtl.utils import TASKS
     runs = module._runs([4, 16])
     assert [r['tag'] for r in runs] == ['decoders', 'full', 'r4', 'r16']
@@ -116,15 +130,8 @@ def test_controllable_demo_figures_on_tiny_model(tiny_synthetic):
     tiny (untrained) controllable model and dataset: every request within
     budget, the predictions' metainfo the searched GFLOPs, correlations
     and uniformity in range, a positive hypervolume."""
-    import sys
-
     import torch
-    sys.path.insert(0, osp.join(ROOT, 'tools'))
-    spec = importlib.util.spec_from_file_location(
-        'demo_controllable', osp.join(ROOT, 'tools',
-                                      'demo_controllable.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _tool('demo_controllable')
     from mmengine.config import Config
 
     from mmadamtl.apis import (build_test_dataset, collate_batches,

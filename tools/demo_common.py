@@ -1,0 +1,147 @@
+"""What the demo stories share (not a tool: ``tools/demo.py`` and the
+``tools/demo_*.py`` stories import it, and none of them imports another):
+the synthetic data, training that reuses finished runs, evaluation with
+``tools/test.py`` and batch-1 timing."""
+import json
+import os.path as osp
+import subprocess
+import sys
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+STATIC = 'configs/static_swin_synthetic.py'
+# The synthetic dataset's tasks; one column each: its main metric (the
+# one Δm uses).
+TASK_COLUMNS = ['semseg', 'human_parts', 'saliency', 'normals', 'edge',
+                'depth']
+
+
+def run(cmd):
+    print('+', ' '.join(cmd), flush=True)
+    subprocess.run(cmd, cwd=ROOT, check=True)
+
+
+def data_options(data_root: str) -> list:
+    """``--cfg-options`` pointing every dataloader at ``data_root``."""
+    return [f'{k}.dataset.data_root={data_root}'
+            for k in ('train_dataloader', 'val_dataloader',
+                      'test_dataloader')]
+
+
+def ensure_synthetic_data(root: str) -> None:
+    """Generate the synthetic data at ``root`` (relative to the repo) if it
+    is missing or stale. A stale set (an older generator's ``meta.json``)
+    is regenerated in place; any other non-empty folder is refused by the
+    generator, never overwritten."""
+    full = osp.join(ROOT, root)
+    if synthetic_data_current(full):
+        return
+    stale = osp.isfile(osp.join(full, 'meta.json'))
+    run([sys.executable, 'tools/make_synthetic_dataset.py', root] +
+        (['--overwrite'] if stale else []))
+
+
+def synthetic_data_current(root: str) -> bool:
+    """Whether ``root`` holds data of the current generator version."""
+    from mmadamtl.datasets.synthetic import GENERATOR_VERSION
+    meta = osp.join(root, 'meta.json')
+    if not osp.isfile(meta):
+        return False
+    with open(meta, encoding='utf-8') as f:
+        return json.load(f).get('version') == GENERATOR_VERSION
+
+
+def fmt(value, spec):
+    """``value`` formatted with ``spec``, '-' for None."""
+    return '-' if value is None else spec.format(value)
+
+
+def train(config, work_dir, data_opt, retrain, load_from=None, options=()):
+    """Train unless a finished run (its last checkpoint at the config's
+    ``max_iters``) is there, resuming an unfinished one; return the last
+    checkpoint."""
+    from mmengine.config import Config
+
+    from mmadamtl.utils.work_dir import finished_checkpoint
+    extra = [f'load_from={load_from}'] if load_from else []
+    extra += list(options)
+    iters = Config.fromfile(osp.join(ROOT, config)).train_cfg.max_iters
+    for opt in extra:
+        if opt.startswith('train_cfg.max_iters='):
+            iters = int(opt.split('=', 1)[1])
+    found = None if retrain else finished_checkpoint(
+        osp.join(ROOT, work_dir), iters)
+    if found is None:
+        resume = [] if retrain else ['--resume']
+        run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir,
+             *resume, '--cfg-options', *data_opt, *extra])
+        found = finished_checkpoint(osp.join(ROOT, work_dir), iters)
+        if found is None:
+            raise RuntimeError(f'{config}: the training in {work_dir} did '
+                               f'not reach max_iters={iters}')
+    return found[0]
+
+
+def options(opts: dict) -> list:
+    """``--cfg-options`` of a dict."""
+    return [f'{k}={v}' for k, v in opts.items()]
+
+
+def evaluate(config, checkpoint, work_dir, out, data_opt, opts):
+    """``tools/test.py``'s metrics of ``checkpoint``, written anew to
+    ``out``."""
+    run([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir',
+         work_dir, '--metrics-out', out, '--overwrite', '--cfg-options',
+         *data_opt, *options(opts)])
+    with open(out, encoding='utf-8') as f:
+        return json.load(f)
+
+
+def time_models(models: dict, config: str, data_root: str,
+                warmup: int = 5) -> dict:
+    """Median CPU latency per image (batch 1) of each model, measured
+    alternately image by image in this process, and each image's
+    executed encoder GFLOPs."""
+    import numpy as np
+    import torch
+    from mmengine.config import Config
+    from mmengine.dataset import pseudo_collate
+
+    from mmadamtl.apis import build_test_dataset
+    from mmadamtl.evaluation import image_complexity
+    from mmadamtl.utils.cli import progress
+
+    dataset = build_test_dataset(Config.fromfile(osp.join(ROOT, config)),
+                                 data_root)
+    times = {name: [] for name in models}
+    gflops = {name: [] for name in models}
+    first = next(iter(models.values()))
+    ids = []
+    with torch.no_grad():
+        for i in progress(range(len(dataset) + warmup), 'timing'):
+            item = dataset[i % len(dataset)]
+            # Every model's config shares the static one's preprocessor.
+            data = first.data_preprocessor(pseudo_collate([item]))
+            for name, model in models.items():
+                start = time.perf_counter()
+                out = model.predict(data['inputs'], data['data_samples'])
+                elapsed = time.perf_counter() - start
+                if i >= warmup:
+                    times[name].append(elapsed)
+                    gflops[name].append(
+                        image_complexity(out[0])['encoder_gflops'])
+            if i >= warmup:
+                ids.append(osp.splitext(osp.basename(
+                    item['data_samples'].img_path))[0])
+    return dict(
+        latency_ms={n: 1e3 * float(np.median(t)) for n, t in times.items()},
+        encoder_gflops=gflops, ids=ids)
+
+
+def load_model(config: str, checkpoint: str, opts: dict):
+    """The evaluated model, with the evaluation's config options."""
+    from mmadamtl.apis import init_model
+    return init_model(osp.join(ROOT, config), checkpoint, cfg_options=opts)
