@@ -1,6 +1,5 @@
 """AdaMTL's Swin: the package's Swin encoder, its blocks and MLP tokens
 run by the decisions of a policy."""
-import contextlib
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -238,18 +237,18 @@ class AdaptiveSwinTransformer(SwinEncoder):
         elif cap is not None:
             cap = self._cap(cap, x, cost)
         skip_runner = skip_runner or SkipRunner
-        # The learned policy's budget terms, once for the forward, or
-        # reused from the last with the same budget (a no-op in training).
-        with (contextlib.nullcontext(budget)
-              if self.random_policy is not None
-              else self.policy.inference_terms(budget, key)) as budget:
-            if self.training:
-                runner = BlendRunner(self.policy, budget, index)
-            elif self.random_policy is not None:
-                runner = skip_runner(self.random_policy, budget, index)
-            else:
-                runner = skip_runner(self.policy, budget, index, cap)
-            outs = self.run_stages(x, runner)
+        if self.training:
+            runner = BlendRunner(self.policy, budget, index)
+        elif self.random_policy is not None:
+            runner = skip_runner(self.random_policy, budget, index)
+        else:
+            # The budget with its terms for every selector, computed once
+            # for the forward or reused from the last with the same
+            # budget and weights.
+            runner = skip_runner(self.policy,
+                                 self.policy.budget_terms(budget, key),
+                                 index, cap)
+        outs = self.run_stages(x, runner)
         stats = self._executed_stats(runner, cost, tuple(x.shape[2:]))
         stats.budget = None if isinstance(control.budget, torch.Tensor) \
             else float(control.budget)

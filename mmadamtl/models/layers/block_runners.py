@@ -123,7 +123,8 @@ class PolicyRunner(BlockRunner):
 
     Args:
         policy: The ``PolicyHead``.
-        budget: (B,) budget input of the policy per image.
+        budget: (B,) budget input of the policy per image, or its
+            ``BudgetTerms`` (the policy's ``budget_terms``).
         index: The policy's output columns of the tasks being run.
     """
 

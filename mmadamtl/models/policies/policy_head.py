@@ -1,6 +1,5 @@
 """AdaMTL's task-aware policy network, conditioned on the target budget."""
-import contextlib
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -52,6 +51,35 @@ def straight_through(soft: torch.Tensor) -> torch.Tensor:
 CALIBRATION_GRID = tuple(round(0.02 * i, 2) for i in range(1, 51))
 
 
+class BudgetTerms:
+    """A batch's budgets with what they add to every selector's hidden
+    units and outputs, computed once for all selectors
+    (:meth:`PolicyHead.budget_terms`). The runners pass it where a budget
+    tensor goes; a selector finds its own terms in it (``of``); a
+    sub-batch (``index_select``) is a plain budget tensor again, whose
+    selectors compute their own terms."""
+
+    def __init__(self, budget: torch.Tensor,
+                 terms: Dict[int, Tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self.budget = budget
+        self._terms = terms
+
+    def of(self, selector: nn.Module) -> Optional[tuple]:
+        return self._terms.get(id(selector))
+
+    def index_select(self, dim: int, index: torch.Tensor) -> torch.Tensor:
+        return self.budget.index_select(dim, index)
+
+
+def split_budget(budget) -> Tuple[Optional[torch.Tensor],
+                                  Optional[BudgetTerms]]:
+    """``(budget tensor, terms)`` of a budget tensor or a
+    :class:`BudgetTerms`."""
+    if isinstance(budget, BudgetTerms):
+        return budget.budget, budget
+    return budget, None
+
+
 def budget_feature(budget: torch.Tensor, dtype) -> torch.Tensor:
     """(B, 1) input of the budget pathways: the budget centred and scaled
     to about unit range, 4 (b - 0.5)."""
@@ -84,7 +112,7 @@ class _Selector(nn.Module):
                      terms: Optional[tuple]) -> Optional[tuple]:
         """What the budgets add to the hidden units (B, hidden) and to the
         outputs (B, outputs): ``terms`` when given (computed for many
-        selectors at once, :meth:`PolicyHead.inference_terms`), None
+        selectors at once, :meth:`PolicyHead.budget_terms`), None
         without budget conditioning."""
         if not self.budget_conditioned:
             return None
@@ -242,9 +270,8 @@ class PolicyHead(BaseModule):
         self.token_select = token_select
         self.token_hidden, self.block_hidden = token_hidden, block_hidden
         self.pool_size = pool_size
-        # (budget, per-selector budget terms) inside inference_terms, and
-        # the last ones computed for a key, reused by later forwards.
-        self._terms = None
+        # The last budget terms computed for a key, reused by later
+        # forwards with the same budget and weights (a cache).
         self._terms_cache = None
         num_outputs = len(self.tasks) if self.tasks else 1
         self.block_selectors = nn.ModuleList([
@@ -323,27 +350,22 @@ class PolicyHead(BaseModule):
             if self.training else keep
         return keep, det
 
-    @contextlib.contextmanager
-    def inference_terms(self, budget: torch.Tensor, key=None):
-        """Inside the ``with`` block, selectors called with this very
-        ``budget`` tensor (the whole batch) in inference take what the
-        budgets add to their units from one product for all selectors
-        (each element is the same ``f * w + b`` as the selector's own
-        ``Linear(1, n)``, so decisions are unchanged) instead of three
-        small operations per selector. Sub-batches (another tensor)
-        compute their own.
+    def budget_terms(self, budget: torch.Tensor, key=None):
+        """In inference: the :class:`BudgetTerms` of ``budget`` (the whole
+        batch), what the budgets add to every selector's units from one
+        product for all selectors (each element is the same ``f * w + b``
+        as the selector's own ``Linear(1, n)``, so decisions are
+        unchanged) instead of three small operations per selector. In
+        training or without budget conditioning: ``budget`` itself.
 
         ``key``: a hashable that determines ``budget``'s values (e.g. the
         number it was filled with, the batch size, device and dtype). With
         it the terms are computed once and reused by later forwards with
         the same key while the budget weights stay unchanged (the same
-        parameters, version counters and storage); the ``with`` yields the
-        budget tensor they were computed for, which the caller runs with
-        (the same values). Without it, it yields ``budget``.
+        parameters, version counters and storage).
         """
         if self.training or not self.budget_conditioned:
-            yield budget
-            return
+            return budget
         selectors = self._budget_selectors()
         if key is not None:
             key = (key, torch.is_autocast_enabled(budget.device.type),
@@ -354,15 +376,10 @@ class PolicyHead(BaseModule):
                              s.budget_out.weight)))
         cached = self._terms_cache
         if key is not None and cached is not None and cached[0] == key:
-            self._terms = cached[1]
-        else:
-            self._terms = (budget,
-                           self._compute_terms(selectors, budget))
-            self._terms_cache = None if key is None else (key, self._terms)
-        try:
-            yield self._terms[0]
-        finally:
-            self._terms = None
+            return cached[1]
+        terms = BudgetTerms(budget, self._compute_terms(selectors, budget))
+        self._terms_cache = None if key is None else (key, terms)
+        return terms
 
     def _budget_selectors(self) -> List[nn.Module]:
         selectors = [s for s in self.block_selectors
@@ -385,12 +402,6 @@ class PolicyHead(BaseModule):
         out = out.split([s.budget_out.out_features for s in selectors], 1)
         return {id(s): (h, o) for s, h, o in zip(selectors, hidden, out)}
 
-    def _terms_for(self, selector: nn.Module, budget) -> Optional[tuple]:
-        cached = getattr(self, '_terms', None)
-        if cached is None or cached[0] is not budget:
-            return None
-        return cached[1][id(selector)]
-
     def block_decisions(self, stage: int, x: torch.Tensor, hw_shape,
                         budget, index: List[int],
                         with_deterministic: bool = False):
@@ -401,8 +412,9 @@ class PolicyHead(BaseModule):
             ones = x.new_ones(x.shape[0], self.depths[stage])
             return (ones, ones) if with_deterministic else ones
         selector = self.block_selectors[stage]
+        budget, terms = split_budget(budget)
         logits = selector(x, hw_shape, budget,
-                          self._terms_for(selector, budget))
+                          terms and terms.of(selector))
         return self._decisions(logits, 1, index, with_deterministic)
 
     def block_scores(self, stage: int, x: torch.Tensor, hw_shape, budget,
@@ -413,8 +425,9 @@ class PolicyHead(BaseModule):
         if not self.block_select:
             return x.new_ones(x.shape[0], self.depths[stage])
         selector = self.block_selectors[stage]
+        budget, terms = split_budget(budget)
         logits = selector(x, hw_shape, budget,
-                          self._terms_for(selector, budget))
+                          terms and terms.of(selector))
         return self._select(logits, 1, index).amax(dim=1)
 
     def token_decisions(self, stage: int, block: int, x: torch.Tensor,
@@ -426,7 +439,8 @@ class PolicyHead(BaseModule):
         if not self.token_select:
             return (None, None) if with_deterministic else None
         selector = self.token_selectors[stage][block]
-        logits = selector(x, budget, self._terms_for(selector, budget))
+        budget, terms = split_budget(budget)
+        logits = selector(x, budget, terms and terms.of(selector))
         return self._decisions(logits, 2, index, with_deterministic)
 
     # Multiply-adds (mmengine's counter conventions), per image.
