@@ -6,8 +6,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from mmseg.registry import MODELS
 
-from ..layers.block_runners import (BlendRunner, FullRunner, PolicyRunner,
-                                    SkipRunner)
+from ..layers.adamtl_runners import BlendRunner, PolicyRunner, SkipRunner
+from ..layers.block_runner import FullRunner
 from ..policies.calibration import policy_budget
 from ..policies.random_policy import RandomDecisions
 from ..utils.budget import Budget, budget_tensor

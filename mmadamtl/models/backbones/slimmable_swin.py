@@ -7,8 +7,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 from mmseg.registry import MODELS
 
-from ..layers.block_runners import BlockRunner
-from ..layers.slimmable import run_slim_block
+from ..layers.slimmable import SlimRunner
 from ..utils.swin_cost import SwinCost, swin_cost
 from .encoder import NO_CONTROL, Control, constant_stats
 from .swin_encoder import SwinEncoder
@@ -16,18 +15,6 @@ from .swin_encoder import SwinEncoder
 # Per stage (head fraction, MLP ratio); a sub-network of the encoder.
 EncoderConfig = Tuple[Tuple[float, float], ...]
 EncoderSpec = Union[str, dict, Sequence]
-
-
-class SlimRunner(BlockRunner):
-    """Runs every block of stage ``i`` with ``widths[i] = (heads, hidden)``
-    (``run_slim_block``)."""
-
-    def __init__(self, widths: Sequence[Tuple[int, int]]) -> None:
-        self.widths = list(widths)
-
-    def run_block(self, stage, index, block, x, hw_shape):
-        heads, hidden = self.widths[stage]
-        return run_slim_block(block, x, hw_shape, heads, hidden)
 
 
 def _match(value: float, choices: Sequence[float], key: str) -> float:

@@ -7,7 +7,7 @@ from mmcv.cnn import build_norm_layer
 from mmseg.models.backbones import SwinTransformer
 from mmseg.registry import MODELS
 
-from ..layers.block_runners import BlockRunner, FullRunner
+from ..layers.block_runner import BlockRunner, FullRunner
 from ..utils.swin_cost import SwinCost, swin_cost
 from .encoder import NO_CONTROL, Control, MultiTaskEncoder, constant_stats
 from .swin_checkpoint import TAP_NORM

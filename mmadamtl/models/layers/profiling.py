@@ -8,8 +8,8 @@ from typing import Dict, List, Optional
 
 import torch
 
-from .block_runners import (BlockRunner, SkipRunner, attention_residual,
-                            index_tensor, mlp_delta, scatter_images)
+from .adamtl_runners import SkipRunner, index_tensor, scatter_images
+from .block_runner import BlockRunner, attention_residual, mlp_delta
 
 # The policy's decision calls a timed skip runner books to 'policy'.
 POLICY_CALLS = ('block_decisions', 'token_decisions', 'block_scores')

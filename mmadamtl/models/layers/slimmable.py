@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
 
+from .block_runner import BlockRunner
 from .swin_windows import HWShape, tokens_to_windows, windows_to_tokens
 
 
@@ -159,3 +160,15 @@ class SlimConvNorm(nn.Module):
         if self.norms is not None:
             y = self.norms[index](y)
         return y if self.act is None else self.act(y)
+
+
+class SlimRunner(BlockRunner):
+    """Runs every block of stage ``i`` with ``widths[i] = (heads, hidden)``
+    (``run_slim_block``)."""
+
+    def __init__(self, widths: Sequence[Tuple[int, int]]) -> None:
+        self.widths = list(widths)
+
+    def run_block(self, stage, index, block, x, hw_shape):
+        heads, hidden = self.widths[stage]
+        return run_slim_block(block, x, hw_shape, heads, hidden)

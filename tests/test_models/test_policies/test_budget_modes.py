@@ -8,7 +8,7 @@ import torch
 from mmseg.registry import MODELS
 
 from mmadamtl.models.backbones import Control
-from mmadamtl.models.layers import block_runners
+from mmadamtl.models.layers import adamtl_runners
 from mmadamtl.models.policies import (CALIBRATION_GRID, calibrate_budget,
                                       gumbel_sigmoid, policy_budget)
 from mmadamtl.models.utils import swin_cost
@@ -275,7 +275,7 @@ def test_count_loss_trains_from_a_real_pass():
     loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0
                for p in ada.policy.parameters())
-    assert block_runners.any_selected(torch.tensor([[0., 1.]])).item() == 1
+    assert adamtl_runners.any_selected(torch.tensor([[0., 1.]])).item() == 1
 
 
 def test_random_policy_control_executes_the_share():

@@ -1,41 +1,18 @@
-"""How the Swin stage loop runs each block.
+"""AdaMTL's block runners: the stage loop run by a policy's decisions.
 
-:class:`~mmadamtl.models.backbones.SwinEncoder` owns the one stage loop of
-the package; it asks a :class:`BlockRunner` to run every block and to turn
-every tapped stage into an output. The runners here:
-
-- :class:`FullRunner`: every block in full (``block(x, hw_shape)``, mmseg's
-  own block forward), the static path;
-- :class:`BlendRunner`: AdaMTL training, every block computed for every
-  image and blended with the policy's straight-through decisions;
-- :class:`SkipRunner`: AdaMTL inference, a block runs only on the images
-  that keep it and its MLP only on their selected tokens.
-
-Further methods plug in here without copying the loop: MTLoRA's runner
-forks a residual stream per task in the last block of each stage
-(``run_block``) and returns per-task taps (``stage_output``, ``finish``);
-a slimmable-width runner runs each block through a width-sliced view of
-its weights (``run_block``).
+- :class:`BlendRunner`: training, every block computed for every image
+  and blended with the policy's straight-through decisions;
+- :class:`SkipRunner`: inference, a block runs only on the images that
+  keep it and its MLP only on their selected tokens (gather, run,
+  scatter), with at most one host read per stage and per block.
 """
 from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
-HWShape = Tuple[int, int]
-
-
-def attention_residual(block: nn.Module, x: torch.Tensor,
-                       hw_shape: HWShape) -> torch.Tensor:
-    """``x + attn(norm1(x))``: a Swin block up to its MLP."""
-    return x + block.attn(block.norm1(x), hw_shape)
-
-
-def mlp_delta(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """What a Swin block's MLP adds to ``x``: the residual branch of mmcv's
-    ``FFN`` on ``norm2(x)``."""
-    ffn = block.ffn
-    return ffn.dropout_layer(ffn.gamma2(ffn.layers(block.norm2(x))))
+from .block_runner import (BlockRunner, HWShape, attention_residual,
+                           mlp_delta)
 
 
 def to_host(t: torch.Tensor) -> list:
@@ -79,37 +56,6 @@ def mlp_on_rows(block: nn.Module, y: torch.Tensor, selected: torch.Tensor,
         sub = flat.index_select(0, rows)
         flat.index_copy_(0, rows, sub + mlp_delta(block, sub).to(sub.dtype))
     return y
-
-
-class BlockRunner:
-    """The interface the stage loop calls; the defaults run every block in
-    full and tap a stage through its output norm, as mmseg's Swin does."""
-
-    def start_stage(self, stage: int, x: torch.Tensor,
-                    hw_shape: HWShape) -> None:
-        """Called with a stage's input before its first block."""
-
-    def run_block(self, stage: int, index: int, block: nn.Module,
-                  x: torch.Tensor, hw_shape: HWShape) -> torch.Tensor:
-        return block(x, hw_shape)
-
-    def end_stage(self, stage: int, x: torch.Tensor,
-                  hw_shape: HWShape) -> None:
-        """Called with a stage's output, before its patch merging."""
-
-    def stage_output(self, stage: int, x: torch.Tensor, hw_shape: HWShape,
-                     norm: nn.Module, dims: int):
-        """The tapped output of a stage: (B, C, H, W) after its norm."""
-        out = norm(x).view(-1, *hw_shape, dims)
-        return out.permute(0, 3, 1, 2).contiguous()
-
-    def finish(self, outs: list):
-        """What the encoder returns, from the stage outputs."""
-        return outs
-
-
-class FullRunner(BlockRunner):
-    """Every block in full: the static Swin."""
 
 
 class PolicyRunner(BlockRunner):
