@@ -1,7 +1,7 @@
 """What the demo stories share (not a tool: ``tools/demo.py`` and the
 ``tools/demo_*.py`` stories import it, and none of them imports another):
 the synthetic data, training that reuses finished runs, evaluation with
-``tools/test.py`` and batch-1 timing."""
+``tools/test.py``, batch-1 timing and the quick run's options."""
 import json
 import os.path as osp
 import subprocess
@@ -13,6 +13,12 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 STATIC = 'configs/static_swin_synthetic.py'
+# The quick run (`make demo`): every training's iteration counts times
+# QUICK_SCALE, on a copy of the synthetic data with fewer validation images
+# (the full run, `make demo-full`, is the one the docs' tables come from).
+QUICK_SCALE = 1 / 16
+QUICK_DATA = 'data/synthetic_quick'
+QUICK_NUM_VAL = 40
 # The synthetic dataset's tasks; one column each: its main metric (the
 # one Δm uses).
 TASK_COLUMNS = ['semseg', 'human_parts', 'saliency', 'normals', 'edge',
@@ -22,6 +28,28 @@ TASK_COLUMNS = ['semseg', 'human_parts', 'saliency', 'normals', 'edge',
 def run(cmd):
     print('+', ' '.join(cmd), flush=True)
     subprocess.run(cmd, cwd=ROOT, check=True)
+
+
+def add_demo_args(parser, work_dir: str = 'work_dirs/demo') -> None:
+    """The options every demo story takes."""
+    parser.add_argument('--work-dir', default=work_dir)
+    parser.add_argument('--data-root', default='data/synthetic')
+    parser.add_argument('--retrain', action='store_true',
+                        help='train again even where a finished run is')
+    parser.add_argument(
+        '--schedule-scale', type=float, default=1.0, metavar='F',
+        help='a quick run: every training\'s iteration counts times F '
+        '(tools/train.py --schedule-scale), no validation during training')
+
+
+def quick_banner(scale: float) -> str:
+    """The line a quick run's tables start with ('' for the full run)."""
+    if scale == 1:
+        return ''
+    return (f'**Quick run** (`make demo`): every training {scale:g} of its '
+            f'iterations (the iteration counts below are the full '
+            f'run\'s), evaluated on {QUICK_DATA}. Not the docs\' figures: '
+            f'`make demo-full` reproduces those.\n\n')
 
 
 def data_options(data_root: str) -> list:
@@ -40,7 +68,9 @@ def ensure_synthetic_data(root: str) -> None:
     if synthetic_data_current(full):
         return
     stale = osp.isfile(osp.join(full, 'meta.json'))
+    quick = osp.normpath(full) == osp.normpath(osp.join(ROOT, QUICK_DATA))
     run([sys.executable, 'tools/make_synthetic_dataset.py', root] +
+        (['--num-val', str(QUICK_NUM_VAL)] if quick else []) +
         (['--overwrite'] if stale else []))
 
 
@@ -59,30 +89,48 @@ def fmt(value, spec):
     return '-' if value is None else spec.format(value)
 
 
-def train(config, work_dir, data_opt, retrain, load_from=None, options=()):
+def train(config, work_dir, data_opt, retrain, load_from=None, options=(),
+          scale=1.0):
     """Train unless a finished run (its last checkpoint at the config's
-    ``max_iters``) is there, resuming an unfinished one; return the last
-    checkpoint."""
+    ``max_iters``, times ``scale``) is there, resuming an unfinished one;
+    return the last checkpoint. ``scale < 1``: a quick run, without
+    validation during training."""
     from mmengine.config import Config
 
+    from mmadamtl.utils.schedule import scale_schedule
     from mmadamtl.utils.work_dir import finished_checkpoint
     extra = [f'load_from={load_from}'] if load_from else []
     extra += list(options)
-    iters = Config.fromfile(osp.join(ROOT, config)).train_cfg.max_iters
-    for opt in extra:
-        if opt.startswith('train_cfg.max_iters='):
-            iters = int(opt.split('=', 1)[1])
+    quick = []
+    if scale != 1:
+        extra.append(f'train_cfg.val_begin={10**9}')
+        quick = ['--schedule-scale', repr(scale)]
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    cfg.merge_from_dict(cfg_options(extra))
+    iters = scale_schedule(cfg, scale).train_cfg.max_iters
     found = None if retrain else finished_checkpoint(
         osp.join(ROOT, work_dir), iters)
     if found is None:
         resume = [] if retrain else ['--resume']
         run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir,
-             *resume, '--cfg-options', *data_opt, *extra])
+             *resume, *quick, '--cfg-options', *data_opt, *extra])
         found = finished_checkpoint(osp.join(ROOT, work_dir), iters)
         if found is None:
             raise RuntimeError(f'{config}: the training in {work_dir} did '
                                f'not reach max_iters={iters}')
     return found[0]
+
+
+def cfg_options(opts: list) -> dict:
+    """``--cfg-options KEY=VALUE ...`` parsed as tools/train.py parses
+    them."""
+    import argparse
+
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='*', action=DictAction,
+                        default={})
+    return parser.parse_args(['--cfg-options', *opts]).cfg_options
 
 
 def options(opts: dict) -> list:

@@ -2,6 +2,7 @@
 compute budget and task preference after deployment, on CPU.
 
     python tools/demo_controllable.py [--work-dir work_dirs/demo] [--retrain]
+                                      [--schedule-scale F]
 
 1. train the super-network (configs/controllable_swin_synthetic.py, the
    static model's 800 iterations, sandwich rule with CI-KD; the last 32
@@ -37,8 +38,8 @@ import os
 import os.path as osp
 import time
 
-from demo_common import (ROOT, STATIC, TASK_COLUMNS,
-                         ensure_synthetic_data, evaluate, train)
+from demo_common import (ROOT, STATIC, TASK_COLUMNS, add_demo_args,
+                         ensure_synthetic_data, evaluate, quick_banner, train)
 
 from mmadamtl.utils.safe_io import save_figure, write_json, write_text
 
@@ -47,7 +48,7 @@ NUM_PREFS = 20
 TASK_BUDGETS = (1.0, 0.5)
 
 
-def measure(work_dir, data_root, retrain):
+def measure(work_dir, data_root, retrain, scale=1.0):
     """Train (or reuse) and measure the held-out table and the validation
     grid."""
     from mmengine.config import Config
@@ -62,7 +63,7 @@ def measure(work_dir, data_root, retrain):
     start = time.time()
     ckpt = train(CONTROLLABLE, osp.join(work_dir, 'controllable'),
                  data_opt[:3], retrain,
-                 options=[data_opt[3]])
+                 options=[data_opt[3]], scale=scale)
     train_s = time.time() - start
     opts = {o.split('=')[0]: o.split('=')[1] for o in data_opt}
     model = init_model(osp.join(ROOT, CONTROLLABLE), ckpt, cfg_options=opts)
@@ -271,12 +272,13 @@ def pareto_plot(model, grid, static_metrics, adamtl, path,
     return points
 
 
-def render(res) -> str:
+def render(res, scale=1.0) -> str:
     from mmadamtl.utils import TASKS
     bc = res['budget_control']
+    banner = [quick_banner(scale).strip(), ''] if scale != 1 else []
     lines = [
         '# Controllable widths on the synthetic dataset (one model, CPU, '
-        f'{os.cpu_count()} cores)', '',
+        f'{os.cpu_count()} cores)', '', *banner,
         '## Budget control', '',
         f"{bc['requests']} requests: {len(bc['budgets'])} budgets from "
         f"{bc['budgets'][0]} (the cheapest configuration is "
@@ -338,16 +340,16 @@ def render(res) -> str:
     return '\n'.join(lines)
 
 
-def report(work_dir, data_root, retrain) -> str:
+def report(work_dir, data_root, retrain, scale=1.0) -> str:
     from mmadamtl.apis import collate_batches, main_metrics
     from mmadamtl.utils import TASKS
 
     model, ckpt, table_path, grid, train_s, data_opt = measure(
-        work_dir, data_root, retrain)
+        work_dir, data_root, retrain, scale)
     # The static multi-task model of the same 800 iterations (AdaMTL's
     # part trains it as its stage 1).
     static_ckpt = train(STATIC, osp.join(work_dir, 'static'), data_opt[:3],
-                        retrain)
+                        retrain, scale=scale)
     # Evaluated as the controllable config evaluates (its edge protocol).
     static_path = osp.join(work_dir, 'static_800it_distance_metrics.json')
     if retrain or not osp.isfile(static_path):
@@ -355,7 +357,8 @@ def report(work_dir, data_root, retrain) -> str:
                  static_path, data_opt[:3],
                  {'test_evaluator.edge_protocol': 'distance',
                   'test_evaluator.edge_thresholds': 25})
-    static = json.load(open(static_path))
+    with open(static_path, encoding='utf-8') as f:
+        static = json.load(f)
     from mmadamtl.apis import build_test_dataset
     from mmengine.config import Config
     val = build_test_dataset(Config.fromfile(osp.join(ROOT, CONTROLLABLE)),
@@ -376,8 +379,10 @@ def report(work_dir, data_root, retrain) -> str:
                  max_abs_diff=max(abs(metrics[k] - v)
                                   for k, v in grid_m.items()))
     results_path = osp.join(work_dir, 'results.json')
-    adamtl = json.load(open(results_path))['results'] if osp.isfile(
-        results_path) else []
+    adamtl = []
+    if osp.isfile(results_path):
+        with open(results_path, encoding='utf-8') as f:
+            adamtl = json.load(f)['results']
     # The same static model under the edge benchmark, for AdaMTL's rows.
     bench_path = osp.join(work_dir, 'static_800it_metrics.json')
     static_bench = evaluate(STATIC, static_ckpt, osp.join(work_dir, 'eval'),
@@ -391,7 +396,7 @@ def report(work_dir, data_root, retrain) -> str:
                                      [TASKS[t].main_key
                                       for t in TASK_COLUMNS] + ['gflops']},
                test_tool_check=check, pareto=points)
-    text = render(res)
+    text = render(res, scale)
     write_text(osp.join(work_dir, 'controllable_results.md'), text,
                overwrite=True)
     write_json(osp.join(work_dir, 'controllable_results.json'), res,
@@ -402,13 +407,11 @@ def report(work_dir, data_root, retrain) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--work-dir', default='work_dirs/demo')
-    parser.add_argument('--data-root', default='data/synthetic')
-    parser.add_argument('--retrain', action='store_true')
+    add_demo_args(parser)
     args = parser.parse_args(argv)
     work_dir = osp.join(ROOT, args.work_dir)
     ensure_synthetic_data(args.data_root)
-    report(work_dir, args.data_root, args.retrain)
+    report(work_dir, args.data_root, args.retrain, args.schedule_scale)
 
 
 if __name__ == '__main__':

@@ -3,6 +3,7 @@ uncertainty weighting, DWA and GradNorm on the synthetic data.
 
     python tools/demo_loss_weighting.py [--work-dir work_dirs/demo]
                                         [--retrain] [--timing-iters 120]
+                                        [--schedule-scale F]
 
 1. train (or reuse) configs/ablations/static_swin_synthetic_{uncertainty,
    dwa,gradnorm}.py, each 800 iterations like the fixed-weight static model
@@ -23,7 +24,8 @@ import os
 import os.path as osp
 import sys
 
-from demo_common import (ROOT, STATIC, TASK_COLUMNS, evaluate, fmt, run,
+from demo_common import (ROOT, STATIC, TASK_COLUMNS, add_demo_args,
+                         data_options, evaluate, fmt, quick_banner, run,
                          train)
 
 from mmadamtl.utils.safe_io import write_json, write_text
@@ -39,19 +41,25 @@ def config_of(key):
         f'configs/ablations/static_swin_synthetic_{key}.py'
 
 
-def iteration_ms(config, work_dir, data_opt, iters):
-    """Median training iteration time (ms) of a short fresh run."""
+def iteration_ms(config, work_dir, data_opt, iters, scale=1.0):
+    """Median training iteration time (ms) of a short fresh run of
+    ``iters`` iterations (its schedule scaled by ``scale`` as the
+    trainings' are, so that a quick run's warm-up fits in it)."""
     from mmadamtl.utils.timing import iteration_times
     import statistics
+    full = round(iters / scale)
+    quick = [] if scale == 1 else [
+        '--schedule-scale', repr(scale), '--cfg-options',
+        f'train_cfg.val_begin={10**9}']
     run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir,
-         '--cfg-options', *data_opt, f'train_cfg.max_iters={iters}',
-         f'train_cfg.val_interval={iters + 1}',
+         *quick, '--cfg-options', *data_opt, f'train_cfg.max_iters={full}',
+         f'train_cfg.val_interval={full + 1}',
          'default_hooks.logger.interval=1',
-         f'default_hooks.checkpoint.interval={iters + 1}'])
+         f'default_hooks.checkpoint.interval={full + 1}'])
     return 1e3 * statistics.median(iteration_times(work_dir, skip=20))
 
 
-def report(work_dir, data_opt, retrain=False, timing_iters=120):
+def report(work_dir, data_opt, retrain=False, timing_iters=120, scale=1.0):
     from mmadamtl.evaluation.metrics.multi_task_metric import delta_m
     from mmadamtl.utils import TASKS
     single_path = osp.join(work_dir, 'single_task', 'baselines.json')
@@ -62,7 +70,8 @@ def report(work_dir, data_opt, retrain=False, timing_iters=120):
     for name, key in WEIGHTINGS:
         run_dir = osp.join(work_dir, 'static' if key is None else
                            osp.join('loss_weighting', key))
-        ckpt = train(config_of(key), run_dir, data_opt, retrain)
+        ckpt = train(config_of(key), run_dir, data_opt, retrain,
+                     scale=scale)
         metrics = evaluate(
             config_of(key), ckpt, osp.join(work_dir, 'eval'),
             osp.join(work_dir, f"loss_weighting_{key or 'fixed'}_metrics"
@@ -74,7 +83,7 @@ def report(work_dir, data_opt, retrain=False, timing_iters=120):
         r['iter_ms'] = iteration_ms(
             r['config'], osp.join(work_dir, 'loss_weighting_timing',
                                   r['key'] or 'fixed'), data_opt,
-            timing_iters)
+            timing_iters, scale)
     fixed = {t: rows[0]['metrics'][TASKS[t].main_key] for t in TASK_COLUMNS}
     for r in rows:
         r['delta_m_fixed'] = delta_m(r['metrics'], fixed)
@@ -102,7 +111,8 @@ def report(work_dir, data_opt, retrain=False, timing_iters=120):
              f'median of iterations 21-{timing_iters} of a fresh run of '
              'each config, one after the other.')
     write_text(osp.join(work_dir, 'loss_weighting_results.md'),
-               f'# {title}\n\n{table}\n\n{notes}\n', overwrite=True)
+               f'# {title}\n\n{quick_banner(scale)}{table}\n\n{notes}\n',
+               overwrite=True)
     write_json(osp.join(work_dir, 'loss_weighting_results.json'),
                dict(title=title, rows=rows, single_task_baselines=single),
                overwrite=True)
@@ -112,16 +122,11 @@ def report(work_dir, data_opt, retrain=False, timing_iters=120):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--work-dir', default='work_dirs/demo')
-    parser.add_argument('--data-root', default='data/synthetic')
-    parser.add_argument('--retrain', action='store_true')
+    add_demo_args(parser)
     parser.add_argument('--timing-iters', type=int, default=120)
     args = parser.parse_args()
-    data_opt = [f'{k}.dataset.data_root={args.data_root}'
-                for k in ('train_dataloader', 'val_dataloader',
-                          'test_dataloader')]
-    report(osp.join(ROOT, args.work_dir), data_opt, args.retrain,
-           args.timing_iters)
+    report(osp.join(ROOT, args.work_dir), data_options(args.data_root),
+           args.retrain, args.timing_iters, args.schedule_scale)
 
 
 if __name__ == '__main__':

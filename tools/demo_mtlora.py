@@ -2,7 +2,7 @@
 pretrained encoder to all six synthetic tasks, on CPU.
 
     python tools/demo_mtlora.py [--work-dir work_dirs/demo] [--retrain]
-                                [--ranks 4 8 16]
+                                [--ranks 4 8 16] [--schedule-scale F]
 
 The synthetic data has no ImageNet encoder, so one stands in:
 
@@ -31,8 +31,9 @@ import os.path as osp
 import sys
 import time
 
-from demo_common import (ROOT, TASK_COLUMNS, ensure_synthetic_data,
-                         evaluate, fmt, run, train)
+from demo_common import (ROOT, TASK_COLUMNS, add_demo_args, data_options,
+                         ensure_synthetic_data, evaluate, fmt, quick_banner,
+                         run, train)
 
 from mmadamtl.utils.safe_io import write_json, write_text
 
@@ -113,7 +114,7 @@ def table(rows) -> str:
     return '\n'.join(lines)
 
 
-def mtlora_story(work_dir, data_root, data_opt, retrain, ranks):
+def mtlora_story(work_dir, data_root, data_opt, retrain, ranks, scale=1.0):
     """Train (or reuse), evaluate and measure; returns the table and the
     results."""
     from mmadamtl.evaluation.metrics.multi_task_metric import delta_m
@@ -121,13 +122,13 @@ def mtlora_story(work_dir, data_root, data_opt, retrain, ranks):
 
     start = time.time()
     pretrain = train(PRETRAIN, osp.join(work_dir, 'mtlora_pretrain'),
-                     data_opt, retrain)
+                     data_opt, retrain, scale=scale)
     runs = _runs(ranks)
     for r in runs:
         r['ckpt'] = train(
             r['config'], osp.join(work_dir, f"mtlora_{r['tag']}"), data_opt,
             retrain, load_from=pretrain,
-            options=[f'{k}={v}' for k, v in r['opts'].items()])
+            options=[f'{k}={v}' for k, v in r['opts'].items()], scale=scale)
     train_s = time.time() - start
     for r in runs:
         r['metrics'] = evaluate(
@@ -153,7 +154,7 @@ def mtlora_story(work_dir, data_root, data_opt, retrain, ranks):
     return runs, size, train_s
 
 
-def render(runs, size) -> str:
+def render(runs, size, scale=1.0) -> str:
     title = ('MTLoRA vs decoders-only and full fine-tuning on the '
              'synthetic dataset (semseg-pretrained small Swin adapted to '
              f'six tasks, CPU, {os.cpu_count()} cores)')
@@ -171,30 +172,27 @@ def render(runs, size) -> str:
         f"{size['checkpoint'] / 2**20:.2f} MiB for its full checkpoint "
         f"(ratio {size['adapters'] / size['checkpoint']:.3f}; the "
         'checkpoint also holds the optimizer state).')
-    return f'# {title}\n\n{table(runs)}\n\n{notes}\n'
+    return f'# {title}\n\n{quick_banner(scale)}{table(runs)}\n\n{notes}\n'
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--work-dir', default='work_dirs/demo')
-    parser.add_argument('--data-root', default='data/synthetic')
+    add_demo_args(parser)
     parser.add_argument('--ranks', type=int, nargs='+', default=[4, 8, 16])
-    parser.add_argument('--retrain', action='store_true')
     args = parser.parse_args(argv)
     work_dir = osp.join(ROOT, args.work_dir)
     data_root = osp.join(ROOT, args.data_root)
-    data_opt = [f'{k}.dataset.data_root={args.data_root}'
-                for k in ('train_dataloader', 'val_dataloader',
-                          'test_dataloader')]
     ensure_synthetic_data(args.data_root)
-    report(work_dir, data_root, data_opt, args.retrain, args.ranks)
+    report(work_dir, data_root, data_options(args.data_root), args.retrain,
+           args.ranks, args.schedule_scale)
 
 
-def report(work_dir, data_root, data_opt, retrain, ranks) -> str:
+def report(work_dir, data_root, data_opt, retrain, ranks,
+           scale=1.0) -> str:
     """Run the story, print and save its table; returns the Markdown."""
     runs, size, train_s = mtlora_story(work_dir, data_root, data_opt,
-                                       retrain, ranks)
-    text = render(runs, size)
+                                       retrain, ranks, scale)
+    text = render(runs, size, scale)
     write_text(osp.join(work_dir, 'mtlora_results.md'), text,
                overwrite=True)
     write_json(osp.join(work_dir, 'mtlora_results.json'),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every measurement of docs/benchmarks.md, one command each. Run it after
-# `make demo` (which trains the synthetic models this uses), on a quiet
+# `make demo-full` (which trains the synthetic models this uses), on a quiet
 # machine:
 #   bash tools/run_benchmarks.sh [OUT_DIR]        (or `make benchmarks`)
 # Each tool's JSON goes to OUT_DIR/<name>.json and the table it renders
@@ -20,7 +20,7 @@ SYN_STATIC_CKPT=work_dirs/demo/static/iter_800.pth
 SWIN_T=configs/adamtl_swin_pascal.py
 mkdir -p "$OUT"
 for f in "$SYN_CKPT" "$SYN_STATIC_CKPT"; do
-    [ -f "$f" ] || { echo "$f is missing: run make demo first" >&2; exit 1; }
+    [ -f "$f" ] || { echo "$f is missing: run make demo-full first" >&2; exit 1; }
 done
 
 run() {  # run NAME TOOL ARGS...: JSON to NAME.json, its table to NAME.md
@@ -43,7 +43,7 @@ fi
 MTL=configs/mtlora_swin_synthetic.py
 MTL_CKPT=work_dirs/demo/mtlora_r8/iter_400.pth
 mtlora_benchmarks() {
-    [ -f "$MTL_CKPT" ] || { echo "$MTL_CKPT is missing: run make demo" >&2
+    [ -f "$MTL_CKPT" ] || { echo "$MTL_CKPT is missing: run make demo-full" >&2
                             exit 1; }
     run flops_mtlora_synthetic tools/get_flops.py $MTL \
         --checkpoint $MTL_CKPT --num-images 20

@@ -41,6 +41,7 @@ import sys
 from mmengine.config import Config, DictAction
 
 from mmadamtl.utils.safe_io import check_output, write_json
+from mmadamtl.utils.schedule import scale_schedule
 from mmadamtl.utils.work_dir import finished_checkpoint
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -58,16 +59,22 @@ def parse_args(argv=None):
                         help='train again even where a finished run is')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing --out file')
+    parser.add_argument('--schedule-scale', type=float, default=1.0,
+                        metavar='F',
+                        help='a quick run: each training F of its '
+                        'iterations (tools/train.py --schedule-scale), no '
+                        'validation during training')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         default={},
                         help='passed to tools/train.py and tools/test.py')
     return parser.parse_args(argv)
 
 
-def single_task(config: str, options: dict = None) -> tuple:
+def single_task(config: str, options: dict = None,
+                scale: float = 1.0) -> tuple:
     """``(task, max_iters)`` of a single-task config (with the
-    ``--cfg-options``); an error naming the config if it has more or fewer
-    than one task."""
+    ``--cfg-options`` and the schedule scale); an error naming the config
+    if it has more or fewer than one task."""
     from mmadamtl.utils import TASKS
     if not osp.isfile(config):
         raise FileNotFoundError(f'config not found: {config}')
@@ -80,6 +87,8 @@ def single_task(config: str, options: dict = None) -> tuple:
             f'model.decode_head.tasks, this one has {tasks}')
     if tasks[0] not in TASKS:
         raise ValueError(f'{config}: unknown task {tasks[0]!r}')
+    if scale != 1:
+        scale_schedule(cfg, scale)
     return tasks[0], cfg.get('train_cfg', {}).get('max_iters')
 
 
@@ -99,13 +108,17 @@ def main(argv=None) -> dict:
     from mmadamtl.utils import TASKS
     plan = {}
     for config in args.configs:
-        task, iters = single_task(config, args.cfg_options)
+        task, iters = single_task(config, args.cfg_options,
+                                  args.schedule_scale)
         if task in plan:
             raise ValueError(f'task {task!r} given twice: {plan[task][0]} '
                              f'and {config}')
         plan[task] = (config, iters)
     check_output(args.out, args.configs, args.overwrite, '--out')
     opts = _options(args.cfg_options)
+    quick = [] if args.schedule_scale == 1 else [
+        '--schedule-scale', repr(args.schedule_scale), '--cfg-options',
+        f'train_cfg.val_begin={10**9}']
     baselines = {}
     for task, (config, iters) in plan.items():
         work_dir = osp.join(args.work_dir_root, task)
@@ -114,7 +127,7 @@ def main(argv=None) -> dict:
         if found is None:
             resume = [] if args.retrain else ['--resume']
             _run('train.py', [config, '--work-dir', work_dir] + resume +
-                 (['--cfg-options', *opts] if opts else []))
+                 quick + (['--cfg-options', *opts] if opts else []))
             found = finished_checkpoint(work_dir, iters)
             if found is None:
                 raise RuntimeError(f'{task}: the training in {work_dir} did '

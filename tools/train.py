@@ -16,6 +16,7 @@ import mmadamtl  # noqa: F401  (registers the components)
 from mmadamtl.models.backbones import check_checkpoint_matches
 from mmadamtl.utils import (add_common_args, load_config, set_local_rank,
                             shutdown_distributed)
+from mmadamtl.utils.schedule import scale_schedule
 from mmadamtl.utils.work_dir import (launch_rank, resume_checkpoint,
                                      work_dir_lock)
 
@@ -35,6 +36,13 @@ def parse_args():
         action='store_true',
         default=False,
         help='enable automatic-mixed-precision training')
+    parser.add_argument(
+        '--schedule-scale',
+        type=float,
+        metavar='F',
+        help='a quick run: multiply every iteration count of the schedule '
+        '(max_iters, warm-up, validation/checkpoint/logger intervals) by F '
+        'in (0, 1]')
     add_common_args(parser)
     args = parser.parse_args()
     set_local_rank(args)
@@ -45,6 +53,8 @@ def main():
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, args.launcher,
                       args.work_dir)
+    if args.schedule_scale is not None:
+        scale_schedule(cfg, args.schedule_scale)
 
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.type

@@ -162,3 +162,62 @@ def test_controllable_demo_figures_on_tiny_model(tiny_synthetic):
     assert acc[0]['name'] == 'widest'
     assert acc[0]['gflops'] == pytest.approx(
         model.max_flops(grid['img_size']) / 1e9)
+
+
+def test_quick_training_reuses_its_scaled_run(tmp_path, monkeypatch):
+    """A quick run's training is finished at the scaled ``max_iters``
+    (also of a ``train_cfg.max_iters`` option); the full run's is not."""
+    import torch
+    common = _tool('demo_common')
+    calls = []
+    monkeypatch.setattr(common, 'run', calls.append)
+
+    def finished_at(iters):
+        ckpt = tmp_path / f'iter_{iters}.pth'
+        torch.save(dict(meta=dict(iter=iters)), ckpt)
+        (tmp_path / 'last_checkpoint').write_text(str(ckpt))
+        return str(ckpt)
+
+    # configs/static_swin_synthetic.py: 800 iterations -> 50.
+    ckpt = finished_at(50)
+    assert common.train(common.STATIC, str(tmp_path), [], False,
+                        scale=1 / 16) == ckpt
+    assert calls == []
+    ckpt = finished_at(10)
+    assert common.train(common.STATIC, str(tmp_path), [], False,
+                        options=['train_cfg.max_iters=160'],
+                        scale=1 / 16) == ckpt
+    assert calls == []
+    # The full run is not finished at 10 of 800 iterations: it trains
+    # (here: the command it would run, then the missing checkpoint).
+    with pytest.raises(RuntimeError, match='max_iters=800'):
+        common.train(common.STATIC, str(tmp_path), [], False)
+    assert '--schedule-scale' not in calls[-1]
+    with pytest.raises(RuntimeError, match='max_iters=100'):
+        common.train(common.STATIC, str(tmp_path), [], False, scale=0.125)
+    cmd = calls[-1]
+    assert cmd[cmd.index('--schedule-scale') + 1] == '0.125'
+    assert 'train_cfg.val_begin=1000000000' in cmd
+
+
+def test_progress_rescales_by_the_pace_so_far(monkeypatch):
+    demo = _demo()
+    progress = demo.Progress('test', {'a': 10, 'b': 20}, every=3600)
+    progress.stop()
+    now = [0.0]
+    monkeypatch.setattr(demo.time, 'time', lambda: now[0])
+    # Story a took its expected 10 minutes; b has run 10 of its 20.
+    progress.start, progress.story_start, progress.current = 0, 600, 1
+    now[0] = 1200
+    line = progress.line()
+    assert ' 67% ' in line and 'about 10 min left' in line
+    assert 'story 2/2: b' in line
+    # Twice as slow as expected: the rest is expected twice as long.
+    progress.story_start, now[0] = 1200, 1800
+    line = progress.line()
+    assert ' 50% ' in line and 'about 30 min left' in line
+    # Faster than expected (reused trainings): the rest is not assumed
+    # faster.
+    progress.story_start, now[0] = 60, 660
+    line = progress.line()
+    assert ' 67% ' in line and 'about 10 min left' in line
