@@ -1,0 +1,56 @@
+"""mmadamtl.apis: the static counterpart of a method's config and the
+measurements the tools share."""
+import os.path as osp
+
+import torch
+
+from mmadamtl.apis import init_model, random_batch, static_variant
+from mmadamtl.apis.benchmark import autocast, executed
+from mmadamtl.evaluation import image_complexity
+from tests.conftest import ROOT
+
+CONFIGS = osp.join(ROOT, 'tests', 'configs')
+
+
+def test_static_variant_of_adamtl_is_its_model_without_the_policy():
+    config = osp.join(CONFIGS, 'tiny_adamtl_swin_synthetic.py')
+    torch.manual_seed(0)
+    adaptive = init_model(config)
+    static_cfg = static_variant(config)
+    assert 'budget' not in static_cfg.model.get('test_cfg', {})
+    static = init_model(static_cfg)
+    ours, theirs = adaptive.state_dict(), static.state_dict()
+    # Every weight of the static model is one of AdaMTL's, of the same
+    # shape; what AdaMTL adds is its policy.
+    assert set(theirs) < set(ours)
+    assert all(ours[k].shape == v.shape for k, v in theirs.items())
+    assert all('policy' in k for k in set(ours) - set(theirs))
+
+
+def test_static_variant_of_mtlora_drops_the_adapters_and_their_freezing():
+    config = osp.join(CONFIGS, 'tiny_mtlora_swin_synthetic.py')
+    cfg = static_variant(config)
+    assert 'lora' not in cfg.model.backbone
+    assert 'frozen' not in cfg.model.get('train_cfg', {})
+    static = init_model(cfg)
+    assert not any('lora' in k for k in static.state_dict())
+
+
+def test_executed_is_the_mean_of_the_predictions_metainfo():
+    model = init_model(osp.join(CONFIGS, 'tiny_static_swin_synthetic.py'))
+    batches = [random_batch(model, 2, (64, 64), seed=s) for s in (0, 1)]
+    measured = executed(model, batches)
+    with torch.no_grad():
+        per_image = [image_complexity(s) for b in batches
+                     for s in model.predict(b['inputs'], b['data_samples'])]
+    assert abs(measured['gflops'] - sum(
+        p['gflops'] for p in per_image) / len(per_image)) < 1e-9
+    assert measured['block_keep'] == 1.0
+
+
+def test_amp_autocast_is_bfloat16_on_cpu():
+    a = torch.randn(4, 4)
+    with autocast('cpu', True):
+        assert torch.mm(a, a).dtype == torch.bfloat16
+    with autocast('cpu', False):
+        assert torch.mm(a, a).dtype == torch.float32
