@@ -57,9 +57,9 @@ import threading
 import time
 
 from demo_common import (QUICK_DATA, QUICK_SCALE, ROOT, STATIC,
-                         TASK_COLUMNS, data_options, ensure_synthetic_data,
-                         evaluate, fmt, load_model, quick_banner, run,
-                         time_models, train)
+                         TASK_COLUMNS, data_options, demo_paths,
+                         ensure_synthetic_data, evaluate, fmt, load_model,
+                         quick_banner, run, time_models, train)
 
 STATIC_FAIR = 'configs/static_swin_synthetic_1400it.py'
 STATIC_SMALL = 'configs/static_swin_synthetic_small.py'
@@ -237,11 +237,8 @@ def main():
                         help='leave out the controllable-widths part '
                         '(tools/demo_controllable.py)')
     args = parser.parse_args()
-    scale = 1.0 if args.full else QUICK_SCALE
-    args.work_dir = args.work_dir or (
-        'work_dirs/demo' if args.full else 'work_dirs/demo_quick')
-    args.data_root = args.data_root or (
-        'data/synthetic' if args.full else QUICK_DATA)
+    scale = args.schedule_scale = 1.0 if args.full else QUICK_SCALE
+    demo_paths(args)
     work_dir = osp.join(ROOT, args.work_dir)
     data_root = osp.join(ROOT, args.data_root)
     data_opt = data_options(args.data_root)
@@ -274,14 +271,17 @@ def main():
         progress.stop()
     print(f'[demo] done in {(time.time() - start) / 60:.1f} min; the '
           f'tables are in {args.work_dir}/*results.md')
-    if not all(c['ok'] for c in checks):
-        if args.full:
-            sys.exit('a budget check failed (see the table notes)')
-        # A policy of a few dozen joint iterations calibrates its target
-        # curve roughly; the full run is the one that has to hold it.
-        print('[demo] quick run: a target row missed its budget by more '
-              'than 0.03 (see the table notes); `make demo-full` trains '
-              'the policy 16x longer and exits with an error if one does')
+    failed = [c['row'] for c in checks if not c['ok']]
+    # The cap holds by construction; a target row of a policy of a few
+    # dozen joint iterations (the quick run) may miss: the full run is
+    # the one that has to hold it.
+    if failed and (args.full or any(r.startswith('cap') for r in failed)):
+        sys.exit(f"budget check failed: {', '.join(failed)} (see the "
+                 f'table notes)')
+    if failed:
+        print(f"[demo] quick run: {', '.join(failed)} missed its budget by "
+              'more than 0.03 (see the table notes); `make demo-full` '
+              'trains the policy 16x longer and fails if a row does')
 
 
 def adamtl_story(args, work_dir, data_root, data_opt, scale, start) -> list:
@@ -396,14 +396,14 @@ def adamtl_story(args, work_dir, data_root, data_opt, scale, start) -> list:
     from mmadamtl.utils.safe_io import write_json, write_text
 
     # The demo's own outputs, written anew on every run.
-    write_text(osp.join(work_dir, 'results.md'),
-               f'# {title}\n\n{quick_banner(scale)}{table}\n\n{notes}\n',
-               overwrite=True)
+    text = (f'# {title}\n\n{quick_banner(scale, args.data_root)}{table}'
+            f'\n\n{notes}\n')
+    write_text(osp.join(work_dir, 'results.md'), text, overwrite=True)
     write_json(osp.join(work_dir, 'results.json'),
-               dict(title=title, train_seconds=train_s,
+               dict(title=title, schedule_scale=scale, train_seconds=train_s,
                     single_task_baselines=single, results=results,
                     checks=checks), overwrite=True)
-    print(f'\n{title}\n\n{table}\n\n{notes}\n')
+    print(f'\n{text}')
     print(f'saved {osp.join(args.work_dir, "results.md")} and results.json '
           f'({time.time() - start:.0f}s)')
     return checks

@@ -30,10 +30,14 @@ def run(cmd):
     subprocess.run(cmd, cwd=ROOT, check=True)
 
 
-def add_demo_args(parser, work_dir: str = 'work_dirs/demo') -> None:
-    """The options every demo story takes."""
-    parser.add_argument('--work-dir', default=work_dir)
-    parser.add_argument('--data-root', default='data/synthetic')
+def add_demo_args(parser) -> None:
+    """The options every demo story takes (then ``demo_paths``)."""
+    parser.add_argument('--work-dir',
+                        help='default: work_dirs/demo, work_dirs/demo_quick '
+                        'for a quick run')
+    parser.add_argument('--data-root',
+                        help=f'default: data/synthetic, {QUICK_DATA} for a '
+                        f'quick run')
     parser.add_argument('--retrain', action='store_true',
                         help='train again even where a finished run is')
     parser.add_argument(
@@ -42,13 +46,24 @@ def add_demo_args(parser, work_dir: str = 'work_dirs/demo') -> None:
         '(tools/train.py --schedule-scale), no validation during training')
 
 
-def quick_banner(scale: float) -> str:
+def demo_paths(args) -> None:
+    """Fill in ``args.work_dir`` and ``args.data_root`` where not given:
+    the full run's, or the quick run's (``args.schedule_scale < 1``), so
+    that a quick training never lands in the full run's work dir."""
+    quick = args.schedule_scale != 1
+    args.work_dir = args.work_dir or (
+        'work_dirs/demo_quick' if quick else 'work_dirs/demo')
+    args.data_root = args.data_root or (
+        QUICK_DATA if quick else 'data/synthetic')
+
+
+def quick_banner(scale: float, data_root: str) -> str:
     """The line a quick run's tables start with ('' for the full run)."""
     if scale == 1:
         return ''
     return (f'**Quick run** (`make demo`): every training {scale:g} of its '
             f'iterations (the iteration counts below are the full '
-            f'run\'s), evaluated on {QUICK_DATA}. Not the docs\' figures: '
+            f'run\'s), evaluated on {data_root}. Not the docs\' figures: '
             f'`make demo-full` reproduces those.\n\n')
 
 

@@ -39,7 +39,8 @@ import os.path as osp
 import time
 
 from demo_common import (ROOT, STATIC, TASK_COLUMNS, add_demo_args,
-                         ensure_synthetic_data, evaluate, quick_banner, train)
+                         demo_paths, ensure_synthetic_data, evaluate,
+                         quick_banner, train)
 
 from mmadamtl.utils.safe_io import save_figure, write_json, write_text
 
@@ -272,10 +273,11 @@ def pareto_plot(model, grid, static_metrics, adamtl, path,
     return points
 
 
-def render(res, scale=1.0) -> str:
+def render(res, scale=1.0, data_root='data/synthetic') -> str:
     from mmadamtl.utils import TASKS
     bc = res['budget_control']
-    banner = [quick_banner(scale).strip(), ''] if scale != 1 else []
+    banner = [quick_banner(scale, data_root).strip(), ''] \
+        if scale != 1 else []
     lines = [
         '# Controllable widths on the synthetic dataset (one model, CPU, '
         f'{os.cpu_count()} cores)', '', *banner,
@@ -396,7 +398,8 @@ def report(work_dir, data_root, retrain, scale=1.0) -> str:
                                      [TASKS[t].main_key
                                       for t in TASK_COLUMNS] + ['gflops']},
                test_tool_check=check, pareto=points)
-    text = render(res, scale)
+    res['schedule_scale'] = scale
+    text = render(res, scale, data_root)
     write_text(osp.join(work_dir, 'controllable_results.md'), text,
                overwrite=True)
     write_json(osp.join(work_dir, 'controllable_results.json'), res,
@@ -409,6 +412,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     add_demo_args(parser)
     args = parser.parse_args(argv)
+    demo_paths(args)
     work_dir = osp.join(ROOT, args.work_dir)
     ensure_synthetic_data(args.data_root)
     report(work_dir, args.data_root, args.retrain, args.schedule_scale)

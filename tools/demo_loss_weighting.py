@@ -25,8 +25,8 @@ import os.path as osp
 import sys
 
 from demo_common import (ROOT, STATIC, TASK_COLUMNS, add_demo_args,
-                         data_options, evaluate, fmt, quick_banner, run,
-                         train)
+                         data_options, demo_paths, evaluate, fmt,
+                         quick_banner, run, train)
 
 from mmadamtl.utils.safe_io import write_json, write_text
 
@@ -59,7 +59,20 @@ def iteration_ms(config, work_dir, data_opt, iters, scale=1.0):
     return 1e3 * statistics.median(iteration_times(work_dir, skip=20))
 
 
-def report(work_dir, data_opt, retrain=False, timing_iters=120, scale=1.0):
+def quick_options(key, scale):
+    """DWA's period counts iterations too: a quick run scales it with the
+    schedule."""
+    if key != 'dwa' or scale == 1:
+        return []
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(ROOT, config_of(key)))
+    period = cfg.model.decode_head.loss_weighting.interval
+    return [f'model.decode_head.loss_weighting.interval='
+            f'{max(1, round(period * scale))}']
+
+
+def report(work_dir, data_opt, retrain=False, timing_iters=120, scale=1.0,
+           data_root='data/synthetic'):
     from mmadamtl.evaluation.metrics.multi_task_metric import delta_m
     from mmadamtl.utils import TASKS
     single_path = osp.join(work_dir, 'single_task', 'baselines.json')
@@ -71,7 +84,7 @@ def report(work_dir, data_opt, retrain=False, timing_iters=120, scale=1.0):
         run_dir = osp.join(work_dir, 'static' if key is None else
                            osp.join('loss_weighting', key))
         ckpt = train(config_of(key), run_dir, data_opt, retrain,
-                     scale=scale)
+                     options=quick_options(key, scale), scale=scale)
         metrics = evaluate(
             config_of(key), ckpt, osp.join(work_dir, 'eval'),
             osp.join(work_dir, f"loss_weighting_{key or 'fixed'}_metrics"
@@ -110,13 +123,14 @@ def report(work_dir, data_opt, retrain=False, timing_iters=120, scale=1.0):
              'these 800-iteration models trained less). Training time: '
              f'median of iterations 21-{timing_iters} of a fresh run of '
              'each config, one after the other.')
-    write_text(osp.join(work_dir, 'loss_weighting_results.md'),
-               f'# {title}\n\n{quick_banner(scale)}{table}\n\n{notes}\n',
+    text = (f'# {title}\n\n{quick_banner(scale, data_root)}{table}\n\n'
+            f'{notes}\n')
+    write_text(osp.join(work_dir, 'loss_weighting_results.md'), text,
                overwrite=True)
     write_json(osp.join(work_dir, 'loss_weighting_results.json'),
-               dict(title=title, rows=rows, single_task_baselines=single),
-               overwrite=True)
-    print(f'\n{title}\n\n{table}\n\n{notes}\n')
+               dict(title=title, schedule_scale=scale, rows=rows,
+                    single_task_baselines=single), overwrite=True)
+    print(f'\n{text}')
     return rows
 
 
@@ -125,8 +139,10 @@ def main():
     add_demo_args(parser)
     parser.add_argument('--timing-iters', type=int, default=120)
     args = parser.parse_args()
+    demo_paths(args)
     report(osp.join(ROOT, args.work_dir), data_options(args.data_root),
-           args.retrain, args.timing_iters, args.schedule_scale)
+           args.retrain, args.timing_iters, args.schedule_scale,
+           args.data_root)
 
 
 if __name__ == '__main__':

@@ -32,8 +32,8 @@ import sys
 import time
 
 from demo_common import (ROOT, TASK_COLUMNS, add_demo_args, data_options,
-                         ensure_synthetic_data, evaluate, fmt, quick_banner,
-                         run, train)
+                         demo_paths, ensure_synthetic_data, evaluate, fmt,
+                         quick_banner, run, train)
 
 from mmadamtl.utils.safe_io import write_json, write_text
 
@@ -154,7 +154,7 @@ def mtlora_story(work_dir, data_root, data_opt, retrain, ranks, scale=1.0):
     return runs, size, train_s
 
 
-def render(runs, size, scale=1.0) -> str:
+def render(runs, size, scale=1.0, data_root='data/synthetic') -> str:
     title = ('MTLoRA vs decoders-only and full fine-tuning on the '
              'synthetic dataset (semseg-pretrained small Swin adapted to '
              f'six tasks, CPU, {os.cpu_count()} cores)')
@@ -172,7 +172,8 @@ def render(runs, size, scale=1.0) -> str:
         f"{size['checkpoint'] / 2**20:.2f} MiB for its full checkpoint "
         f"(ratio {size['adapters'] / size['checkpoint']:.3f}; the "
         'checkpoint also holds the optimizer state).')
-    return f'# {title}\n\n{quick_banner(scale)}{table(runs)}\n\n{notes}\n'
+    return (f'# {title}\n\n{quick_banner(scale, data_root)}{table(runs)}'
+            f'\n\n{notes}\n')
 
 
 def main(argv=None):
@@ -180,23 +181,24 @@ def main(argv=None):
     add_demo_args(parser)
     parser.add_argument('--ranks', type=int, nargs='+', default=[4, 8, 16])
     args = parser.parse_args(argv)
+    demo_paths(args)
     work_dir = osp.join(ROOT, args.work_dir)
-    data_root = osp.join(ROOT, args.data_root)
     ensure_synthetic_data(args.data_root)
-    report(work_dir, data_root, data_options(args.data_root), args.retrain,
-           args.ranks, args.schedule_scale)
+    report(work_dir, args.data_root, data_options(args.data_root),
+           args.retrain, args.ranks, args.schedule_scale)
 
 
 def report(work_dir, data_root, data_opt, retrain, ranks,
            scale=1.0) -> str:
     """Run the story, print and save its table; returns the Markdown."""
-    runs, size, train_s = mtlora_story(work_dir, data_root, data_opt,
-                                       retrain, ranks, scale)
-    text = render(runs, size, scale)
+    runs, size, train_s = mtlora_story(work_dir, osp.join(ROOT, data_root),
+                                       data_opt, retrain, ranks, scale)
+    text = render(runs, size, scale, data_root)
     write_text(osp.join(work_dir, 'mtlora_results.md'), text,
                overwrite=True)
     write_json(osp.join(work_dir, 'mtlora_results.json'),
-               dict(train_seconds=train_s, adapter_file=size,
+               dict(schedule_scale=scale, train_seconds=train_s,
+                    adapter_file=size,
                     results=[{k: v for k, v in r.items()} for r in runs]),
                overwrite=True)
     print(f'\n{text}')

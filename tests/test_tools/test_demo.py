@@ -221,3 +221,33 @@ def test_progress_rescales_by_the_pace_so_far(monkeypatch):
     progress.story_start, now[0] = 60, 660
     line = progress.line()
     assert ' 67% ' in line and 'about 10 min left' in line
+
+
+def test_a_quick_story_never_uses_the_full_runs_work_dir():
+    import argparse
+    common = _tool('demo_common')
+    parser = argparse.ArgumentParser()
+    common.add_demo_args(parser)
+    args = parser.parse_args(['--schedule-scale', '0.0625'])
+    common.demo_paths(args)
+    assert (args.work_dir, args.data_root) == ('work_dirs/demo_quick',
+                                               common.QUICK_DATA)
+    args = parser.parse_args([])
+    common.demo_paths(args)
+    assert (args.work_dir, args.data_root) == ('work_dirs/demo',
+                                               'data/synthetic')
+    args = parser.parse_args(['--schedule-scale', '0.5', '--work-dir', 'w'])
+    common.demo_paths(args)
+    assert args.work_dir == 'w'
+    assert 'data/synthetic_quick' in common.quick_banner(0.5, args.data_root)
+    assert common.quick_banner(1.0, 'data/synthetic') == ''
+
+
+def test_quick_dwa_scales_its_period_with_the_schedule():
+    module = _tool('demo_loss_weighting')
+    # configs/ablations/static_swin_synthetic_dwa.py: a 38-iteration
+    # period.
+    assert module.quick_options('dwa', 1 / 16) == [
+        'model.decode_head.loss_weighting.interval=2']
+    assert module.quick_options('dwa', 1.0) == []
+    assert module.quick_options('gradnorm', 1 / 16) == []

@@ -25,6 +25,21 @@ def task_features(inputs: Features, task: str) -> List[torch.Tensor]:
         return inputs[task]
     return inputs
 
+
+class AtWidth(nn.Module):
+    """A decoder at one width (a slimmable one's multiplier), called with
+    the features alone (what mmengine's FLOPs counter traces). It holds no
+    parameters of its own."""
+
+    def __init__(self, decoder: nn.Module, width: float) -> None:
+        super().__init__()
+        self.decoder = decoder
+        self.width = float(width)
+
+    def forward(self, feats: List[torch.Tensor]) -> torch.Tensor:
+        return self.decoder(feats, self.width)
+
+
 @MODELS.register_module()
 class MultiTaskHead(BaseModule):
     """Dense multi-task head: a decoder per task on the shared features.

@@ -129,17 +129,3 @@ class SlimmableAdaMTLDecoder(BaseModule):
         if self.cls_scale[i] != 1:
             x = x * self.cls_scale[i]
         return self.cls[i](x)
-
-
-class AtWidth(nn.Module):
-    """A slimmable decoder at one width, called with the features alone
-    (what mmengine's FLOPs counter traces). It holds no parameters of its
-    own."""
-
-    def __init__(self, decoder: nn.Module, width: float) -> None:
-        super().__init__()
-        self.decoder = decoder
-        self.width = float(width)
-
-    def forward(self, feats: List[torch.Tensor]) -> torch.Tensor:
-        return self.decoder(feats, self.width)

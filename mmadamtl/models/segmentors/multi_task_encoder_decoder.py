@@ -17,8 +17,7 @@ from ..backbones.encoder import (BUDGET_MODES, Control, EncoderStats,
                                  MultiTaskEncoder, as_encoder,
                                  complete_encoder_config)
 from ..backbones.swin_checkpoint import check_pretrained_backbone
-from ..heads.multi_task_head import task_features
-from ..heads.slimmable_decoder import AtWidth
+from ..heads.multi_task_head import AtWidth, task_features
 from ..utils.budget import check_budget
 from ..utils.complexity import ComplexityCounter
 from ..utils.freeze import freeze_parameters

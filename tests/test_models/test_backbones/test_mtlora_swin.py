@@ -333,7 +333,7 @@ def test_encoder_of_a_static_multi_task_checkpoint_loads(tmp_path):
 def test_forking_block_keeps_the_shared_stream_bit_equal():
     """The runner's step-by-step forward of a forking block gives the
     shared stream exactly mmseg's ``block(x)``, adapters included."""
-    from mmadamtl.models.backbones.mtlora_swin import MTLoRARunner
+    from mmadamtl.models.layers.mtlora_runner import MTLoRARunner
     model = _backbone()
     _randomise_adapters(model)
     with torch.no_grad():

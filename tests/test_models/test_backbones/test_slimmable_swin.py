@@ -112,7 +112,7 @@ def test_sliced_encoder_equals_narrow_timm_swin_and_its_flops():
 
 
 def _runner(slim, config):
-    from mmadamtl.models.backbones.slimmable_swin import SlimRunner
+    from mmadamtl.models.layers.slimmable import SlimRunner
 
     class Runner(SlimRunner, PreNormTaps):
         pass

@@ -89,7 +89,11 @@ def test_predict_under_two_controls_changes_no_module_state(name):
     with torch.no_grad():
         for control in (first, second, first):
             with model.runtime(**control):
+                # The forward itself changes nothing (runtime's restore
+                # on exit would hide it).
+                inside = _attributes(model)
                 outs.append(model.encode_decode(x, None))
+                assert _attributes(model) == inside
     assert _attributes(model) == before
     for k, v in model.state_dict().items():
         # (An uncalibrated budget curve is NaN.)
