@@ -123,6 +123,12 @@ def test_mtlora_table_and_runs():
     assert row['Δm vs full FT (%)'] == '-1.50'
     assert row['train iter (ms, batch 8)'] == '120'
     assert row['train memory (MiB)'] == '100'
+    # A quick run says so above its table; the full run's has no banner.
+    size = dict(rank=8, adapters=1 << 20, checkpoint=4 << 20)
+    quick = module.render(runs, size, 0.0625, 'data/synthetic_quick')
+    assert quick.splitlines()[2].startswith('**Quick run**')
+    assert 'data/synthetic_quick' in quick.splitlines()[2]
+    assert 'Quick run' not in module.render(runs, size)
 
 
 def test_controllable_demo_figures_on_tiny_model(tiny_synthetic):
