@@ -29,6 +29,9 @@ setup(
         'scikit-image',
         'Pillow',
         'rich',
+        'onnx>=1.16',
+        'onnxscript>=0.5',
+        'onnxruntime>=1.18',
     ],
     # timm: the tests build its Swin to prove the checkpoint conversion;
     # the package reads timm's checkpoints without importing it.

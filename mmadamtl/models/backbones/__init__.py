@@ -6,6 +6,7 @@ from .swin_checkpoint import (check_checkpoint_matches,
                               convert_official_swin, convert_swin_checkpoint,
                               swin_checkpoint_format, timm_to_official_swin)
 from .mtlora_swin import MTLoRASwinTransformer, check_lora_cfg
+from .narrow_swin import NarrowSwinTransformer, narrow_swin_state
 from .slimmable_swin import SlimmableSwinTransformer, SlimRunner
 from .swin_encoder import SwinEncoder
 
@@ -13,7 +14,8 @@ __all__ = [
     'Control', 'NO_CONTROL', 'EncoderStats', 'MultiTaskEncoder',
     'ForeignEncoder', 'as_encoder', 'complete_encoder_config',
     'SwinEncoder', 'AdaptiveSwinTransformer', 'MTLoRASwinTransformer',
-    'SlimmableSwinTransformer', 'SlimRunner',
+    'SlimmableSwinTransformer', 'SlimRunner', 'NarrowSwinTransformer',
+    'narrow_swin_state',
     'check_lora_cfg', 'AdaptiveStats',
     'convert_official_swin', 'convert_swin_checkpoint',
     'swin_checkpoint_format', 'timm_to_official_swin',

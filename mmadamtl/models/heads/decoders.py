@@ -10,17 +10,20 @@ from mmseg.registry import MODELS
 
 
 class BasicBlock(nn.Module):
-    """ResNet basic block; a 1x1 projection matches the shortcut's width."""
+    """ResNet basic block; a 1x1 projection matches the shortcut's width
+    (``project``: also where the widths are equal)."""
 
-    def __init__(self, in_channels: int, channels: int, norm_cfg: dict):
+    def __init__(self, in_channels: int, channels: int, norm_cfg: dict,
+                 project: bool = False):
         super().__init__()
         self.conv1 = ConvModule(in_channels, channels, 3, padding=1,
                                 bias=False, norm_cfg=norm_cfg)
         self.conv2 = ConvModule(channels, channels, 3, padding=1, bias=False,
                                 norm_cfg=norm_cfg, act_cfg=None)
-        self.shortcut = None if in_channels == channels else ConvModule(
-            in_channels, channels, 1, bias=False, norm_cfg=norm_cfg,
-            act_cfg=None)
+        self.shortcut = None
+        if in_channels != channels or project:
+            self.shortcut = ConvModule(in_channels, channels, 1, bias=False,
+                                       norm_cfg=norm_cfg, act_cfg=None)
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -40,6 +43,10 @@ class AdaMTLDecoder(BaseModule):
         channels: Width of every scale's branch (64 in AdaMTL).
         norm_cfg: Norm layer config.
         align_corners: ``align_corners`` of the upsampling.
+        project_inputs: A 1x1 projection on each scale's first shortcut
+            even where its input already has ``channels`` (a decoder cut
+            from a ``SlimmableAdaMTLDecoder``, whose first shortcut always
+            projects).
     """
 
     def __init__(self,
@@ -48,12 +55,13 @@ class AdaMTLDecoder(BaseModule):
                  channels: int = 64,
                  norm_cfg: dict = dict(type='BN'),
                  align_corners: bool = False,
+                 project_inputs: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.align_corners = align_corners
         self.branches = nn.ModuleList(
             nn.Sequential(
-                BasicBlock(c, channels, norm_cfg),
+                BasicBlock(c, channels, norm_cfg, project_inputs),
                 BasicBlock(channels, channels, norm_cfg))
             for c in in_channels)
         self.fuse = ConvModule(channels * len(in_channels), channels, 1,

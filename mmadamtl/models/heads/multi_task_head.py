@@ -58,9 +58,11 @@ class MultiTaskHead(BaseModule):
 
     Args:
         in_channels: Channels of the backbone outputs.
-        tasks: Per task ``out_channels`` and optionally ``loss``; without
-            it the task gets AdaMTL's loss and weight (its ``TaskSpec``'s
-            ``loss`` in :data:`mmadamtl.utils.TASKS`).
+        tasks: Per task ``out_channels`` and optionally ``loss`` (without
+            it the task gets AdaMTL's loss and weight, its ``TaskSpec``'s
+            ``loss`` in :data:`mmadamtl.utils.TASKS`) and ``decoder``
+            (settings of its decoder that differ from ``decoder``'s, e.g.
+            a narrow model's ``channels``).
         decoder: Decoder config shared by all tasks (``in_channels`` and
             ``out_channels`` are filled in per task).
         align_corners: ``align_corners`` of the upsampling to label size.
@@ -100,7 +102,8 @@ class MultiTaskHead(BaseModule):
                                  f'(number of classes) must be >= 2')
             self.out_channels[task] = out
             self.decoders[task] = MODELS.build(
-                dict(decoder, in_channels=list(in_channels),
+                dict(decoder, **cfg.get('decoder', {}),
+                     in_channels=list(in_channels),
                      out_channels=out, align_corners=align_corners))
             self.losses[task] = MODELS.build(
                 cfg.get('loss', dict(spec.loss)))

@@ -129,3 +129,53 @@ class SlimmableAdaMTLDecoder(BaseModule):
         if self.cls_scale[i] != 1:
             x = x * self.cls_scale[i]
         return self.cls[i](x)
+
+
+@torch.no_grad()
+def fill_narrow_decoder(narrow: nn.Module, slim: SlimmableAdaMTLDecoder,
+                        width: float) -> None:
+    """Copy into ``narrow`` what ``slim`` runs at ``width``: ``narrow`` is
+    an ``AdaMTLDecoder`` of ``channels`` = ``slim``'s width channels and
+    ``project_inputs=True``; its convs get the prefix slices, its norms
+    the width's switchable norms, its prediction layer the width's with
+    its input scale folded into the weights. It then computes what
+    ``slim(inputs, width)`` computes.
+
+    Raises:
+        ValueError: ``narrow`` does not have ``slim``'s layout at
+            ``width``.
+    """
+    i = slim.width_index(width)
+    out = slim.channels_at[i]
+    if narrow.cls.in_channels != out:
+        raise ValueError(f'narrow decoder has {narrow.cls.in_channels} '
+                         f'channels, width {width} needs {out}')
+
+    def copy(dst, src: SlimConvNorm, groups: int = 1) -> None:
+        weight = src.conv.weight[:out]
+        if groups > 1:
+            part = dst.conv.in_channels // groups
+            weight = weight.view(out, groups, -1, *weight.shape[2:])[
+                :, :, :part].reshape(out, groups * part, *weight.shape[2:])
+        else:
+            weight = weight[:, :dst.conv.in_channels]
+        if dst.conv.weight.shape != weight.shape:
+            raise ValueError(f'narrow decoder: conv of shape '
+                             f'{tuple(dst.conv.weight.shape)}, the slice is '
+                             f'{tuple(weight.shape)}')
+        dst.conv.weight.copy_(weight)
+        dst.norm.load_state_dict(src.norms[i].state_dict())
+
+    for narrow_branch, slim_branch in zip(narrow.branches, slim.branches):
+        for dst, src in zip(narrow_branch, slim_branch):
+            copy(dst.conv1, src.conv1)
+            copy(dst.conv2, src.conv2)
+            if (dst.shortcut is None) != (src.shortcut is None):
+                raise ValueError('narrow decoder: shortcut projections differ '
+                                 'from the slimmable decoder\'s (build it '
+                                 'with project_inputs=True)')
+            if src.shortcut is not None:
+                copy(dst.shortcut, src.shortcut)
+    copy(narrow.fuse, slim.fuse, slim.fuse.in_groups)
+    narrow.cls.weight.copy_(slim.cls[i].weight * slim.cls_scale[i])
+    narrow.cls.bias.copy_(slim.cls[i].bias)

@@ -31,6 +31,13 @@ from .block_runner import BlockRunner
 from .swin_windows import HWShape, tokens_to_windows, windows_to_tokens
 
 
+def head_dim(w_msa: nn.Module) -> int:
+    """The head dimension of mmseg's ``WindowMSA`` (``qkv`` gives three
+    ``num_heads x head_dim`` blocks; also for a physically narrow one,
+    whose heads are fewer than its embedding width / head dimension)."""
+    return w_msa.qkv.out_features // (3 * w_msa.num_heads)
+
+
 def qkv_rows(w_msa: nn.Module, heads: int) -> Tuple[torch.Tensor,
                                                    Optional[torch.Tensor]]:
     """Weight and bias of ``w_msa.qkv`` restricted to its first ``heads``
@@ -38,7 +45,7 @@ def qkv_rows(w_msa: nn.Module, heads: int) -> Tuple[torch.Tensor,
     qkv = w_msa.qkv
     c = qkv.in_features
     total = w_msa.num_heads
-    d = c // total
+    d = head_dim(w_msa)
     weight = qkv.weight.view(3, total, d, c)[:, :heads].reshape(
         3 * heads * d, c)
     bias = None
@@ -52,7 +59,7 @@ def slim_window_msa(w_msa: nn.Module, x: torch.Tensor,
     """mmseg's ``WindowMSA.forward`` on the first ``heads`` heads; windows
     (nW*B, N, C) in and out."""
     b, n, c = x.shape
-    d = c // w_msa.num_heads
+    d = head_dim(w_msa)
     weight, bias = qkv_rows(w_msa, heads)
     qkv = F.linear(x, weight, bias).reshape(b, n, 3, heads,
                                             d).permute(2, 0, 3, 1, 4)

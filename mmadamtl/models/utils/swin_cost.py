@@ -14,6 +14,8 @@ static total against the counter.
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
+from ..layers.slimmable import head_dim
+
 
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
@@ -109,7 +111,7 @@ def swin_cost(swin, img_hw: Tuple[int, int],
             inner = dims
             hidden = block.ffn.feedforward_channels
             if widths is not None:
-                inner = widths[i][0] * (dims // w_msa.num_heads)
+                inner = widths[i][0] * head_dim(w_msa)
                 hidden = widths[i][1]
             # qkv (3 C inner) + proj (inner C), q k^T and attn v.
             attn = 5 * tokens * dims + padded * (

@@ -1,0 +1,210 @@
+"""mmadamtl.apis.deploy and tools/deploy.py: narrow sub-networks as static
+models, ONNX export and ONNX Runtime parity."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mmadamtl.apis import init_model
+from mmadamtl.apis.deploy import (TaskOutputs, deploy, max_output_diff,
+                                  narrow_model)
+from mmadamtl.models.backbones import NarrowSwinTransformer
+from mmadamtl.models.layers.slimmable import head_dim
+from mmadamtl.models.utils import counted_flops
+from tests.conftest import ROOT
+
+CONFIGS = osp.join(ROOT, 'tests', 'configs')
+TINY_STATIC = osp.join(CONFIGS, 'tiny_static_swin_synthetic.py')
+TINY_ADAMTL = osp.join(CONFIGS, 'tiny_adamtl_swin_synthetic.py')
+TINY_MTLORA = osp.join(CONFIGS, 'tiny_mtlora_swin_synthetic.py')
+TINY_CONTROLLABLE = osp.join(CONFIGS, 'tiny_controllable_swin_synthetic.py')
+
+
+def _perturbed(model, seed=0):
+    """``model`` with every weight moved off its initialisation and
+    BatchNorm statistics of its own per width, so that a wrong slice or
+    a wrong switchable norm shows in the outputs."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, b in model.named_buffers():
+            if 'running_' in name:
+                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    return model
+
+
+def _inputs(n=2, seed=1, shape=(64, 64)):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(1, 3, *shape, generator=g) for _ in range(n)]
+
+
+@pytest.fixture(scope='module')
+def controllable():
+    torch.manual_seed(0)
+    return _perturbed(init_model(TINY_CONTROLLABLE))
+
+
+def _mixed_subnet(model):
+    """Different widths per stage and per decoder, one task off."""
+    heads, ratios = model.backbone.head_choices, \
+        model.backbone.mlp_ratio_choices
+    stages = len(model.backbone.stages)
+    encoder = [dict(heads=heads[s % len(heads)],
+                    mlp_ratio=ratios[(s + 1) % len(ratios)])
+               for s in range(stages)]
+    return dict(encoder=encoder,
+                decoders=dict(semseg=model.widths[0], edge=0.0))
+
+
+def test_narrow_model_computes_the_subnetwork_at_its_own_size(controllable):
+    model = controllable
+    with model.runtime(subnet=_mixed_subnet(model)):
+        control = model.control((64, 64))
+    cfg, narrow = narrow_model(model, control)
+    assert isinstance(narrow.backbone, NarrowSwinTransformer)
+    assert tuple(narrow.tasks) == control.tasks and 'edge' not in \
+        narrow.tasks
+    # The weights are physically narrow: each block's layers have the
+    # sub-network's widths.
+    widths = model.backbone.stage_widths(
+        model.backbone.check_config(control.subnet))
+    for stage, full, (heads, hidden) in zip(narrow.backbone.stages,
+                                            model.backbone.stages, widths):
+        w_msa = stage.blocks[0].attn.w_msa
+        assert w_msa.num_heads == heads
+        # Fewer heads of the same head dimension.
+        d = head_dim(full.blocks[0].attn.w_msa)
+        assert w_msa.qkv.weight.shape == (3 * heads * d,
+                                          w_msa.qkv.in_features)
+        assert w_msa.proj.in_features == heads * d
+        assert w_msa.relative_position_bias_table.shape[1] == heads
+        assert stage.blocks[0].ffn.layers[0][0].out_features == hidden
+    semseg = narrow.decode_head.decoders['semseg']
+    assert semseg.cls.in_channels == \
+        model.decode_head.decoders['semseg'].channels_at[0]
+    own = sum(p.numel() for p in narrow.parameters())
+    assert own < sum(p.numel() for p in model.parameters())
+    # Its outputs are the slimmable model's at that sub-network.
+    xs = _inputs()
+    diff = max_output_diff(TaskOutputs(model, control),
+                           TaskOutputs(narrow, narrow.control((64, 64))), xs)
+    assert set(diff) == set(control.tasks)
+    assert max(diff.values()) <= 1e-5
+    # mmengine's counter on the narrow model (every one of its heads)
+    # equals the sub-network's closed-form cost.
+    counted = counted_flops(narrow, torch.zeros(1, 3, 64, 64))
+    closed = model.subnet_flops((64, 64), control.subnet,
+                                dict(control.decoders))
+    assert counted == pytest.approx(closed, rel=1e-9)
+    assert closed < model.max_flops((64, 64))
+    # Its config and weights rebuild it.
+    again = init_model(cfg, state_dict=narrow.state_dict())
+    diff = max_output_diff(TaskOutputs(narrow, narrow.control()),
+                           TaskOutputs(again, again.control()), xs[:1])
+    assert max(diff.values()) == 0
+
+
+def test_narrow_swin_refuses_widths_it_does_not_have():
+    base = dict(embed_dims=16, depths=(1, 1), num_heads=(2, 4),
+                strides=(4, 2), out_indices=(0, 1), window_size=4)
+    with pytest.raises(ValueError, match=r'heads\[1\].*\[1, 4\].*5'):
+        NarrowSwinTransformer(**base, heads=[1, 5], mlp_hidden=[8, 8])
+    with pytest.raises(ValueError, match=r'mlp_hidden\[0\].*0'):
+        NarrowSwinTransformer(**base, heads=[1, 1], mlp_hidden=[0, 8])
+    with pytest.raises(ValueError, match='one entry per stage'):
+        NarrowSwinTransformer(**base, heads=[1], mlp_hidden=[8, 8])
+
+
+def test_deploy_static_model_onnx_parity_and_files(tmp_path):
+    torch.manual_seed(0)
+    model = _perturbed(init_model(TINY_STATIC))
+    ckpt = str(tmp_path / 'static.pth')
+    torch.save(dict(state_dict=model.state_dict()), ckpt)
+    out = str(tmp_path / 'deployed')
+    report = deploy(TINY_STATIC, ckpt, out, (64, 64), verify=2,
+                    exporter='torchscript', repeats=1)
+    assert report['method'] == 'static'
+    assert report['tasks'] == list(model.tasks)
+    diff = report['verify']['max_abs_diff']
+    assert set(diff) == set(model.tasks)
+    assert max(diff.values()) <= 1e-4
+    with open(osp.join(out, 'deploy.json')) as f:
+        assert json.load(f) == json.loads(json.dumps(report))
+    # The ONNX outputs are named by task.
+    import onnx
+    graph = onnx.load(osp.join(out, 'model.onnx')).graph
+    assert [o.name for o in graph.output] == list(model.tasks)
+    assert [i.name for i in graph.input] == ['image']
+    # Nothing is overwritten unless asked.
+    before = os.path.getmtime(osp.join(out, 'model.onnx'))
+    with pytest.raises(FileExistsError, match='model.onnx'):
+        deploy(TINY_STATIC, ckpt, out, (64, 64), exporter='torchscript')
+    assert os.path.getmtime(osp.join(out, 'model.onnx')) == before
+
+
+def test_deploy_refuses_what_it_cannot_export(tmp_path):
+    with pytest.raises(ValueError, match='AdaMTL at a budget cannot be '
+                       'exported'):
+        deploy(TINY_ADAMTL, None, str(tmp_path / 'a'), (64, 64),
+               budget=0.5)
+    with pytest.raises(ValueError, match='need a controllable model'):
+        deploy(TINY_STATIC, None, str(tmp_path / 'b'), (64, 64),
+               preference=dict(semseg=1.0))
+    with pytest.raises(ValueError, match='SwinEncoder always runs every'):
+        deploy(TINY_STATIC, None, str(tmp_path / 'c'), (64, 64),
+               budget=0.5)
+    assert not os.listdir(tmp_path)
+
+
+def test_deploy_mtlora_merges_then_exports(tmp_path):
+    torch.manual_seed(0)
+    model = _perturbed(init_model(TINY_MTLORA))
+    ckpt = str(tmp_path / 'mtlora.pth')
+    torch.save(dict(state_dict=model.state_dict()), ckpt)
+    report = deploy(TINY_MTLORA, ckpt, str(tmp_path / 'out'), (64, 64),
+                    tasks=['semseg', 'depth'], verify=1,
+                    exporter='torchscript', repeats=1)
+    assert report['tasks'] == ['semseg', 'depth']
+    merged = report['mtlora_merged']
+    assert merged['layers'] > 0 and merged['max_abs_diff'] <= 1e-4
+    assert max(report['verify']['max_abs_diff'].values()) <= 1e-4
+
+
+def test_deploy_tool_narrow_model_runs_in_mmseg_test_tool(tiny_synthetic,
+                                                          tmp_path):
+    """tools/deploy.py on a controllable model's sub-network: the narrow
+    config and checkpoint it writes run in mmseg's own test tool."""
+    import mmseg
+    out = str(tmp_path / 'narrow')
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    subnet = json.dumps(dict(encoder='min', decoders=dict(semseg=0.5)))
+    proc = subprocess.run(
+        [sys.executable, 'tools/deploy.py', TINY_CONTROLLABLE, '--out', out,
+         '--shape', '64', '64', '--subnet', subnet, '--verify', '1',
+         '--repeats', '1', '--exporter', 'torchscript', '--json'],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    narrow = report['narrow']
+    assert max(narrow['max_abs_diff'].values()) <= 1e-5
+    assert narrow['counted_gflops'] == pytest.approx(
+        narrow['closed_form_gflops'], rel=1e-9)
+    assert narrow['gflops'] == pytest.approx(report['gflops'], rel=1e-9)
+    assert narrow['gflops'] < narrow['max_gflops']
+    assert max(report['verify']['max_abs_diff'].values()) <= 1e-4
+    opts = [f'{k}.dataset.data_root={tiny_synthetic}'
+            for k in ('train_dataloader', 'val_dataloader',
+                      'test_dataloader')]
+    tools = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools')
+    proc = subprocess.run(
+        [sys.executable, osp.join(tools, 'test.py'),
+         osp.join(out, 'narrow_config.py'), osp.join(out, 'narrow.pth'),
+         '--work-dir', str(tmp_path / 'work'), '--cfg-options', *opts],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'semseg/mIoU' in proc.stdout + proc.stderr
