@@ -14,6 +14,9 @@ the structured-edge non-maximum suppression to the predictions, and use
 The assignment, the thinning and the suppression are those of
 ``pyEdgeEval`` (PyPI ``pyedgeeval``; C++ ``correspondPixels`` of the BSDS
 benchmark and ``edgesNmsMex`` of Dollár's toolbox, built with Cython).
+Like the BSDS original, the assignment adds randomly drawn outlier edges
+(its generator is seeded from the clock), so a run can leave a pixel or
+two unmatched that another matches: scores vary in the last digits.
 """
 import contextlib
 import io

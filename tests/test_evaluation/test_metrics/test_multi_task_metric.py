@@ -151,8 +151,11 @@ def test_edge_benchmark_tolerance_and_ignore():
     assert tight.compute_metrics(tight.results)['edge/odsF'] == 0.
     loose = _metric(tasks=['edge'], edge_tolerance=0.05, edge_nms=False)
     loose.process(None, [_sample(gt_edge=gt, pred_edge=prob)])
-    assert loose.compute_metrics(loose.results)['edge/odsF'] == \
-        pytest.approx(100.)
+    # Every pixel lies 2 px from its match: F = 100, except that the
+    # benchmark's assignment draws its outlier edges at random (BSDS
+    # correspondPixels, seeded from the clock) and now and then leaves a
+    # pixel or two unmatched (53 runs in 3000 lost one of the 20 here).
+    assert loose.compute_metrics(loose.results)['edge/odsF'] >= 90.
     # Predictions on ignored pixels are neither right nor wrong.
     gt[0, 22, :] = 255
     ignored = _metric(tasks=['edge'], edge_tolerance=0.05, edge_nms=False)
@@ -172,10 +175,13 @@ def test_edge_benchmark_nms_thins_a_blurred_edge():
     m = _metric(tasks=['edge'], edge_tolerance=0.02)
     m.process(None, [_sample(gt_edge=gt, pred_edge=prob)])
     counts = m.results[0]['edge']['counts']
-    # At threshold 0.25 the band is 5 px wide before suppression; after
-    # it every predicted pixel is matched (precision 1).
+    # At threshold 0.25 the band is 5 px wide before suppression (one-to-
+    # one matching would leave 4 of 5 pixels unmatched, precision 0.2);
+    # after it every predicted pixel lies on the edge. The assignment's
+    # random outlier graph leaves a pixel or two unmatched now and then
+    # (52 runs in 1000 lost one or two of 44), so precision >= 0.9.
     i = int(np.searchsorted(m.edge_thresholds, 0.25))
-    assert counts[i, 1] > 0 and counts[i, 0] == counts[i, 1]
+    assert counts[i, 1] > 0 and counts[i, 0] >= 0.9 * counts[i, 1]
     assert counts[i, 1] <= 48        # one pixel per row at most
 
 
