@@ -27,6 +27,14 @@ DATA_DEPENDENT_OPS = {
 HOST_METHODS = ('tolist', 'cpu', 'numpy')
 
 
+def tracing() -> bool:
+    """True while ``torch.compile`` or ``torch.export`` (the ONNX
+    exporter's) traces the code: values are not known on the host then,
+    so checks and warnings that read them are left out, and nothing made
+    during the trace may be cached for later calls."""
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting()
+
+
 def _bool_index(args) -> bool:
     indices = args[1] if len(args) > 1 else ()
     return any(isinstance(i, torch.Tensor)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from mmadamtl.utils.cli import progress
+from mmadamtl.utils.host_sync import tracing
 
 from ..backbones.encoder import Control
 from .policy_head import CALIBRATION_GRID
@@ -72,8 +73,45 @@ def policy_budget(policy, requested: torch.Tensor) -> torch.Tensor:
     (``metainfo['policy']['block_fraction']``). Without a measured curve
     the request is the raw input; below the smallest share the policy
     executes it gets the smallest input, above the largest input 1.0.
+
+    Computed with tensor operations only (``np.interp`` over the curve's
+    distinct values, in float64), so it runs inside an exported graph
+    with the request as the graph's input; the warnings, which read
+    values on the host, are left out while tracing.
     """
-    curve = policy.budget_curve.detach().cpu().double().numpy()
+    if not tracing():
+        _warn_unmet(policy.budget_curve, requested)
+    curve = policy.budget_curve.detach().double()
+    req = requested.detach().double().to(curve.device)
+    grid = torch.tensor(CALIBRATION_GRID, dtype=torch.float64,
+                        device=curve.device)
+    # The curve is non-decreasing; a flat stretch counts from its first
+    # point (np.unique's first index): first[k] = how many points lie
+    # below curve[k].
+    first = (curve.unsqueeze(0) < curve.unsqueeze(1)).sum(1)
+    lo, hi = curve[:-1], curve[1:]
+    lo_y, hi_y = grid[first[:-1]], grid[1:]
+    rising = hi > lo
+    slope = torch.where(rising, (hi_y - lo_y) / torch.where(
+        rising, hi - lo, torch.ones_like(lo)), torch.zeros_like(lo))
+    r = req.unsqueeze(-1)
+    inside = rising & (r >= lo) & (r < hi)
+    inputs = torch.where(inside, slope * (r - lo) + lo_y,
+                         torch.zeros_like(lo)).sum(-1)
+    last = curve[-1]
+    inputs = torch.where(req >= last, torch.where(
+        req > last, torch.ones_like(req), grid[first[-1]]), inputs)
+    inputs = torch.where(req < curve[0], grid[0], inputs)
+    # A constant curve: its one input (np.interp needs two points).
+    inputs = torch.where(rising.any(), inputs, grid[0])
+    inputs = torch.where(torch.isnan(curve).any(), req, inputs)
+    return inputs.to(dtype=requested.dtype, device=requested.device)
+
+
+def _warn_unmet(curve: torch.Tensor, requested: torch.Tensor) -> None:
+    """:func:`policy_budget`'s warnings: no measured curve, or requests
+    outside what the policy executes."""
+    curve = curve.detach().cpu().double().numpy()
     if np.isnan(curve).any():
         warnings.warn(
             "budget_mode='target': this model's budget curve is not "
@@ -81,7 +119,7 @@ def policy_budget(policy, requested: torch.Tensor) -> torch.Tensor:
             "tools/calibrate_budget.py on the checkpoint); the budget is "
             "the policy's raw input and the executed share may differ "
             "from it")
-        return requested
+        return
     req = requested.detach().cpu().double().numpy()
     for r in np.unique(req[req < curve[0] - 1e-6]):
         warnings.warn(
@@ -93,13 +131,6 @@ def policy_budget(policy, requested: torch.Tensor) -> torch.Tensor:
             f'budget {r:g} is above the largest share of block compute '
             f'this policy executes ({curve[-1]:.3f}, at budget input 1): '
             f'it runs at budget input 1')
-    grid = np.asarray(CALIBRATION_GRID)
-    # Flat stretches of the curve: interpolate over its distinct values.
-    xs, first = np.unique(curve, return_index=True)
-    inputs = np.interp(req, xs, grid[first], right=1.0) if len(xs) > 1 \
-        else np.full_like(req, grid[first[0]])
-    return torch.as_tensor(inputs, dtype=requested.dtype,
-                           device=requested.device)
 
 
 def mixed_keep_rate(attn: float, mlp: float, share: float) -> float:

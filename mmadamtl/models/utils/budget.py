@@ -3,6 +3,8 @@ from typing import Union
 
 import torch
 
+from mmadamtl.utils.host_sync import tracing
+
 Budget = Union[None, float, torch.Tensor]
 
 
@@ -16,6 +18,11 @@ def check_budget(budget: Budget, where: str = 'budget') -> Budget:
     if budget is None:
         return None
     if isinstance(budget, torch.Tensor):
+        if tracing():
+            # A graph input: its values are not known while tracing (the
+            # adaptive graph clamps out-of-range requests, see
+            # ``policy_budget``).
+            return budget
         # One read of the device (NaN fails both comparisons).
         if not bool(((budget > 0) & (budget <= 1)).all()):
             bad = budget[(budget <= 0) | (budget > 1) | budget.isnan()]

@@ -21,6 +21,12 @@ def full_precision(device: Union[str, torch.device, torch.Tensor]
     if isinstance(device, torch.Tensor):
         device = device.device
     kind = device if isinstance(device, str) else device.type
+    if not torch.is_autocast_enabled(kind):
+        # Off already: no autocast region (an exported graph then has
+        # none, which torch.export's pass over nested ``cond`` branches
+        # trips on).
+        yield
+        return
     with torch.autocast(kind, enabled=False):
         yield
 
