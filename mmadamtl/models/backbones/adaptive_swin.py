@@ -6,7 +6,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from mmseg.registry import MODELS
 
-from ..layers.adamtl_runners import BlendRunner, PolicyRunner, SkipRunner
+from mmadamtl.utils.host_sync import tracing
+from ..layers.adamtl_runners import (BlendRunner, CondRunner, PolicyRunner,
+                                     SkipRunner)
 from ..layers.block_runner import FullRunner
 from ..policies.calibration import policy_budget
 from ..policies.random_policy import RandomDecisions
@@ -188,6 +190,9 @@ class AdaptiveSwinTransformer(SwinEncoder):
         if isinstance(budget, torch.Tensor):
             return policy_budget(self.policy, budget), cap
         requested = float(budget)
+        if tracing():
+            return policy_budget(self.policy,
+                                 torch.tensor([requested]))[0], cap
         curve = self.policy.budget_curve
         key = (requested, curve._version, curve.data_ptr())
         if self._inverted is None or self._inverted[0] != key:
@@ -224,9 +229,21 @@ class AdaptiveSwinTransformer(SwinEncoder):
         # A budget given as a number determines the budget tensor: the
         # policy's budget terms are reused while it and the weights stay.
         given, budget = budget, budget_tensor(budget, x)
-        key = None if isinstance(given, torch.Tensor) else (
+        # Nothing made while tracing is cached (its tensors are the
+        # trace's).
+        key = None if isinstance(given, torch.Tensor) or tracing() else (
             float(given), x.shape[0], x.device, x.dtype)
         index = self.policy.task_index(control.tasks)
+        if control.graph and not self.training:
+            if self.random_policy is not None:
+                raise ValueError('the random policy cannot run as a graph '
+                                 '(Control.graph): its decisions are drawn '
+                                 'on the host')
+            if skip_runner is not None:
+                raise ValueError('Control.graph runs CondRunner; a '
+                                 'skip_runner cannot be given with it')
+            skip_runner = CondRunner
+            CondRunner.check_cap(cap)
         if self.training:
             if cap is not None:
                 raise ValueError('cap applies to inference only')
@@ -322,7 +339,8 @@ class AdaptiveSwinTransformer(SwinEncoder):
         """Per-block multiply-adds of ``cost`` as float32 vectors over all
         blocks, and the (blocks, stages) matrix averaging over a stage."""
         key = (img_hw, str(device))
-        cache = self._vectors
+        # While tracing, the vectors are the trace's constants: not kept.
+        cache = {} if tracing() else self._vectors
         if key not in cache:
             blocks = [(i, b) for i, s in enumerate(cost.stages)
                       for b in s.blocks]

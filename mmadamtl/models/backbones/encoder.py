@@ -61,6 +61,12 @@ class Control:
             ``(head fraction, mlp ratio)``), None: the widest.
         decoders: Slimmable decoders' widths per task (0: not run), None:
             the decoders run at their only width.
+        graph: AdaMTL inference: take the decisions inside the graph
+            (``CondRunner``: ``torch.cond`` per image and block, no host
+            read), which ``torch.export``/ONNX and ``torch.compile`` keep,
+            instead of on the host (``SkipRunner``, eager). The same
+            decisions and outputs; the other encoders run one graph
+            anyway and ignore it.
     """
     budget: Budget = None
     budget_mode: str = 'target'
@@ -68,6 +74,7 @@ class Control:
     tasks: Optional[Tuple[str, ...]] = None
     subnet: Optional[tuple] = None
     decoders: Optional[Dict[str, float]] = field(default=None, hash=False)
+    graph: bool = False
 
     def __post_init__(self) -> None:
         if self.budget_mode not in BUDGET_MODES:

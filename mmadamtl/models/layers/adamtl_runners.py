@@ -4,15 +4,22 @@
   and blended with the policy's straight-through decisions;
 - :class:`SkipRunner`: inference, a block runs only on the images that
   keep it and its MLP only on their selected tokens (gather, run,
-  scatter), with at most one host read per stage and per block.
+  scatter), with at most one host read per stage and per block;
+- :class:`CondRunner`: inference as one graph (``Control.graph``): the
+  same decisions and work, each image's block decision a ``torch.cond``
+  and its MLP tokens a gather of data-dependent size, no host read, so
+  ``torch.export``/ONNX (``If`` nodes) and ``torch.compile`` keep the
+  skipping.
 """
 from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
+from mmadamtl.utils.host_sync import tracing
 from .block_runner import (BlockRunner, HWShape, attention_residual,
                            mlp_delta)
+from .swin_windows import shift_mask
 
 
 def to_host(t: torch.Tensor) -> list:
@@ -313,3 +320,134 @@ def scatter_images(x: torch.Tensor, idx: torch.Tensor,
     if torch.is_grad_enabled() and x.requires_grad:
         return x.index_copy(0, idx, y)
     return x.index_copy_(0, idx, y)
+
+
+def cond(pred: torch.Tensor, true_fn, false_fn, operands: tuple):
+    """``torch.cond`` while tracing (export, compile): both branches go
+    into the graph, which runs one. In eager mode the branch is chosen on
+    the host (one read of ``pred``) and run directly; eager
+    ``torch.cond`` would trace its branches anew on every call."""
+    if tracing():
+        return torch.cond(pred, true_fn, false_fn, operands)
+    return true_fn(*operands) if bool(pred) else false_fn(*operands)
+
+
+class CondRunner(PolicyRunner):
+    """Inference as one graph: the decisions of :class:`SkipRunner`, taken
+    inside the graph.
+
+    For each image and block, ``torch.cond`` on the policy's keep decision
+    runs the block or passes the tokens through; inside it the token
+    selector decides the MLP tokens, a second ``torch.cond`` skips the
+    block when none is selected (as ``SkipRunner`` does), and the MLP runs
+    on the selected rows only: ``nonzero`` -> ``index_select`` -> MLP ->
+    ``index_copy``, of data-dependent size. Nothing is read on the host,
+    so the graph exports (ONNX ``If``/``NonZero``/``Gather``/``ScatterND``)
+    with the budget as an input, and its executed work follows the
+    decisions. The batch runs image by image (a loop of fixed length: a
+    batch of one is the use case). The shifted windows' masks are made
+    once per stage, outside the branches.
+
+    :meth:`executed` gives the same figures as ``SkipRunner``'s, as
+    tensors of the graph. ``budget_mode='cap'`` (a sequential allowance)
+    is not supported.
+    """
+
+    def __init__(self, policy, budget, index, cap=None) -> None:
+        self.check_cap(cap)
+        super().__init__(policy, budget, index)
+        # Per block: (B,) executed (0/1) and MLP tokens run, float32.
+        self.keeps: List[torch.Tensor] = []
+        self.tokens: List[torch.Tensor] = []
+
+    @staticmethod
+    def check_cap(cap) -> None:
+        """Refuse a cap, naming why."""
+        if cap is not None:
+            raise ValueError(
+                "budget_mode='cap' cannot run as a graph (Control.graph): "
+                "its blocks are chosen one after another against what is "
+                "left of each image's allowance; use budget_mode='target' "
+                "or 'input'")
+
+    def start_stage(self, stage, x, hw_shape) -> None:
+        self._plan = self.policy.block_decisions(stage, x, hw_shape,
+                                                 self.budget, self.index)
+        self._masks = {}
+        self._map = x.new_zeros(x.shape[:2], dtype=torch.float32)
+        self._depth = 0
+
+    def _mask(self, attn: nn.Module, x: torch.Tensor, hw_shape):
+        shift = attn.shift_size
+        if shift not in self._masks:
+            self._masks[shift] = shift_mask(attn, hw_shape, x.device)
+        return self._masks[shift]
+
+    def _image_budget(self, i: int, batch: int):
+        if batch == 1:
+            return self.budget
+        # BudgetTerms or a tensor: one image's budget as a (1,) tensor.
+        return self.budget.index_select(
+            0, torch.tensor([i], device=self._plan.device))
+
+    def run_block(self, stage, index, block, x, hw_shape):
+        batch, length, _ = x.shape
+        mask = self._mask(block.attn, x, hw_shape)
+        outs, counts, maps = [], [], []
+        for i in range(batch):
+            y, count, selected = self._run_image(
+                stage, index, block, x[i:i + 1], hw_shape, mask,
+                self._image_budget(i, batch), self._plan[i, index] > 0)
+            outs.append(y)
+            counts.append(count)
+            maps.append(selected)
+        x = outs[0] if batch == 1 else torch.cat(outs)
+        counts = torch.cat(counts)
+        self.tokens.append(counts)
+        self.keeps.append((counts > 0).float())
+        self._map = self._map + torch.cat(maps)
+        self._depth += 1
+        return x
+
+    def _run_image(self, stage, index, block, x, hw_shape, mask, budget,
+                   keep):
+        """One image (1, L, C) through one block: the output, the MLP
+        tokens run (1,) and the token map (1, L), float32."""
+        policy, tasks = self.policy, self.index
+
+        def attention_and_mlp(x, selected):
+            y = attention_residual(block, x, hw_shape, mask)
+            flat = y.reshape(-1, y.shape[-1])
+            rows = torch.nonzero(selected.reshape(-1)).squeeze(1)
+            sub = flat.index_select(0, rows)
+            flat = flat.index_copy(
+                0, rows, sub + mlp_delta(block, sub).to(sub.dtype))
+            return flat.view_as(y)
+
+        def run(x):
+            selected = policy.token_decisions(stage, index, x, budget,
+                                              tasks)
+            if selected is None:
+                y = attention_residual(block, x, hw_shape, mask)
+                y = y + mlp_delta(block, y)
+                ones = x.new_ones(x.shape[:2], dtype=torch.float32)
+                return y, ones.sum(1), ones
+            selected = selected > 0
+            count = selected.sum(1).float()
+            y = cond(count.sum() > 0, attention_and_mlp,
+                     lambda x, selected: x.clone(), (x, selected))
+            return y, count, selected.float()
+
+        def skip(x):
+            return (x.clone(), x.new_zeros(1, dtype=torch.float32),
+                    x.new_zeros(x.shape[:2], dtype=torch.float32))
+
+        return cond(keep, run, skip, (x, ))
+
+    def end_stage(self, stage, x, hw_shape) -> None:
+        self.token_maps.append(
+            (self._map / self._depth).view(x.shape[0], *hw_shape))
+
+    def executed(self) -> Tuple[torch.Tensor, torch.Tensor, list]:
+        return (torch.stack(self.keeps, 1), torch.stack(self.tokens, 1),
+                self.token_maps)

@@ -18,13 +18,25 @@ path). Each method's runners live in a file of their own:
 import torch
 import torch.nn as nn
 
-from .swin_windows import HWShape
+from .swin_windows import HWShape, partition_tokens, windows_to_tokens
+
+
+# ``attention_residual``'s default: mmseg's ShiftWindowMSA builds its mask.
+OWN_MASK = object()
 
 
 def attention_residual(block: nn.Module, x: torch.Tensor,
-                       hw_shape: HWShape) -> torch.Tensor:
-    """``x + attn(norm1(x))``: a Swin block up to its MLP."""
-    return x + block.attn(block.norm1(x), hw_shape)
+                       hw_shape: HWShape, mask=OWN_MASK) -> torch.Tensor:
+    """``x + attn(norm1(x))``: a Swin block up to its MLP. ``mask``: the
+    block's shifted-window mask computed beforehand (``shift_mask``; None
+    for an unshifted block) instead of by mmseg's ``ShiftWindowMSA`` on
+    every call; the same operations otherwise."""
+    if mask is OWN_MASK:
+        return x + block.attn(block.norm1(x), hw_shape)
+    attn = block.attn
+    windows = partition_tokens(attn, block.norm1(x), hw_shape)
+    out = attn.w_msa(windows, mask=mask)
+    return x + attn.drop(windows_to_tokens(attn, out, hw_shape))
 
 
 def mlp_delta(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
