@@ -20,8 +20,15 @@ median latency per image of both on ``--device``).
   sub-network, made a physically narrow static model first:
   ``DIR/narrow_config.py`` and ``DIR/narrow.pth``, which ``tools/test.py``
   and mmseg's test tool run, checked against the slimmable model;
-- AdaMTL: without ``--budget`` (every block); at a budget it is refused
-  (see docs/deploy.md).
+- AdaMTL: at ``--budget`` an adaptive graph whose second input,
+  ``budget`` (shape (1,)), is read in the config's ``budget_mode``
+  (``target`` or ``input``; ``cap`` is refused): block decisions as
+  ``If`` nodes, MLP tokens gathered by the decisions. ``--verify N``
+  compares it with eager PyTorch at each of ``--budgets`` (default: the
+  budget) and times it against the same model exported without a budget.
+  ``--calibrate`` first makes an untrained policy follow the budget (for
+  timing random weights). Without ``--budget``: every block, a static
+  graph.
 
 Checkpoints are read weights-only; an existing output is replaced only
 with ``--overwrite``.
@@ -65,7 +72,15 @@ def parse_args(argv=None):
                         "config's crop_size)")
     parser.add_argument('--budget', type=float,
                         help='controllable: share of the widest model\'s '
-                        'GFLOPs')
+                        'GFLOPs; AdaMTL: the example budget of the graph '
+                        '(its budget is an input)')
+    parser.add_argument('--budgets', type=float, nargs='+',
+                        help='AdaMTL: budgets --verify compares and times '
+                        '(default: --budget)')
+    parser.add_argument('--calibrate', action='store_true',
+                        help='AdaMTL: make an untrained policy follow '
+                        '--budget and measure its budget curve first (for '
+                        'timing random weights)')
     parser.add_argument('--preference', nargs='+', action=DictAction,
                         help='controllable: task=weight ...')
     parser.add_argument('--subnet', type=_subnet,
@@ -105,7 +120,8 @@ def work(args) -> dict:
                   subnet=args.subnet, tasks=args.tasks, verify=args.verify,
                   device=args.device, exporter=args.exporter,
                   repeats=args.repeats, overwrite=args.overwrite,
-                  cfg_options=args.cfg_options)
+                  cfg_options=args.cfg_options, budgets=args.budgets,
+                  calibrate=args.calibrate)
 
 
 def render(r: dict) -> str:
@@ -129,7 +145,9 @@ def render(r: dict) -> str:
             '  largest |narrow - slimmable|: ' + ', '.join(
                 f'{t} {v:.1e}' for t, v in n['max_abs_diff'].items())]
     v = r.get('verify')
-    if v:
+    if v and 'budgets' in v:
+        lines.append(render_adaptive(v))
+    elif v:
         lines.append(f"ONNX Runtime vs PyTorch on {v['inputs']} inputs, "
                      'largest |difference|: ' + ', '.join(
                          f'{t} {d:.1e}' for t, d in
@@ -139,6 +157,30 @@ def render(r: dict) -> str:
             lines.append(f"latency per image on {lat['device']} (median of "
                          f"{lat['repeats']}): PyTorch {lat['pytorch']:.2f} "
                          f"ms, ONNX Runtime {lat['onnxruntime']:.2f} ms")
+    return '\n'.join(lines)
+
+
+def render_adaptive(v: dict) -> str:
+    lines = [f"ONNX Runtime vs eager PyTorch on {v['inputs']} inputs x "
+             f"{len(v['budgets'])} budgets ({v['budget_mode']}), largest "
+             '|difference|: ' + ', '.join(
+                 f'{t} {d:.1e}' for t, d in v['max_abs_diff'].items())]
+    static = v.get('static')
+    if static:
+        lines.append(f"static graph (every block): {static['gflops']:.3f} "
+                     f"GFLOPs, ONNX Runtime {static['onnxruntime_ms']:.2f} ms")
+    for b, row in v['budgets'].items():
+        shares = ', '.join(f'{f:.3f}' for f in row['block_fraction'])
+        line = (f"budget {b}: block shares run {shares}; "
+                f"{row['gflops']:.3f} GFLOPs")
+        if 'onnxruntime_ms' in row:
+            line += (f"; ONNX Runtime {row['onnxruntime_ms']:.2f} ms, "
+                     f"PyTorch {row['pytorch_ms']:.2f} ms")
+        if 'latency_over_gflops' in row:
+            line += (f"; latency {row['latency_ratio']:.3f}x / GFLOPs "
+                     f"{row['gflops_ratio']:.3f}x of static = "
+                     f"{row['latency_over_gflops']:.3f}")
+        lines.append(line)
     return '\n'.join(lines)
 
 

@@ -12,6 +12,7 @@
 """
 import copy
 import statistics
+import tempfile
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -24,6 +25,7 @@ from mmseg.registry import MODELS
 from mmadamtl.models.backbones.encoder import Control
 from mmadamtl.models.backbones.narrow_swin import narrow_swin_state
 from mmadamtl.models.heads.slimmable_decoder import fill_narrow_decoder
+from mmadamtl.models.layers import CondRunner
 from mmadamtl.utils.timing import synchronize
 
 # The controllable model's settings a static model does not take.
@@ -35,17 +37,45 @@ class TaskOutputs(nn.Module):
     """``model`` at ``control`` as ``images (B, 3, H, W) -> tuple`` of the
     raw output of each of ``control.tasks`` (in that order) at the input's
     size: what the segmentor's ``predict`` post-processes, without the
-    data preprocessor (the inputs are preprocessed images)."""
+    data preprocessor (the inputs are preprocessed images).
 
-    def __init__(self, model: nn.Module, control: Control) -> None:
+    With ``budget_input`` (AdaMTL) the module takes the budget as a second
+    input, a (B,) tensor read as ``control.budget_mode`` reads a budget,
+    and runs the decisions in the graph (``Control.graph``): one export
+    serves every budget."""
+
+    def __init__(self, model: nn.Module, control: Control,
+                 budget_input: bool = False) -> None:
         super().__init__()
         self.model = model
         self.control = control
         self.tasks: Tuple[str, ...] = tuple(control.tasks)
+        self.budget_input = budget_input
 
-    def forward(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        outs = self.model._decode(inputs, self.control)[0]
+    def forward(self, inputs: torch.Tensor, *budget: torch.Tensor
+                ) -> Tuple[torch.Tensor, ...]:
+        control = self.control
+        if self.budget_input:
+            if len(budget) != 1:
+                raise TypeError('TaskOutputs(budget_input=True) takes the '
+                                'images and a (B,) budget tensor')
+            control = control.replace(budget=budget[0], graph=True)
+        elif budget:
+            raise TypeError('TaskOutputs takes the images only (built '
+                            'without budget_input)')
+        outs = self.model._decode(inputs, control)[0]
         return tuple(outs[task] for task in self.tasks)
+
+    def example(self, images: torch.Tensor, budget: Optional[float] = None
+                ) -> tuple:
+        """The module's inputs for ``images`` (and ``budget`` with a budget
+        input)."""
+        if not self.budget_input:
+            return (images, )
+        return (images, images.new_full((images.shape[0], ), budget))
+
+    def input_names(self) -> List[str]:
+        return ['image', 'budget'] if self.budget_input else ['image']
 
 
 def narrow_config(model: nn.Module, control: Control) -> Config:
@@ -116,25 +146,30 @@ def narrow_model(model: nn.Module, control: Control
     return cfg, narrow
 
 
-def export_onnx(module: TaskOutputs, example: torch.Tensor, path: str,
+def export_onnx(module: TaskOutputs, example: tuple, path: str,
                 exporter: str = 'dynamo', opset: Optional[int] = None
                 ) -> List[str]:
-    """Export ``module`` for inputs shaped like ``example`` (batch and
-    size fixed) to ``path``: input ``image``, one output per task, named
-    by task. ``exporter``: ``'dynamo'`` (``torch.export``) or
-    ``'torchscript'`` (the tracing exporter; faster, but it bakes in any
-    data-dependent branch, so keep it to static models)."""
+    """Export ``module`` for inputs shaped like ``example``
+    (``module.example(...)``; batch and size fixed) to ``path``: input
+    ``image`` (and ``budget``), one output per task, named by task.
+    ``exporter``: ``'dynamo'`` (``torch.export``) or ``'torchscript'``
+    (the tracing exporter; faster, but it bakes in any data-dependent
+    branch, so it is refused for a module with a budget input)."""
     if exporter not in ('dynamo', 'torchscript'):
         raise ValueError(f'exporter must be \'dynamo\' or \'torchscript\', '
                          f'got {exporter!r}')
+    if module.budget_input and exporter != 'dynamo':
+        raise ValueError(
+            'AdaMTL exports with exporter=\'dynamo\' only: the tracing '
+            'exporter would bake in the decisions of the example input')
     names = list(module.tasks)
-    kwargs = dict(input_names=['image'], output_names=names,
+    kwargs = dict(input_names=module.input_names(), output_names=names,
                   dynamo=exporter == 'dynamo')
     if opset is not None:
         kwargs['opset_version'] = opset
     module.eval()
     with torch.no_grad():
-        torch.onnx.export(module, (example, ), path, **kwargs)
+        torch.onnx.export(module, tuple(example), path, **kwargs)
     return names
 
 
@@ -143,13 +178,16 @@ def ort_session(path: str, device: str = 'cpu', threads: int = 0):
     ``cuda`` through the CUDA execution provider)."""
     import onnxruntime as ort
     providers = ['CPUExecutionProvider']
+    options = ort.SessionOptions()
+    # Not its warnings about initialisers the graph's branches leave
+    # unused.
+    options.log_severity_level = 3
     if str(device).startswith('cuda'):
         if 'CUDAExecutionProvider' not in ort.get_available_providers():
             raise RuntimeError(
                 'ONNX Runtime has no CUDA execution provider here (install '
                 'onnxruntime-gpu), so --device cuda cannot verify')
         providers.insert(0, 'CUDAExecutionProvider')
-    options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
     return ort.InferenceSession(path, options, providers=providers)
@@ -166,31 +204,45 @@ def _median_ms(fn, repeats: int, device: str) -> float:
     return 1e3 * statistics.median(times)
 
 
+def _feed(session, module: TaskOutputs, args: tuple) -> dict:
+    return {i.name: a.cpu().numpy()
+            for i, a in zip(session.get_inputs(), args)}
+
+
+def _check_shapes(module: TaskOutputs, ref, got) -> None:
+    for task, r, g in zip(module.tasks, ref, got):
+        if tuple(g.shape) != tuple(r.shape):
+            raise ValueError(f'ONNX output {task} has shape {g.shape}, '
+                             f'PyTorch {tuple(r.shape)}')
+
+
+def _update_diff(diff: dict, module: TaskOutputs, ref, got) -> None:
+    _check_shapes(module, ref, got)
+    for task, r, g in zip(module.tasks, ref, got):
+        diff[task] = max(diff[task], float(
+            np.abs(g - r.float().cpu().numpy()).max()))
+
+
 def verify_onnx(module: TaskOutputs, path: str, inputs: Sequence[torch.Tensor],
                 device: str = 'cpu', repeats: int = 10,
                 warmup: int = 2) -> dict:
     """Run ``path`` in ONNX Runtime and ``module`` in PyTorch on every
     input: the largest ``|ONNX Runtime - PyTorch|`` per task over them,
     and the median latency per image of each (``repeats`` timed runs of
-    the first input after ``warmup``; 0 repeats: no timing)."""
+    the first input after ``warmup``; 0 repeats: no timing). A module
+    with a budget input: see :func:`verify_adaptive_onnx`."""
     session = ort_session(path, device)
-    name = session.get_inputs()[0].name
     diff = dict.fromkeys(module.tasks, 0.0)
     module.eval()
     with torch.no_grad():
         for x in inputs:
             ref = module(x.to(device))
-            got = session.run(None, {name: x.cpu().numpy()})
-            for task, r, g in zip(module.tasks, ref, got):
-                if tuple(g.shape) != tuple(r.shape):
-                    raise ValueError(f'ONNX output {task} has shape '
-                                     f'{g.shape}, PyTorch {tuple(r.shape)}')
-                diff[task] = max(diff[task], float(
-                    np.abs(g - r.float().cpu().numpy()).max()))
+            got = session.run(None, _feed(session, module, (x, )))
+            _update_diff(diff, module, ref, got)
         result = dict(max_abs_diff=diff, inputs=len(inputs))
         if repeats:
             x = inputs[0].to(device)
-            feed = {name: inputs[0].cpu().numpy()}
+            feed = _feed(session, module, (inputs[0], ))
             for _ in range(warmup):
                 module(x)
                 session.run(None, feed)
@@ -201,6 +253,90 @@ def verify_onnx(module: TaskOutputs, path: str, inputs: Sequence[torch.Tensor],
                                        repeats, 'cpu') / per,
                 repeats=repeats, device=str(device))
     return result
+
+
+def verify_adaptive_onnx(model: nn.Module, control: Control, path: str,
+                         inputs: Sequence[torch.Tensor],
+                         budgets: Sequence[float], device: str = 'cpu',
+                         repeats: int = 10, warmup: int = 2,
+                         static_path: Optional[str] = None) -> dict:
+    """AdaMTL's exported graph (budget input) against the eager model
+    (``SkipRunner``) at each of ``budgets`` on every input: the largest
+    ``|ONNX Runtime - PyTorch|`` per task over all, the executed share of
+    the blocks' compute and GFLOPs per image (what the decisions ran),
+    and with ``repeats`` the median latency per image of ONNX Runtime and
+    eager PyTorch at each budget (the mean over the inputs of each
+    input's median, since the work follows each image's decisions). With
+    ``static_path`` (the same model exported without a budget: every
+    block) also its latency and GFLOPs, and per budget the latency ratio
+    over the GFLOPs ratio against it."""
+    graph = TaskOutputs(model, control, budget_input=True)
+    session = ort_session(path, device)
+    diff = dict.fromkeys(graph.tasks, 0.0)
+    rows = {}
+    model.eval()
+    with torch.no_grad():
+        for b in budgets:
+            eager = TaskOutputs(model, control.replace(budget=float(b)))
+            fractions, gflops = [], []
+            for x in inputs:
+                x = x.to(device)
+                got = session.run(None, _feed(session, graph,
+                                              graph.example(x, b)))
+                _update_diff(diff, graph, eager(x), got)
+                with model.runtime(budget=float(b),
+                                   budget_mode=control.budget_mode,
+                                   tasks=list(control.tasks)):
+                    meta = model.predict(x)[0].metainfo
+                fractions.append(meta['policy']['block_fraction'])
+                gflops.append(meta['gflops'])
+            row = dict(block_fraction=fractions,
+                       gflops=float(np.mean(gflops)))
+            if repeats:
+                row['onnxruntime_ms'], row['pytorch_ms'] = _latencies(
+                    session, graph, eager, inputs, b, device, repeats,
+                    warmup)
+            rows[str(b)] = row
+        result = dict(max_abs_diff=diff, inputs=len(inputs),
+                      budgets=rows, budget_mode=control.budget_mode)
+        if repeats and static_path is not None:
+            static = TaskOutputs(model, control.replace(budget=None))
+            static_session = ort_session(static_path, device)
+            ms, _ = _latencies(static_session, static, None, inputs, None,
+                               device, repeats, warmup)
+            with model.runtime(budget=None, tasks=list(control.tasks)):
+                static_gflops = float(
+                    model.predict(inputs[0].to(device))[0].metainfo['gflops'])
+            result['static'] = dict(onnxruntime_ms=ms, gflops=static_gflops)
+            for row in rows.values():
+                row['latency_ratio'] = row['onnxruntime_ms'] / ms
+                row['gflops_ratio'] = row['gflops'] / static_gflops
+                row['latency_over_gflops'] = \
+                    row['latency_ratio'] / row['gflops_ratio']
+        if repeats:
+            result['latency'] = dict(repeats=repeats, device=str(device))
+    return result
+
+
+def _latencies(session, onnx_module: TaskOutputs, eager: Optional[nn.Module],
+               inputs, budget, device, repeats, warmup):
+    """Mean over ``inputs`` of each one's median latency (ms per image) of
+    ONNX Runtime, and of ``eager`` (None: not timed)."""
+    ort_ms, torch_ms = [], []
+    for x in inputs:
+        x = x.to(device)
+        feed = _feed(session, onnx_module, onnx_module.example(x, budget))
+        for _ in range(warmup):
+            session.run(None, feed)
+            if eager is not None:
+                eager(x)
+        ort_ms.append(_median_ms(lambda: session.run(None, feed), repeats,
+                                 'cpu') / x.shape[0])
+        if eager is not None:
+            torch_ms.append(_median_ms(lambda: eager(x), repeats, device) /
+                            x.shape[0])
+    return float(np.mean(ort_ms)), \
+        float(np.mean(torch_ms)) if torch_ms else None
 
 
 def max_output_diff(a: TaskOutputs, b: TaskOutputs,
@@ -230,17 +366,27 @@ def _check_request(model, budget, preference, subnet) -> str:
             f'has no sub-networks')
     if budget is not None:
         if 'budget' in controls:
-            raise ValueError(
-                'AdaMTL at a budget cannot be exported yet: its block '
-                'decisions are data-dependent (an adaptive graph with '
-                'torch.cond and the budget as an input is planned); export '
-                'it without --budget (every block) or export its static '
-                'counterpart')
+            return 'adamtl'
         raise ValueError(f'--budget needs AdaMTL (AdaptiveSwinTransformer '
                          f'with a policy) or a controllable model; '
                          f'{model.encoder.encoder_name()} always runs every '
                          f'block')
     return 'static'
+
+
+def _calibrate(model, inputs: Sequence[torch.Tensor], budget: float
+               ) -> dict:
+    """Make an untrained policy follow ``budget`` (``calibrate_policy``)
+    and measure its budget curve on ``inputs`` (``calibrate_budget``), so
+    that ``budget_mode='target'`` maps requests to inputs: for timing the
+    adaptive graph on random weights."""
+    from mmadamtl.models.policies import calibrate_budget, calibrate_policy
+    batch = torch.cat(list(inputs))
+    with torch.no_grad():
+        found = calibrate_policy(model, batch, budget)
+        curve = calibrate_budget(model.backbone, [batch],
+                                 tasks=model.active_tasks)
+    return dict(found, curve=[float(c) for c in curve])
 
 
 def _gflops(model, x: torch.Tensor, runtime: dict) -> float:
@@ -259,16 +405,24 @@ def deploy(config: str, checkpoint: Optional[str], out_dir: str,
            tasks: Optional[Sequence[str]] = None,
            verify: int = 0, device: str = 'cpu',
            exporter: str = 'dynamo', repeats: int = 10,
-           overwrite: bool = False, cfg_options: Optional[dict] = None
-           ) -> dict:
+           overwrite: bool = False, cfg_options: Optional[dict] = None,
+           budgets: Optional[Sequence[float]] = None,
+           calibrate: bool = False) -> dict:
     """Export ``config``/``checkpoint`` at one control to
     ``out_dir/model.onnx`` and describe it in ``out_dir/deploy.json``
     (see ``tools/deploy.py``). A controllable model's sub-network (from
     ``budget``/``preference`` through its search, or ``subnet``) is first
     made a physically narrow static model (``narrow_config.py`` and
     ``narrow.pth`` in ``out_dir``, checked against the slimmable model);
-    an MTLoRA model is merged first. Returns what ``deploy.json``
-    holds."""
+    an MTLoRA model is merged first. AdaMTL at a ``budget`` is exported
+    as an adaptive graph whose second input is the budget (read in the
+    config's ``budget_mode``; ``budget`` is the example's); ``verify``
+    compares it with the eager model at each of ``budgets`` (default:
+    ``budget``) and times it against the same model exported without a
+    budget (every block). ``calibrate`` (an untrained policy, for timing
+    on random weights) makes the policy follow ``budget`` and measures
+    its budget curve on the verification inputs first. Returns what
+    ``deploy.json`` holds."""
     import os.path as osp
     import onnxruntime
 
@@ -309,8 +463,21 @@ def deploy(config: str, checkpoint: Optional[str], out_dir: str,
     gen = torch.Generator().manual_seed(0)
     checks = [torch.randn(1, 3, *shape, generator=gen).to(device)
               for _ in range(max(verify, 1))]
+    if calibrate:
+        if method != 'adamtl':
+            raise ValueError('--calibrate is for AdaMTL at a --budget (an '
+                             'untrained policy made to follow it)')
+        report['calibration'] = _calibrate(model, checks, budget)
     with model.runtime(**runtime):
         control = model.control(shape)
+    if method == 'adamtl':
+        # Refused here, naming why, rather than inside the export.
+        CondRunner.check_cap(control.cap if control.budget_mode != 'cap'
+                             else control.budget)
+        if exporter != 'dynamo':
+            raise ValueError('AdaMTL at a budget exports with the dynamo '
+                             'exporter only (the tracing exporter would bake '
+                             'in the example\'s decisions)')
     if isinstance(model.backbone, MTLoRASwinTransformer) and \
             not model.backbone.lora_cfg.get('merged'):
         before = TaskOutputs(model, control)
@@ -349,12 +516,28 @@ def deploy(config: str, checkpoint: Optional[str], out_dir: str,
                                   **cfg.narrow_of.to_dict())),
                    files['narrow'], inputs=inputs, overwrite=overwrite)
     else:
-        deployed = TaskOutputs(model, control)
+        deployed = TaskOutputs(model, control,
+                               budget_input=method == 'adamtl')
     with atomic_write(files['onnx'], inputs=inputs,
                       overwrite=overwrite) as tmp:
-        export_onnx(deployed, checks[0], tmp, exporter)
+        export_onnx(deployed, deployed.example(checks[0], budget), tmp,
+                    exporter)
     report['onnx'] = files['onnx']
-    if verify:
+    if verify and method == 'adamtl':
+        report['budget_mode'] = control.budget_mode
+        with tempfile.TemporaryDirectory() as tmp:
+            static_path = None
+            if repeats:
+                # The reference: the same model exported without a
+                # budget (every block, no policy).
+                static_path = osp.join(tmp, 'static.onnx')
+                export_onnx(TaskOutputs(model, control.replace(budget=None)),
+                            (checks[0], ), static_path, exporter)
+            report['verify'] = verify_adaptive_onnx(
+                model, control, files['onnx'], checks,
+                budgets or [budget], device, repeats,
+                static_path=static_path)
+    elif verify:
         report['verify'] = verify_onnx(deployed, files['onnx'], checks,
                                        device, repeats)
     write_json(files['json'], report, inputs=inputs, overwrite=overwrite)

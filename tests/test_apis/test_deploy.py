@@ -148,10 +148,17 @@ def test_deploy_static_model_onnx_parity_and_files(tmp_path):
 
 
 def test_deploy_refuses_what_it_cannot_export(tmp_path):
-    with pytest.raises(ValueError, match='AdaMTL at a budget cannot be '
-                       'exported'):
+    with pytest.raises(ValueError, match="budget_mode='cap' cannot run as "
+                       'a graph'):
         deploy(TINY_ADAMTL, None, str(tmp_path / 'a'), (64, 64),
-               budget=0.5)
+               budget=0.5,
+               cfg_options={'model.test_cfg.budget_mode': 'cap'})
+    with pytest.raises(ValueError, match='dynamo exporter only'):
+        deploy(TINY_ADAMTL, None, str(tmp_path / 'a'), (64, 64),
+               budget=0.5, exporter='torchscript')
+    with pytest.raises(ValueError, match='--calibrate is for AdaMTL'):
+        deploy(TINY_STATIC, None, str(tmp_path / 'a'), (64, 64),
+               calibrate=True)
     with pytest.raises(ValueError, match='need a controllable model'):
         deploy(TINY_STATIC, None, str(tmp_path / 'b'), (64, 64),
                preference=dict(semseg=1.0))
@@ -159,6 +166,47 @@ def test_deploy_refuses_what_it_cannot_export(tmp_path):
         deploy(TINY_STATIC, None, str(tmp_path / 'c'), (64, 64),
                budget=0.5)
     assert not os.listdir(tmp_path)
+
+
+def test_deploy_adamtl_as_an_adaptive_graph(tmp_path):
+    """One export, the budget an input: ONNX Runtime equals eager PyTorch
+    (host-side skipping) at budgets whose decisions differ, and the graph
+    decides with If nodes and gathers tokens by the decisions."""
+    out = str(tmp_path / 'adamtl')
+    torch.manual_seed(0)
+    report = deploy(TINY_ADAMTL, None, out, (64, 64), budget=0.5,
+                    budgets=[0.25, 0.75], calibrate=True, verify=2,
+                    repeats=0)
+    assert report['method'] == 'adamtl'
+    verify = report['verify']
+    assert verify['budget_mode'] == 'target'
+    assert max(verify['max_abs_diff'].values()) <= 1e-4
+    low, high = (verify['budgets'][b]['block_fraction']
+                 for b in ('0.25', '0.75'))
+    # The decisions differ with the budget input: the calibrated policy
+    # runs about the requested shares.
+    assert max(low) < min(high)
+    assert abs(sum(low) / 2 - 0.25) < 0.15 and \
+        abs(sum(high) / 2 - 0.75) < 0.15
+    assert verify['budgets']['0.25']['gflops'] < \
+        verify['budgets']['0.75']['gflops']
+    import onnx
+    graph = onnx.load(osp.join(out, 'model.onnx')).graph
+    assert [i.name for i in graph.input] == ['image', 'budget']
+
+    def op_types(g):
+        for n in g.node:
+            yield n.op_type
+            for a in n.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    yield from op_types(a.g)
+
+    ops = set(op_types(graph))
+    # Block decisions as If nodes; the MLP rows found by NonZero inside.
+    assert {'If', 'NonZero'} <= ops
+    assert sum(n.op_type == 'If' for n in graph.node) >= 8  # 8 blocks
+    curve = report['calibration']['curve']
+    assert curve == sorted(curve) and curve[0] < 0.25 < 0.75 < curve[-1]
 
 
 def test_deploy_mtlora_merges_then_exports(tmp_path):
