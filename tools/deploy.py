@@ -1,13 +1,15 @@
 """Export a trained multi-task model at one control to ONNX.
 
     python tools/deploy.py CONFIG CHECKPOINT --out DIR [--shape H W]
-        [--budget B] [--preference task=w ...] [--subnet JSON]
+        [--budget B] [--budgets B ...] [--calibrate]
+        [--preference task=w ...] [--subnet JSON]
         [--tasks t ...] [--verify N] [--device cpu|cuda]
         [--exporter dynamo|torchscript] [--overwrite]
 
 Writes ``DIR/model.onnx`` (input ``image``: the preprocessed batch of one
-image of ``--shape``; one output per task, named by task: its raw map at
-the input's size, what ``predict`` post-processes) and ``DIR/deploy.json``
+image of ``--shape``, and for AdaMTL at a budget ``budget``; one output
+per task, named by task: its raw map at the input's size, what
+``predict`` post-processes) and ``DIR/deploy.json``
 (config, checkpoint, shape, control, GFLOPs; with ``--verify N`` the
 largest |ONNX Runtime - PyTorch| per task over N random inputs and the
 median latency per image of both on ``--device``).

@@ -14,6 +14,7 @@ import copy
 import statistics
 import tempfile
 import time
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -26,6 +27,7 @@ from mmadamtl.models.backbones.encoder import Control
 from mmadamtl.models.backbones.narrow_swin import narrow_swin_state
 from mmadamtl.models.heads.slimmable_decoder import fill_narrow_decoder
 from mmadamtl.models.layers import CondRunner
+from mmadamtl.models.utils.budget import check_budget
 from mmadamtl.utils.timing import synchronize
 
 # The controllable model's settings a static model does not take.
@@ -146,6 +148,19 @@ def narrow_model(model: nn.Module, control: Control
     return cfg, narrow
 
 
+def check_exporter(exporter: str, budget_input: bool) -> None:
+    """Refuse an unknown exporter, and the tracing one for a graph with a
+    budget input, naming why."""
+    if exporter not in ('dynamo', 'torchscript'):
+        raise ValueError(f'exporter must be \'dynamo\' or \'torchscript\', '
+                         f'got {exporter!r}')
+    if budget_input and exporter != 'dynamo':
+        raise ValueError(
+            'AdaMTL at a budget exports with the dynamo exporter only: the '
+            'tracing exporter would bake in the decisions of the example '
+            'input')
+
+
 def export_onnx(module: TaskOutputs, example: tuple, path: str,
                 exporter: str = 'dynamo', opset: Optional[int] = None
                 ) -> List[str]:
@@ -155,13 +170,7 @@ def export_onnx(module: TaskOutputs, example: tuple, path: str,
     ``exporter``: ``'dynamo'`` (``torch.export``) or ``'torchscript'``
     (the tracing exporter; faster, but it bakes in any data-dependent
     branch, so it is refused for a module with a budget input)."""
-    if exporter not in ('dynamo', 'torchscript'):
-        raise ValueError(f'exporter must be \'dynamo\' or \'torchscript\', '
-                         f'got {exporter!r}')
-    if module.budget_input and exporter != 'dynamo':
-        raise ValueError(
-            'AdaMTL exports with exporter=\'dynamo\' only: the tracing '
-            'exporter would bake in the decisions of the example input')
+    check_exporter(exporter, module.budget_input)
     names = list(module.tasks)
     kwargs = dict(input_names=module.input_names(), output_names=names,
                   dynamo=exporter == 'dynamo')
@@ -179,9 +188,10 @@ def ort_session(path: str, device: str = 'cpu', threads: int = 0):
     import onnxruntime as ort
     providers = ['CPUExecutionProvider']
     options = ort.SessionOptions()
-    # Not its warnings about initialisers the graph's branches leave
-    # unused.
-    options.log_severity_level = 3
+    if not str(device).startswith('cuda'):
+        # Not its warnings about initialisers the graph's branches leave
+        # unused (on CUDA they would hide nodes falling back to the CPU).
+        options.log_severity_level = 3
     if str(device).startswith('cuda'):
         if 'CUDAExecutionProvider' not in ort.get_available_providers():
             raise RuntimeError(
@@ -204,7 +214,7 @@ def _median_ms(fn, repeats: int, device: str) -> float:
     return 1e3 * statistics.median(times)
 
 
-def _feed(session, module: TaskOutputs, args: tuple) -> dict:
+def _feed(session, args: tuple) -> dict:
     return {i.name: a.cpu().numpy()
             for i, a in zip(session.get_inputs(), args)}
 
@@ -237,12 +247,12 @@ def verify_onnx(module: TaskOutputs, path: str, inputs: Sequence[torch.Tensor],
     with torch.no_grad():
         for x in inputs:
             ref = module(x.to(device))
-            got = session.run(None, _feed(session, module, (x, )))
+            got = session.run(None, _feed(session, (x, )))
             _update_diff(diff, module, ref, got)
         result = dict(max_abs_diff=diff, inputs=len(inputs))
         if repeats:
             x = inputs[0].to(device)
-            feed = _feed(session, module, (inputs[0], ))
+            feed = _feed(session, (inputs[0], ))
             for _ in range(warmup):
                 module(x)
                 session.run(None, feed)
@@ -281,8 +291,7 @@ def verify_adaptive_onnx(model: nn.Module, control: Control, path: str,
             fractions, gflops = [], []
             for x in inputs:
                 x = x.to(device)
-                got = session.run(None, _feed(session, graph,
-                                              graph.example(x, b)))
+                got = session.run(None, _feed(session, graph.example(x, b)))
                 _update_diff(diff, graph, eager(x), got)
                 with model.runtime(budget=float(b),
                                    budget_mode=control.budget_mode,
@@ -325,7 +334,7 @@ def _latencies(session, onnx_module: TaskOutputs, eager: Optional[nn.Module],
     ort_ms, torch_ms = [], []
     for x in inputs:
         x = x.to(device)
-        feed = _feed(session, onnx_module, onnx_module.example(x, budget))
+        feed = _feed(session, onnx_module.example(x, budget))
         for _ in range(warmup):
             session.run(None, feed)
             if eager is not None:
@@ -444,9 +453,21 @@ def deploy(config: str, checkpoint: Optional[str], out_dir: str,
     for key in ('onnx', 'json') + (('narrow_config', 'narrow')
                                    if method == 'controllable' else ()):
         check_output(files[key], inputs, overwrite)
+    if budgets is not None and method != 'adamtl':
+        raise ValueError('--budgets is for AdaMTL at a --budget (the budgets '
+                         'its adaptive graph is verified and timed at)')
+    for b in budgets or ():
+        check_budget(b, where='--budgets')
+    if calibrate and method != 'adamtl':
+        raise ValueError('--calibrate is for AdaMTL at a --budget (an '
+                         'untrained policy made to follow it)')
+    check_exporter(exporter, method == 'adamtl')
     runtime = {}
     if budget is not None:
         runtime['budget'] = budget
+    elif 'budget' in model.encoder.controls:
+        # AdaMTL without a budget: every block, whatever test_cfg says.
+        runtime['budget'] = None
     if preference is not None:
         runtime['preference'] = preference
     if subnet is not None:
@@ -463,21 +484,25 @@ def deploy(config: str, checkpoint: Optional[str], out_dir: str,
     gen = torch.Generator().manual_seed(0)
     checks = [torch.randn(1, 3, *shape, generator=gen).to(device)
               for _ in range(max(verify, 1))]
-    if calibrate:
-        if method != 'adamtl':
-            raise ValueError('--calibrate is for AdaMTL at a --budget (an '
-                             'untrained policy made to follow it)')
-        report['calibration'] = _calibrate(model, checks, budget)
     with model.runtime(**runtime):
         control = model.control(shape)
-    if method == 'adamtl':
-        # Refused here, naming why, rather than inside the export.
-        CondRunner.check_cap(control.cap if control.budget_mode != 'cap'
-                             else control.budget)
-        if exporter != 'dynamo':
-            raise ValueError('AdaMTL at a budget exports with the dynamo '
-                             'exporter only (the tracing exporter would bake '
-                             'in the example\'s decisions)')
+        if method == 'adamtl':
+            # Refused before any work, naming why.
+            CondRunner.check_cap(control.budget if control.budget_mode ==
+                                 'cap' else control.cap)
+            if calibrate:
+                # For the tasks exported (a per-task policy's union).
+                report['calibration'] = _calibrate(model, checks, budget)
+            curve = model.backbone.policy.budget_curve
+            report['budget_curve_measured'] = \
+                not bool(torch.isnan(curve).any())
+            if control.budget_mode == 'target' and \
+                    not report['budget_curve_measured']:
+                warnings.warn(
+                    "budget_mode='target' without a measured budget curve: "
+                    'the exported graph feeds its budget input to the '
+                    'policy as is (calibrate the checkpoint with '
+                    'tools/calibrate_budget.py first)')
     if isinstance(model.backbone, MTLoRASwinTransformer) and \
             not model.backbone.lora_cfg.get('merged'):
         before = TaskOutputs(model, control)

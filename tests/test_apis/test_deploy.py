@@ -171,12 +171,16 @@ def test_deploy_refuses_what_it_cannot_export(tmp_path):
 def test_deploy_adamtl_as_an_adaptive_graph(tmp_path):
     """One export, the budget an input: ONNX Runtime equals eager PyTorch
     (host-side skipping) at budgets whose decisions differ, and the graph
-    decides with If nodes and gathers tokens by the decisions."""
+    decides with If nodes and gathers tokens by the decisions. A per-task
+    policy on a subset of its tasks (the union of their decisions)."""
     out = str(tmp_path / 'adamtl')
     torch.manual_seed(0)
     report = deploy(TINY_ADAMTL, None, out, (64, 64), budget=0.5,
                     budgets=[0.25, 0.75], calibrate=True, verify=2,
-                    repeats=0)
+                    repeats=0, tasks=['semseg', 'depth'],
+                    cfg_options={'model.backbone.policy.task_mode':
+                                 'per_task'})
+    assert report['tasks'] == ['semseg', 'depth']
     assert report['method'] == 'adamtl'
     verify = report['verify']
     assert verify['budget_mode'] == 'target'
@@ -202,11 +206,26 @@ def test_deploy_adamtl_as_an_adaptive_graph(tmp_path):
                     yield from op_types(a.g)
 
     ops = set(op_types(graph))
-    # Block decisions as If nodes; the MLP rows found by NonZero inside.
-    assert {'If', 'NonZero'} <= ops
+    # Block decisions as If nodes; inside, the MLP rows found by NonZero,
+    # gathered and scattered back.
+    assert {'If', 'NonZero', 'Gather', 'ScatterND'} <= ops
     assert sum(n.op_type == 'If' for n in graph.node) >= 8  # 8 blocks
     curve = report['calibration']['curve']
     assert curve == sorted(curve) and curve[0] < 0.25 < 0.75 < curve[-1]
+
+
+def test_deploy_adamtl_without_budget_runs_every_block(tmp_path):
+    """Without --budget the AdaMTL model exports as its static graph,
+    whatever budget its test_cfg sets (the tracing exporter would bake in
+    decisions; parity on two inputs shows there are none)."""
+    report = deploy(TINY_ADAMTL, None, str(tmp_path / 'static'), (64, 64),
+                    verify=2, exporter='torchscript', repeats=0,
+                    cfg_options={'model.test_cfg.budget': 0.3})
+    assert report['method'] == 'static'
+    assert max(report['verify']['max_abs_diff'].values()) <= 1e-4
+    with pytest.raises(ValueError, match='--budgets is for AdaMTL'):
+        deploy(TINY_ADAMTL, None, str(tmp_path / 'b'), (64, 64),
+               budgets=[0.5])
 
 
 def test_deploy_mtlora_merges_then_exports(tmp_path):

@@ -62,11 +62,11 @@ class Control:
         decoders: Slimmable decoders' widths per task (0: not run), None:
             the decoders run at their only width.
         graph: AdaMTL inference: take the decisions inside the graph
-            (``CondRunner``: ``torch.cond`` per image and block, no host
-            read), which ``torch.export``/ONNX and ``torch.compile`` keep,
-            instead of on the host (``SkipRunner``, eager). The same
-            decisions and outputs; the other encoders run one graph
-            anyway and ignore it.
+            (``CondRunner``: ``torch.cond`` per image and block; traced,
+            no host read), which ``torch.export`` and the ONNX exporter
+            keep, instead of on the host (``SkipRunner``). The same
+            decisions and outputs. Training (which blends, skipping
+            nothing) and the other encoders ignore it.
     """
     budget: Budget = None
     budget_mode: str = 'target'

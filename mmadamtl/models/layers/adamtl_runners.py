@@ -8,7 +8,7 @@
 - :class:`CondRunner`: inference as one graph (``Control.graph``): the
   same decisions and work, each image's block decision a ``torch.cond``
   and its MLP tokens a gather of data-dependent size, no host read, so
-  ``torch.export``/ONNX (``If`` nodes) and ``torch.compile`` keep the
+  ``torch.export`` and the ONNX exporter (``If`` nodes) keep the
   skipping.
 """
 from typing import List, Sequence, Tuple
@@ -341,10 +341,11 @@ class CondRunner(PolicyRunner):
     selector decides the MLP tokens, a second ``torch.cond`` skips the
     block when none is selected (as ``SkipRunner`` does), and the MLP runs
     on the selected rows only: ``nonzero`` -> ``index_select`` -> MLP ->
-    ``index_copy``, of data-dependent size. Nothing is read on the host,
-    so the graph exports (ONNX ``If``/``NonZero``/``Gather``/``ScatterND``)
-    with the budget as an input, and its executed work follows the
-    decisions. The batch runs image by image (a loop of fixed length: a
+    ``index_copy``, of data-dependent size. Traced (``torch.export``, the
+    ONNX exporter) nothing is read on the host, so the graph exports (ONNX
+    ``If``/``NonZero``/``Gather``/``ScatterND``) with the budget as an
+    input, and its executed work follows the decisions; run eagerly, each
+    ``cond`` reads its predicate on the host (:func:`cond`). The batch runs image by image (a loop of fixed length: a
     batch of one is the use case). The shifted windows' masks are made
     once per stage, outside the branches.
 
@@ -356,6 +357,9 @@ class CondRunner(PolicyRunner):
     def __init__(self, policy, budget, index, cap=None) -> None:
         self.check_cap(cap)
         super().__init__(policy, budget, index)
+        # The task columns as a tensor made here, outside the branches: a
+        # constant made inside a traced branch does not export.
+        self.index = torch.tensor(self.index)
         # Per block: (B,) executed (0/1) and MLP tokens run, float32.
         self.keeps: List[torch.Tensor] = []
         self.tokens: List[torch.Tensor] = []

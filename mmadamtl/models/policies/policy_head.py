@@ -1,5 +1,5 @@
 """AdaMTL's task-aware policy network, conditioned on the target budget."""
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -336,7 +336,9 @@ class PolicyHead(BaseModule):
 
     @staticmethod
     def _select(logits: torch.Tensor, task_dim: int,
-                index: List[int]) -> torch.Tensor:
+                index: Union[List[int], torch.Tensor]) -> torch.Tensor:
+        """The columns ``index`` (a list, or a long tensor: what a graph
+        passes) of ``logits`` along ``task_dim``."""
         if len(index) != logits.shape[task_dim]:
             logits = logits.index_select(
                 task_dim, torch.as_tensor(index, device=logits.device))

@@ -49,9 +49,31 @@ def test_graph_runs_what_skipping_runs(policy):
     assert stats.encoder_flops.dtype == torch.float32
 
 
+def test_graph_skips_a_kept_block_without_selected_tokens():
+    """A block the policy keeps whose token selector selects nothing is
+    skipped whole, attention included, in both runners."""
+    ada = _policy_swin()
+    with torch.no_grad():
+        # Stage 2 keeps both its blocks; block 1 selects no token.
+        ada.policy.block_selectors[2].out.bias.fill_(1e4)
+        ada.policy.token_selectors[2][0].out.bias.fill_(1e4)
+        ada.policy.token_selectors[2][1].out.bias.fill_(-1e4)
+    x = torch.randn(2, 3, 64, 64)
+    control = Control(budget=1.0, budget_mode='input')
+    with torch.no_grad():
+        ref, ref_stats = ada.encode(x, control)
+        got, stats = ada.encode(x, control.replace(graph=True))
+    block = sum(ada.policy.depths[:2]) + 1     # stage 2, block 1
+    assert torch.equal(stats.blocks[:, block - 1], torch.ones(2))
+    assert torch.equal(stats.blocks[:, block], torch.zeros(2))
+    assert torch.equal(stats.blocks, ref_stats.blocks)
+    for a, b in zip(ref, got):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
+
+
 def test_graph_target_budget_interpolates_in_the_graph():
-    """budget_mode='target' with a tensor request: the curve inverted by
-    tensor operations equals the float request's host path."""
+    """budget_mode='target' with a tensor request in graph mode runs what
+    the float request runs eagerly (the cached host path)."""
     ada = _policy_swin()
     grid = torch.linspace(0.02, 1.0, 50, dtype=torch.float64)
     ada.policy.budget_curve.copy_(0.1 + 0.8 * grid)
@@ -65,16 +87,16 @@ def test_graph_target_budget_interpolates_in_the_graph():
     assert torch.equal(stats.blocks, ref_stats.blocks)
 
 
-def test_precomputed_mask_attention_equals_mmseg():
+@pytest.mark.parametrize('hw', [(16, 12), (18, 13)])   # (18, 13): padded
+def test_precomputed_mask_attention_equals_mmseg(hw):
     ada = _swin(policy=None).eval()
-    x = torch.randn(2, 16 * 12, 32)
+    x = torch.randn(2, hw[0] * hw[1], 32)
     for block in ada.stages[0].blocks:
-        mask = shift_mask(block.attn, (16, 12))
+        mask = shift_mask(block.attn, hw)
         assert (mask is None) == (block.attn.shift_size == 0)
         with torch.no_grad():
-            assert torch.equal(
-                attention_residual(block, x, (16, 12), mask),
-                attention_residual(block, x, (16, 12)))
+            assert torch.equal(attention_residual(block, x, hw, mask),
+                               attention_residual(block, x, hw))
 
 
 def test_graph_refuses_what_it_cannot_run():

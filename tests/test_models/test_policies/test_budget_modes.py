@@ -1,5 +1,6 @@
 """AdaMTL you can trust: training decisions equal inference decisions,
 budgets that hold (target and cap), fp16 noise, skipped empty blocks."""
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -202,6 +203,34 @@ def test_policy_budget_inverts_the_curve():
     with pytest.warns(UserWarning, match='not measured'):
         assert float(policy_budget(policy, torch.tensor([0.4]))) == \
             pytest.approx(0.4)
+
+
+def test_policy_budget_equals_numpy_interp_on_flat_curves():
+    """The tensor-operation inversion equals ``np.interp`` over the
+    curve's distinct values (first grid input of a flat stretch), on
+    curves with flat stretches, requests on the knots, outside the curve,
+    and a constant curve."""
+    ada = _swin(policy=dict())
+    policy = ada.policy
+    grid = np.asarray(CALIBRATION_GRID)
+    rng = np.random.default_rng(0)
+    curves = [np.full(50, 0.4)]
+    for _ in range(20):
+        steps = rng.choice([0., 0., 0.01, 0.03], size=50)
+        curves.append(np.minimum(np.maximum.accumulate(
+            0.1 + np.cumsum(steps)), 1.))
+    for curve in curves:
+        policy.budget_curve.copy_(torch.as_tensor(curve))
+        curve = policy.budget_curve.double().numpy()     # as stored
+        req = np.concatenate([rng.uniform(0.01, 1., 30),
+                              curve[rng.integers(0, 50, 10)]])
+        xs, first = np.unique(curve, return_index=True)
+        expected = np.interp(req, xs, grid[first], right=1.0) \
+            if len(xs) > 1 else np.full_like(req, grid[first[0]])
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            got = policy_budget(policy, torch.as_tensor(req))
+        np.testing.assert_array_equal(got.numpy(), expected)
 
 
 def test_target_mode_meets_the_budget_on_average():
