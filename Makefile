@@ -14,7 +14,7 @@ setup:
 demo: setup
 	$(PYTHON) tools/demo.py
 
-# The full run the docs' tables come from (about 2.5 hours on 2 cores from
+# The full run the docs' tables come from (about 3 to 3.5 hours on 2 cores from
 # scratch; finished trainings are reused).
 demo-full: setup
 	$(PYTHON) tools/demo.py --full

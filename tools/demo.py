@@ -13,7 +13,7 @@ scratch): every training 1/16 of its iterations (tools/train.py
 --schedule-scale), no validation during training, evaluated on a copy of
 the synthetic data with 40 validation images (data/synthetic_quick), in
 work_dirs/demo_quick; its tables say so on their first line. ``--full``
-(`make demo-full`, about 2.5 hours on 2 cores from scratch) is the run the
+(`make demo-full`, about 3 to 3.5 hours on 2 cores from scratch) is the run the
 docs' tables come from: the iteration counts below, data/synthetic,
 work_dirs/demo. Both print an overall progress bar with an estimate of
 the time left every minute.
@@ -73,13 +73,14 @@ STORIES = [('loss weighting', 'tools/demo_loss_weighting.py',
             'controllable_results')]
 # Minutes each story takes from scratch on 2 cores (the ETA's prior; a
 # slower pace of the stories done so far stretches it). Quick: measured
-# (docs/results.md); full: the AdaMTL part measured on a fresh clone, the
-# others by their logged iteration times.
+# (docs/results.md); full: measured on a fresh clone at issue 26 (AdaMTL,
+# loss weighting, MTLoRA), the controllable part by its training's pace
+# there (2.3 s per iteration) plus its evaluation.
 EXPECTED_MINUTES = dict(
     quick={'AdaMTL': 10, 'loss weighting': 6, 'MTLoRA': 5,
            'controllable widths': 4},
-    full={'AdaMTL': 102, 'loss weighting': 14, 'MTLoRA': 17,
-          'controllable widths': 14})
+    full={'AdaMTL': 89, 'loss weighting': 47, 'MTLoRA': 36,
+          'controllable widths': 40})
 
 
 class Progress:
@@ -213,7 +214,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--full', action='store_true',
                         help='the full run the docs\' tables come from '
-                        '(about 2.5 h on 2 cores from scratch); default: '
+                        '(about 3-3.5 h on 2 cores from scratch); default: '
                         'the quick run (about 30 min)')
     parser.add_argument('--work-dir',
                         help='default: work_dirs/demo (--full), '
