@@ -179,7 +179,9 @@ def test_deploy_adamtl_as_an_adaptive_graph(tmp_path):
                     budgets=[0.25, 0.75], calibrate=True, verify=2,
                     repeats=0, tasks=['semseg', 'depth'],
                     cfg_options={'model.backbone.policy.task_mode':
-                                 'per_task'})
+                                 'per_task',
+                                 # 5 blocks, one shifted: a shorter export
+                                 'model.backbone.depths': [2, 1, 1, 1]})
     assert report['tasks'] == ['semseg', 'depth']
     assert report['method'] == 'adamtl'
     verify = report['verify']
@@ -209,7 +211,7 @@ def test_deploy_adamtl_as_an_adaptive_graph(tmp_path):
     # Block decisions as If nodes; inside, the MLP rows found by NonZero,
     # gathered and scattered back.
     assert {'If', 'NonZero', 'Gather', 'ScatterND'} <= ops
-    assert sum(n.op_type == 'If' for n in graph.node) >= 8  # 8 blocks
+    assert sum(n.op_type == 'If' for n in graph.node) >= 5  # 5 blocks
     curve = report['calibration']['curve']
     assert curve == sorted(curve) and curve[0] < 0.25 < 0.75 < curve[-1]
 
