@@ -345,9 +345,10 @@ class CondRunner(PolicyRunner):
     ONNX exporter) nothing is read on the host, so the graph exports (ONNX
     ``If``/``NonZero``/``Gather``/``ScatterND``) with the budget as an
     input, and its executed work follows the decisions; run eagerly, each
-    ``cond`` reads its predicate on the host (:func:`cond`). The batch runs image by image (a loop of fixed length: a
-    batch of one is the use case). The shifted windows' masks are made
-    once per stage, outside the branches.
+    ``cond`` reads its predicate on the host (:func:`cond`). The batch
+    runs image by image (a loop of fixed length: a batch of one is the
+    use case). The shifted windows' masks are made once per stage,
+    outside the branches.
 
     :meth:`executed` gives the same figures as ``SkipRunner``'s, as
     tensors of the graph. ``budget_mode='cap'`` (a sequential allowance)
