@@ -219,16 +219,13 @@ def _feed(session, args: tuple) -> dict:
             for i, a in zip(session.get_inputs(), args)}
 
 
-def _check_shapes(module: TaskOutputs, ref, got) -> None:
+def _update_diff(diff: dict, module: TaskOutputs, ref, got) -> None:
+    """Raise ``diff[task]`` to ``|got - ref|``'s largest value per task
+    (ONNX Runtime's outputs ``got``, PyTorch's ``ref``)."""
     for task, r, g in zip(module.tasks, ref, got):
         if tuple(g.shape) != tuple(r.shape):
             raise ValueError(f'ONNX output {task} has shape {g.shape}, '
                              f'PyTorch {tuple(r.shape)}')
-
-
-def _update_diff(diff: dict, module: TaskOutputs, ref, got) -> None:
-    _check_shapes(module, ref, got)
-    for task, r, g in zip(module.tasks, ref, got):
         diff[task] = max(diff[task], float(
             np.abs(g - r.float().cpu().numpy()).max()))
 
@@ -251,17 +248,12 @@ def verify_onnx(module: TaskOutputs, path: str, inputs: Sequence[torch.Tensor],
             _update_diff(diff, module, ref, got)
         result = dict(max_abs_diff=diff, inputs=len(inputs))
         if repeats:
-            x = inputs[0].to(device)
-            feed = _feed(session, (inputs[0], ))
-            for _ in range(warmup):
-                module(x)
-                session.run(None, feed)
-            per = x.shape[0]
+            ort_ms, torch_ms = _latencies(session, module, module,
+                                          inputs[:1], None, device, repeats,
+                                          warmup)
             result['latency_ms'] = dict(
-                pytorch=_median_ms(lambda: module(x), repeats, device) / per,
-                onnxruntime=_median_ms(lambda: session.run(None, feed),
-                                       repeats, 'cpu') / per,
-                repeats=repeats, device=str(device))
+                pytorch=torch_ms, onnxruntime=ort_ms, repeats=repeats,
+                device=str(device))
     return result
 
 
