@@ -19,9 +19,10 @@ def check_budget(budget: Budget, where: str = 'budget') -> Budget:
         return None
     if isinstance(budget, torch.Tensor):
         if tracing():
-            # A graph input: its values are not known while tracing (the
-            # adaptive graph clamps out-of-range requests, see
-            # ``policy_budget``).
+            # A graph input: its values are not known while tracing and
+            # the graph cannot raise (``target`` mode clamps requests to
+            # the measured curve, ``input`` mode takes them as they are;
+            # docs/deploy.md).
             return budget
         # One read of the device (NaN fails both comparisons).
         if not bool(((budget > 0) & (budget <= 1)).all()):
