@@ -1,5 +1,6 @@
 """AdaMTL's Swin: the package's Swin encoder, its blocks and MLP tokens
 run by the decisions of a policy."""
+import functools
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -7,8 +8,10 @@ import torch
 from mmseg.registry import MODELS
 
 from mmadamtl.utils.host_sync import tracing
-from ..layers.adamtl_runners import (BlendRunner, CondRunner, PolicyRunner,
-                                     SkipRunner)
+from ..layers.adamtl_runners import (BlendRunner, CapturedPieces,
+                                     CapturedRunner, CondRunner,
+                                     PolicyRunner, SkipRunner,
+                                     check_buckets)
 from ..layers.block_runner import FullRunner
 from ..policies.calibration import policy_budget
 from ..policies.random_policy import RandomDecisions
@@ -53,6 +56,10 @@ class AdaptiveStats(EncoderStats):
     # The request (``Control.budget``/``budget_mode``), for metainfo.
     budget: Optional[float] = None
     budget_mode: Optional[str] = None
+    # ``Control.captured``: (B,) the encoder's multiply-adds really run,
+    # the bucket padding of the MLP rows included (``encoder_flops`` is
+    # the policy's nominal figure).
+    run_flops: Optional[torch.Tensor] = None
 
     def image_meta(self, index: int) -> dict:
         """``policy``: image ``index``'s decisions and what they ran."""
@@ -66,7 +73,9 @@ class AdaptiveStats(EncoderStats):
             block_keep=self.block_keep[i].tolist(),
             token_keep=self.token_keep[i].tolist(),
             blocks=self.blocks[i].tolist(),
-            token_maps=[m[i].cpu().numpy() for m in self.token_maps]))
+            token_maps=[m[i].cpu().numpy() for m in self.token_maps],
+            **({} if self.run_flops is None else dict(
+                run_encoder_gflops=float(self.run_flops[i]) / 1e9))))
 
 
 @MODELS.register_module()
@@ -102,8 +111,14 @@ class AdaptiveSwinTransformer(SwinEncoder):
             filled in), or None for a static Swin.
     """
 
-    def __init__(self, *args, policy: Optional[dict] = None, **kwargs):
+    def __init__(self, *args, policy: Optional[dict] = None,
+                 token_buckets: Sequence[float] = (0.25, 0.5, 0.75, 1.),
+                 **kwargs):
         super().__init__(*args, **kwargs)
+        self.token_buckets = check_buckets(token_buckets)
+        # ``Control.captured``'s compiled functions, built at its first
+        # forward (a cache: they hold no state of the model).
+        self._pieces: Optional[CapturedPieces] = None
         self.policy = None
         if policy is not None:
             if any(getattr(b, 'with_cp', False) for s in self.stages
@@ -242,8 +257,21 @@ class AdaptiveSwinTransformer(SwinEncoder):
             if skip_runner is not None:
                 raise ValueError('Control.graph runs CondRunner; a '
                                  'skip_runner cannot be given with it')
+            if control.captured:
+                raise ValueError('Control.graph and Control.captured are '
+                                 'two ways to run inference: set one')
             skip_runner = CondRunner
             CondRunner.check_cap(cap)
+        elif control.captured and not self.training:
+            if self.random_policy is not None:
+                raise ValueError('the random policy cannot run captured '
+                                 '(Control.captured): its decisions are '
+                                 'drawn on the host')
+            if skip_runner is not None:
+                raise ValueError('Control.captured runs CapturedRunner; a '
+                                 'skip_runner cannot be given with it')
+            skip_runner = functools.partial(
+                CapturedRunner, pieces=self.captured_pieces())
         if self.training:
             if cap is not None:
                 raise ValueError('cap applies to inference only')
@@ -265,12 +293,28 @@ class AdaptiveSwinTransformer(SwinEncoder):
             runner = skip_runner(self.policy,
                                  self.policy.budget_terms(budget, key),
                                  index, cap)
-        outs = self.run_stages(x, runner)
+        if isinstance(runner, CapturedRunner):
+            with runner.pieces.limit(len(self.stages), x.shape[0]):
+                outs = self.run_stages(x, runner)
+        else:
+            outs = self.run_stages(x, runner)
         stats = self._executed_stats(runner, cost, tuple(x.shape[2:]))
+        if isinstance(runner, CapturedRunner):
+            vec = self._cost_vectors(cost, tuple(x.shape[2:]), 'cpu')
+            extra = (runner.padded() - runner.executed()[1]) @ \
+                vec['mlp_per_token']
+            stats.run_flops = stats.encoder_flops + extra.to(
+                stats.encoder_flops.device)
         stats.budget = None if isinstance(control.budget, torch.Tensor) \
             else float(control.budget)
         stats.budget_mode = control.budget_mode
         return outs, stats
+
+    def captured_pieces(self) -> CapturedPieces:
+        """``Control.captured``'s compiled functions (built once)."""
+        if self._pieces is None:
+            self._pieces = CapturedPieces(self.token_buckets)
+        return self._pieces
 
     def _cap(self, cap: Budget, x: torch.Tensor, cost: SwinCost):
         """``SkipRunner``'s ``(allowance, costs)`` for a cap: what the

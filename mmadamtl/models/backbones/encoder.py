@@ -67,6 +67,13 @@ class Control:
             keep, instead of on the host (``SkipRunner``). The same
             decisions and outputs. Training (which blends, skipping
             nothing) and the other encoders ignore it.
+        captured: AdaMTL inference in shapes from a fixed set
+            (``CapturedRunner``): ``SkipRunner``'s decisions, each
+            executed block's MLP tokens padded up to one of the encoder's
+            ``token_buckets``, blocks and token selectors run as compiled
+            functions built once per shape (``torch.compile``). The same
+            outputs; ``AdaptiveStats.run_flops`` counts the padding.
+            Training and the other encoders ignore it.
     """
     budget: Budget = None
     budget_mode: str = 'target'
@@ -75,6 +82,7 @@ class Control:
     subnet: Optional[tuple] = None
     decoders: Optional[Dict[str, float]] = field(default=None, hash=False)
     graph: bool = False
+    captured: bool = False
 
     def __post_init__(self) -> None:
         if self.budget_mode not in BUDGET_MODES:

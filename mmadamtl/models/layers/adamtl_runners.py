@@ -11,6 +11,7 @@
   ``torch.export`` and the ONNX exporter (``If`` nodes) keep the
   skipping.
 """
+import math
 from typing import List, Sequence, Tuple
 
 import torch
@@ -258,8 +259,7 @@ class SkipRunner(PolicyRunner):
         sub = x if whole else x.index_select(0, idx)
         sub_budget = self.budget if whole else \
             self.budget.index_select(0, idx)
-        selected = self.policy.token_decisions(stage, index, sub,
-                                               sub_budget, self.index)
+        selected = self._token_decisions(stage, index, sub, sub_budget)
         if selected is None:
             sub_counts = [length] * len(images)
         else:
@@ -282,17 +282,28 @@ class SkipRunner(PolicyRunner):
                 selected = selected.index_select(0, pos)
         for i, c in zip(images, sub_counts):
             keep[i], counts[i] = 1, c
-        y = attention_residual(block, sub, hw_shape)
-        if selected is None:
-            y = y + mlp_delta(block, y)
-            selected = y.new_ones(y.shape[:2])
-        else:
-            y = mlp_on_rows(block, y, selected, sum(sub_counts))
+        y, selected = self._run_rows(stage, block, sub, hw_shape, selected,
+                                     sum(sub_counts))
         if whole:
             self._map.add_(selected)
             return y
         self._map.index_add_(0, idx, selected.float())
         return scatter_images(x, idx, y)
+
+    def _token_decisions(self, stage, index, x, budget):
+        """The policy's MLP token decisions for the images ``x`` of the
+        block (None: no token selection)."""
+        return self.policy.token_decisions(stage, index, x, budget,
+                                           self.index)
+
+    def _run_rows(self, stage, block, x, hw_shape, selected, count):
+        """The block on the images ``x`` that run it, its MLP on the
+        ``count`` rows ``selected`` (None: every row); returns the output
+        and the token decisions (ones without selection)."""
+        y = attention_residual(block, x, hw_shape)
+        if selected is None:
+            return y + mlp_delta(block, y), y.new_ones(y.shape[:2])
+        return mlp_on_rows(block, y, selected, count), selected
 
     def end_stage(self, stage, x, hw_shape) -> None:
         depth = len(self._images)
@@ -456,3 +467,162 @@ class CondRunner(PolicyRunner):
     def executed(self) -> Tuple[torch.Tensor, torch.Tensor, list]:
         return (torch.stack(self.keeps, 1), torch.stack(self.tokens, 1),
                 self.token_maps)
+
+
+def bucket_size(count: int, total: int, buckets: Sequence[float]) -> int:
+    """The rows a captured block runs its MLP on for ``count`` selected
+    of ``total``: the smallest ``ceil(f * total)`` over the fractions
+    ``buckets`` (ascending, the last 1) that holds ``count``."""
+    for f in buckets:
+        size = math.ceil(f * total)
+        if size >= count:
+            return size
+    return total
+
+
+def check_buckets(buckets: Sequence[float]) -> Tuple[float, ...]:
+    """``buckets`` ascending, each in (0, 1], the last 1: refused
+    otherwise, naming the value."""
+    out = tuple(sorted(float(f) for f in buckets))
+    if not out or any(not 0 < f <= 1 for f in out) or out[-1] != 1:
+        raise ValueError(f'token buckets must be fractions in (0, 1] '
+                         f'ending with 1, got {tuple(buckets)!r}')
+    return out
+
+
+def _captured_block(block: nn.Module, x: torch.Tensor, hw_shape: HWShape,
+                    mask, selected: torch.Tensor, size: int
+                    ) -> torch.Tensor:
+    """One block on the images ``x`` (n, L, C), its MLP on ``size`` rows:
+    the selected ones (``selected`` (n, L), 0/1) and, up to ``size``,
+    padding rows (row 0) whose MLP output is masked out of the scatter.
+    Every shape depends on ``size`` and the inputs' shapes alone (what
+    :class:`CapturedRunner` compiles once per shape)."""
+    y = attention_residual(block, x, hw_shape, mask)
+    flat = y.reshape(-1, y.shape[-1])
+    sel = selected.reshape(-1)
+    if size == flat.shape[0]:
+        delta = mlp_delta(block, flat).to(flat.dtype)
+        return (flat + delta * sel.unsqueeze(1).to(flat.dtype)).view_as(y)
+    rows = torch.nonzero_static(sel, size=size, fill_value=-1).squeeze(1)
+    valid = (rows >= 0).unsqueeze(1).to(flat.dtype)
+    rows = rows.clamp_min(0)
+    delta = mlp_delta(block, flat.index_select(0, rows)).to(flat.dtype)
+    return flat.index_add(0, rows, delta * valid).view_as(y)
+
+
+def _captured_tokens(policy: nn.Module, stage: int, index: int,
+                     x: torch.Tensor, budget: torch.Tensor,
+                     tasks: List[int]) -> torch.Tensor:
+    """The token selector of a block, 0/1 in ``x``'s dtype (compiled once
+    per stage shape)."""
+    return (policy.token_decisions(stage, index, x, budget, tasks) >
+            0).to(x.dtype)
+
+
+class CapturedPieces:
+    """The compiled functions of the captured mode, built once per encoder
+    and reused by every forward: a block (attention and MLP on a bucket
+    of rows) and a token selector, compiled (``torch.compile``, static
+    shapes) for each shape they meet. Per stage and shift (an unshifted
+    and a shifted block) there is one block graph per bucket, and one
+    token-selector graph, per number of images that keep a block (1 at
+    batch 1): :meth:`bound` graphs at most.
+
+    Args:
+        buckets: The token buckets, fractions of a block's tokens
+            (:func:`check_buckets`).
+        compiler: ``fn -> compiled fn`` (default ``torch.compile`` with
+            static shapes); tests pass a counting one.
+    """
+
+    def __init__(self, buckets: Sequence[float] = (0.25, 0.5, 0.75, 1.),
+                 compiler=None) -> None:
+        self.buckets = check_buckets(buckets)
+        compiler = compiler or (lambda fn: torch.compile(fn, dynamic=False))
+        self.block = compiler(_captured_block)
+        self.tokens = compiler(_captured_tokens)
+
+    def bound(self, stages: int, batch: int) -> int:
+        """The most graphs the pieces compile for an encoder of ``stages``
+        stages at batch size ``batch`` (blocks of a stage share theirs:
+        their parameters are the graphs' inputs)."""
+        return stages * batch * (2 * len(self.buckets) + 1)
+
+    def limit(self, stages: int, batch: int):
+        """A context raising ``torch._dynamo``'s recompilation limit to
+        :meth:`bound` and failing beyond it (instead of falling back to
+        eager code silently)."""
+        return torch._dynamo.config.patch(
+            recompile_limit=self.bound(stages, batch),
+            fail_on_recompile_limit_hit=True)
+
+
+class CapturedRunner(SkipRunner):
+    """Inference in shapes from a fixed set (``Control.captured``): the
+    decisions and host reads of :class:`SkipRunner` (the stage's block
+    plan once per stage, an executed block's token counts once), but
+    each executed block runs its MLP on a *bucket* of rows, its selected
+    tokens padded up to the smallest of ``pieces.buckets`` x its tokens
+    that holds them (padding rows masked out of the scatter), and block
+    and token selector run as compiled functions built once per shape
+    (:class:`CapturedPieces`). Outputs equal ``SkipRunner``'s; the
+    executed figures are the policy's (nominal), and :meth:`padded`
+    gives the MLP rows really run, padding included.
+
+    Args:
+        pieces: The encoder's :class:`CapturedPieces`.
+        Others: :class:`SkipRunner`'s.
+    """
+
+    def __init__(self, policy, budget, index, cap=None, *,
+                 pieces: CapturedPieces) -> None:
+        super().__init__(policy, budget, index, cap)
+        self.pieces = pieces
+        self._budget = getattr(budget, 'budget', budget)
+        self.padded_counts: List[List[float]] = []
+
+    def start_stage(self, stage, x, hw_shape) -> None:
+        super().start_stage(stage, x, hw_shape)
+        self._masks = {}
+
+    def run_block(self, stage, index, block, x, hw_shape):
+        self._padded = [0.] * x.shape[0]
+        self.padded_counts.append(self._padded)
+        y = super().run_block(stage, index, block, x, hw_shape)
+        keep = self.keep_rows[-1]
+        ran = sum(keep)
+        if ran:
+            # The padding of the bucket, shared by the images that ran.
+            extra = (self._size - sum(self.token_counts[-1])) / ran
+            for i, k in enumerate(keep):
+                if k:
+                    self._padded[i] = self.token_counts[-1][i] + extra
+        return y
+
+    def _token_decisions(self, stage, index, x, budget):
+        if not self.policy.token_select:
+            return None
+        budget = getattr(budget, 'budget', budget)
+        return self.pieces.tokens(self.policy, stage, index, x, budget,
+                                  self.index)
+
+    def _run_rows(self, stage, block, x, hw_shape, selected, count):
+        attn = block.attn
+        if attn.shift_size not in self._masks:
+            self._masks[attn.shift_size] = shift_mask(attn, hw_shape,
+                                                      x.device)
+        if selected is None:
+            selected = x.new_ones(x.shape[:2])
+        total = selected.numel()
+        self._size = bucket_size(count, total, self.pieces.buckets)
+        y = self.pieces.block(block, x, hw_shape,
+                              self._masks[attn.shift_size], selected,
+                              self._size)
+        return y, selected
+
+    def padded(self) -> torch.Tensor:
+        """(B, blocks) MLP rows each image's blocks really ran, the
+        bucket's padding shared by the images that ran the block (zero
+        where skipped), float32 on the host."""
+        return torch.tensor(self.padded_counts, dtype=torch.float32).t()

@@ -114,6 +114,10 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
             every block skipped: savings that never happened); False
             passes such a batch through.
 
+            ``captured`` (default False): an adaptive backbone runs
+            inference in shapes from a fixed set, its blocks compiled
+            once per shape (``Control.captured``, ``CapturedRunner``).
+
             ``random_policy=dict(share=..., seed=0)`` replaces the policy's
             inference decisions by uniform random ones executing ``share``
             of the block compute on average (the control of
@@ -145,6 +149,7 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         self.set_active_tasks(self.test_cfg.get('tasks'))
         self.set_budget(self.test_cfg.get('budget'))
         self.set_budget_mode(self.test_cfg.get('budget_mode', 'target'))
+        self.captured = bool(self.test_cfg.get('captured', False))
         if self.test_cfg.get('random_policy'):
             if not self.adaptive:
                 raise ValueError('test_cfg.random_policy needs an adaptive '
@@ -203,7 +208,8 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         ``img_hw``: what ``predict`` hands the encoder, for tools that run
         it alone (``encoder.encode(x, model.control())``)."""
         return Control(budget=self.budget, budget_mode=self.budget_mode,
-                       tasks=tuple(self.active_tasks))
+                       tasks=tuple(self.active_tasks),
+                       captured=self.captured)
 
     def set_active_tasks(self, tasks: Optional[Sequence[str]]) -> None:
         """Restrict inference to ``tasks`` (None: every task); heads of the
@@ -213,7 +219,8 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
 
     @contextlib.contextmanager
     def runtime(self, budget=_UNCHANGED, tasks=_UNCHANGED,
-                budget_mode=_UNCHANGED) -> Iterator['MultiTaskEncoderDecoder']:
+                budget_mode=_UNCHANGED, captured=_UNCHANGED
+                ) -> Iterator['MultiTaskEncoderDecoder']:
         """Run inference at ``budget`` and/or on ``tasks`` inside the
         ``with`` block, and restore the previous settings after it::
 
@@ -227,8 +234,11 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
                 given.
             budget_mode: As :meth:`set_budget_mode`; left as it is when
                 not given.
+            captured: As ``test_cfg.captured``; left as it is when not
+                given.
         """
-        saved = self.budget, self.active_tasks, self.budget_mode
+        saved = (self.budget, self.active_tasks, self.budget_mode,
+                 self.captured)
         try:
             if budget is not _UNCHANGED:
                 self.set_budget(budget)
@@ -236,9 +246,12 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
                 self.set_active_tasks(tasks)
             if budget_mode is not _UNCHANGED:
                 self.set_budget_mode(budget_mode)
+            if captured is not _UNCHANGED:
+                self.captured = bool(captured)
             yield self
         finally:
-            self.budget, self.active_tasks, self.budget_mode = saved
+            (self.budget, self.active_tasks, self.budget_mode,
+             self.captured) = saved
 
     def set_train_budgets(self, budgets: Optional[torch.Tensor]) -> None:
         """Per-image budgets (B,) for the next training iterations; None
