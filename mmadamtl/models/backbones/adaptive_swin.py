@@ -249,29 +249,8 @@ class AdaptiveSwinTransformer(SwinEncoder):
         key = None if isinstance(given, torch.Tensor) or tracing() else (
             float(given), x.shape[0], x.device, x.dtype)
         index = self.policy.task_index(control.tasks)
-        if control.graph and not self.training:
-            if self.random_policy is not None:
-                raise ValueError('the random policy cannot run as a graph '
-                                 '(Control.graph): its decisions are drawn '
-                                 'on the host')
-            if skip_runner is not None:
-                raise ValueError('Control.graph runs CondRunner; a '
-                                 'skip_runner cannot be given with it')
-            if control.captured:
-                raise ValueError('Control.graph and Control.captured are '
-                                 'two ways to run inference: set one')
-            skip_runner = CondRunner
-            CondRunner.check_cap(cap)
-        elif control.captured and not self.training:
-            if self.random_policy is not None:
-                raise ValueError('the random policy cannot run captured '
-                                 '(Control.captured): its decisions are '
-                                 'drawn on the host')
-            if skip_runner is not None:
-                raise ValueError('Control.captured runs CapturedRunner; a '
-                                 'skip_runner cannot be given with it')
-            skip_runner = functools.partial(
-                CapturedRunner, pieces=self.captured_pieces())
+        if not self.training and (control.graph or control.captured):
+            skip_runner = self._one_graph_runner(control, skip_runner, cap)
         if self.training:
             if cap is not None:
                 raise ValueError('cap applies to inference only')
@@ -309,6 +288,28 @@ class AdaptiveSwinTransformer(SwinEncoder):
             else float(control.budget)
         stats.budget_mode = control.budget_mode
         return outs, stats
+
+    def _one_graph_runner(self, control: Control, skip_runner, cap):
+        """The runner of ``Control.graph`` (``CondRunner``) or
+        ``Control.captured`` (``CapturedRunner``), refusing what it cannot
+        run, naming why."""
+        if control.graph and control.captured:
+            raise ValueError('Control.graph and Control.captured are two '
+                             'ways to run inference: set one')
+        field, how, runner = ('graph', 'as a graph', CondRunner) \
+            if control.graph else ('captured', 'captured', CapturedRunner)
+        if self.random_policy is not None:
+            raise ValueError(f'the random policy cannot run {how} '
+                             f'(Control.{field}): its decisions are drawn '
+                             'on the host')
+        if skip_runner is not None:
+            raise ValueError(f'Control.{field} runs {runner.__name__}; a '
+                             'skip_runner cannot be given with it')
+        if control.graph:
+            CondRunner.check_cap(cap)
+            return CondRunner
+        return functools.partial(CapturedRunner,
+                                 pieces=self.captured_pieces())
 
     def captured_pieces(self) -> CapturedPieces:
         """``Control.captured``'s compiled functions (built once)."""
