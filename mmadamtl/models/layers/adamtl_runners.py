@@ -579,7 +579,6 @@ class CapturedRunner(SkipRunner):
                  pieces: CapturedPieces) -> None:
         super().__init__(policy, budget, index, cap)
         self.pieces = pieces
-        self._budget = getattr(budget, 'budget', budget)
         self.padded_counts: List[List[float]] = []
 
     def start_stage(self, stage, x, hw_shape) -> None:
