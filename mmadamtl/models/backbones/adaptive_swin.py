@@ -1,5 +1,6 @@
 """AdaMTL's Swin: the package's Swin encoder, its blocks and MLP tokens
 run by the decisions of a policy."""
+import contextlib
 import functools
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -272,16 +273,14 @@ class AdaptiveSwinTransformer(SwinEncoder):
             runner = skip_runner(self.policy,
                                  self.policy.budget_terms(budget, key),
                                  index, cap)
-        if isinstance(runner, CapturedRunner):
-            with runner.pieces.limit(len(self.stages), x.shape[0]):
-                outs = self.run_stages(x, runner)
-        else:
+        captured = isinstance(runner, CapturedRunner)
+        with runner.pieces.limit(len(self.stages), x.shape[0]) \
+                if captured else contextlib.nullcontext():
             outs = self.run_stages(x, runner)
         stats = self._executed_stats(runner, cost, tuple(x.shape[2:]))
-        if isinstance(runner, CapturedRunner):
+        if captured:
             vec = self._cost_vectors(cost, tuple(x.shape[2:]), 'cpu')
-            extra = (runner.padded() - runner.executed()[1]) @ \
-                vec['mlp_per_token']
+            extra = runner.padding() @ vec['mlp_per_token']
             stats.run_flops = stats.encoder_flops + extra.to(
                 stats.encoder_flops.device)
         stats.budget = None if isinstance(control.budget, torch.Tensor) \

@@ -567,8 +567,8 @@ class CapturedRunner(SkipRunner):
     that holds them (padding rows masked out of the scatter), and block
     and token selector run as compiled functions built once per shape
     (:class:`CapturedPieces`). Outputs equal ``SkipRunner``'s; the
-    executed figures are the policy's (nominal), and :meth:`padded`
-    gives the MLP rows really run, padding included.
+    executed figures are the policy's (nominal), and :meth:`padding`
+    the rows run beyond them (the bucket padding).
 
     Args:
         pieces: The encoder's :class:`CapturedPieces`.
@@ -620,8 +620,9 @@ class CapturedRunner(SkipRunner):
                               self._size)
         return y, selected
 
-    def padded(self) -> torch.Tensor:
-        """(B, blocks) MLP rows each image's blocks really ran, the
-        bucket's padding shared by the images that ran the block (zero
-        where skipped), float32 on the host."""
-        return torch.tensor(self.padded_counts, dtype=torch.float32).t()
+    def padding(self) -> torch.Tensor:
+        """(B, blocks) padding rows each image's blocks ran beyond its
+        selected tokens, the bucket's padding shared by the images that
+        ran the block (zero where skipped), float32 on the host."""
+        return (torch.tensor(self.padded_counts, dtype=torch.float32) -
+                torch.tensor(self.token_counts, dtype=torch.float32)).t()
