@@ -3,6 +3,7 @@ counterpart, timed alternately in one process: the measurements of
 ``tools/benchmark.py`` (see its doc for what each row is)."""
 import contextlib
 import copy
+import time
 from typing import Optional
 
 import numpy as np
@@ -33,7 +34,11 @@ def executed(model, batches: list) -> dict:
                 encoder_gflops=mean['encoder_gflops'],
                 policy_gflops=mean.get('policy_gflops', 0.),
                 block_keep=float(np.mean(mean.get('block_keep', 1.))),
-                token_keep=float(np.mean(mean.get('token_keep', 1.))))
+                token_keep=float(np.mean(mean.get('token_keep', 1.))),
+                # Captured mode: what really ran, the bucket padding in.
+                run_gflops=mean['gflops'] + mean.get(
+                    'run_encoder_gflops', mean['encoder_gflops']) -
+                mean['encoder_gflops'])
 
 
 def predictor(model, batches: list, device: str, amp: bool = False):
@@ -87,6 +92,47 @@ def time_inference(static, adaptive, batches: list, rounds: int,
                                    'mmseg')['ratio'] - 1
     return (paired_summary(t_model, images, 'adaptive', 'static'),
             paired_summary(t_enc, images, 'adaptive', 'static'), path)
+
+
+def compare_inference(static, adaptive, batches: list, rounds: int,
+                      warmup: int, device: str, amp: bool,
+                      targets: dict) -> dict:
+    """:func:`time_inference` with the executed GFLOPs of both models:
+    the model and encoder rows (latency ratio over GFLOPs ratio, per
+    round too), the static path's overhead and the policy's share of the
+    GFLOPs, each against its ``targets`` (``latency_over_flops``,
+    ``static_path_overhead``, ``policy_share``)."""
+    flops = dict(static=executed(static, batches),
+                 adaptive=executed(adaptive, batches))
+    lat_model, lat_enc, lat_path = time_inference(
+        static, adaptive, batches, rounds, warmup, device, amp)
+
+    def compare(lat, key):
+        ratio = lat['ratio']
+        flops_ratio = flops['adaptive'][key] / flops['static'][key]
+        return dict(static_ms=lat['static'], adaptive_ms=lat['adaptive'],
+                    latency_ratio=ratio, flops_ratio=flops_ratio,
+                    latency_over_flops=ratio / flops_ratio,
+                    latency_ratio_spread=lat['spread'],
+                    latency_over_flops_spread={
+                        k: v / flops_ratio
+                        for k, v in lat['spread'].items()},
+                    target_met=ratio / flops_ratio <=
+                    targets['latency_over_flops'])
+
+    overhead = lat_path['ratio'] - 1
+    share = flops['adaptive']['policy_gflops'] / flops['adaptive']['gflops']
+    return dict(
+        executed=flops, model=compare(lat_model, 'gflops'),
+        encoder=compare(lat_enc, 'encoder_gflops'),
+        static_path=dict(
+            mmseg_ms=lat_path['mmseg'], ours_ms=lat_path['ours'],
+            overhead=overhead,
+            overhead_spread={k: v - 1 for k, v in lat_path['spread'].items()},
+            noise=lat_path['noise'],
+            target_met=overhead <= targets['static_path_overhead']),
+        policy=dict(gflops=flops['adaptive']['policy_gflops'], share=share,
+                    target_met=share <= targets['policy_share']))
 
 
 def time_training(static, adaptive, batches: list, repeats: int,
@@ -161,3 +207,55 @@ def time_mtlora(unmerged, merged, static, batches: list, rounds: int,
         gflops={n: executed(m, batches)['gflops']
                 for n, m in models.items()},
         latency_ms=lat, latency_ratio=ratio)
+
+
+def time_captured(static, adaptive, batches: list, rounds: int,
+                  warmup: int, device: str, amp: bool = False) -> dict:
+    """The adaptive model's captured mode against the static model as a
+    user deploys it: ``encode_decode`` (raw maps of the active tasks) of
+    the static model eager and compiled whole (``torch.compile``), and of
+    the adaptive model eager and captured (``runtime(captured=True)``),
+    timed alternately; per-round ratios against the compiled static
+    model; the seconds each compiled model's first call took (its
+    compilation) and the largest difference of captured against eager
+    adaptive outputs."""
+    compiled = torch.compile(static.encode_decode, dynamic=False)
+
+    def run(fn, captured=None):
+        def step(i):
+            b = batches[i]
+            with torch.no_grad(), autocast(device, amp), (
+                    adaptive.runtime(captured=captured) if captured
+                    is not None else contextlib.nullcontext()):
+                return fn(b['inputs'], None)
+        return step
+
+    fns = dict(static_eager=run(static.encode_decode),
+               static_compiled=run(compiled),
+               adaptive_eager=run(adaptive.encode_decode, False),
+               adaptive_captured=run(adaptive.encode_decode, True))
+    compile_s, diff = {}, 0.
+    for name in ('static_compiled', 'adaptive_captured'):
+        start = time.perf_counter()
+        fns[name](0)
+        compile_s[name] = time.perf_counter() - start
+    for i in range(len(batches)):
+        eager, captured = fns['adaptive_eager'](i), fns[
+            'adaptive_captured'](i)
+        diff = max([diff] + [float((eager[t].float() - captured[t].float())
+                                   .abs().max()) for t in eager])
+    times = alternate_timings(fns, repeats=rounds, warmup=warmup,
+                              steps=len(batches), device=device,
+                              desc='captured latency')
+    images = len(batches) * batches[0]['inputs'].shape[0]
+    ratios = {n: paired_summary(times, images, n, 'static_compiled')
+              for n in fns if n != 'static_compiled'}
+    with adaptive.runtime(captured=True):
+        flops = executed(adaptive, batches)
+    return dict(
+        latency_ms={n: 1e3 * float(np.median(t)) / images
+                    for n, t in times.items()},
+        latency_ratio={n: r['ratio'] for n, r in ratios.items()},
+        latency_ratio_spread={n: r['spread'] for n, r in ratios.items()},
+        compile_s=compile_s, max_abs_diff=diff,
+        executed=dict(static=executed(static, batches), adaptive=flops))

@@ -23,7 +23,8 @@ Record = Dict[str, Union[float, List[float]]]
 def image_complexity(sample) -> Record:
     """What one image executed: ``gflops``, ``encoder_gflops`` and, when a
     policy ran, ``policy_gflops``, ``block_fraction``, ``encoder_share``
-    and the per-stage ``block_keep`` and ``token_keep``. Empty if the
+    and the per-stage ``block_keep`` and ``token_keep`` (captured mode:
+    ``run_encoder_gflops`` too, the bucket padding counted). Empty if the
     prediction carries none.
 
     Args:
@@ -40,6 +41,10 @@ def image_complexity(sample) -> Record:
             encoder_share=float(policy['encoder_share']),
             block_keep=list(policy['block_keep']),
             token_keep=list(policy['token_keep']))
+        if 'run_encoder_gflops' in policy:
+            # Captured mode: what the encoder really ran, padding in.
+            record['run_encoder_gflops'] = float(
+                policy['run_encoder_gflops'])
     return record
 
 

@@ -215,6 +215,37 @@ def test_benchmark_amp_on_cpu(capsys):
     assert r['train_iter']['adaptive_ms'] > 0
 
 
+def test_benchmark_captured_json(capsys, tiny_synthetic, checkpoint,
+                                 monkeypatch):
+    # dynamo with the aot_eager backend instead of inductor (compiling is
+    # torch's; what is checked is the tool's wiring and figures).
+    import functools
+    monkeypatch.setattr(torch, 'compile', functools.partial(
+        torch.compile, backend='aot_eager'))
+    r = _json(capsys, 'benchmark', [
+        TINY_ADAPTIVE, '--checkpoint', checkpoint, '--budget', '0.5',
+        '--num-images', '2', '--rounds', '3', '--warmup', '0',
+        '--data-root', tiny_synthetic, '--captured', '--json'])
+    c = r['captured']
+    names = {'static_eager', 'static_compiled', 'adaptive_eager',
+             'adaptive_captured'}
+    assert set(c) == {'latency_ms', 'latency_ratio', 'latency_ratio_spread',
+                      'compile_s', 'max_abs_diff', 'executed'}
+    assert set(c['latency_ms']) == names
+    assert set(c['latency_ratio']) == names - {'static_compiled'}
+    for n, sp in c['latency_ratio_spread'].items():
+        assert sp['min'] <= sp['median'] == c['latency_ratio'][n] <= \
+            sp['max']
+    assert set(c['compile_s']) == {'static_compiled', 'adaptive_captured'}
+    # Captured outputs are the eager adaptive model's.
+    assert c['max_abs_diff'] <= 1e-4
+    fs, fa = c['executed']['static'], c['executed']['adaptive']
+    assert fs['run_gflops'] == fs['gflops']
+    assert fa['gflops'] <= fa['run_gflops'] < fs['gflops']
+    table = _tool('benchmark').render(r)
+    assert 'adaptive captured' in table and 'run with the bucket' in table
+
+
 def test_benchmark_errors():
     tool = _tool('benchmark')
     with pytest.raises(ValueError, match='has no adaptive backbone'):

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from mmadamtl.utils.host_sync import tracing
+from ..utils.compile import compiled_copy, strict_recompiles
 from .block_runner import (BlockRunner, HWShape, attention_residual,
                            mlp_delta)
 from .swin_windows import shift_mask
@@ -539,9 +540,9 @@ class CapturedPieces:
     def __init__(self, buckets: Sequence[float] = (0.25, 0.5, 0.75, 1.),
                  compiler=None) -> None:
         self.buckets = check_buckets(buckets)
-        compiler = compiler or (lambda fn: torch.compile(fn, dynamic=False))
-        self.block = compiler(_captured_block)
-        self.tokens = compiler(_captured_tokens)
+        # Copies of their own: the bound holds per encoder.
+        self.block = compiled_copy(_captured_block, compiler)
+        self.tokens = compiled_copy(_captured_tokens, compiler)
 
     def bound(self, stages: int, batch: int) -> int:
         """The most graphs the pieces compile for an encoder of ``stages``
@@ -553,9 +554,7 @@ class CapturedPieces:
         """A context raising ``torch._dynamo``'s recompilation limit to
         :meth:`bound` and failing beyond it (instead of falling back to
         eager code silently)."""
-        return torch._dynamo.config.patch(
-            recompile_limit=self.bound(stages, batch),
-            fail_on_recompile_limit_hit=True)
+        return strict_recompiles(self.bound(stages, batch))
 
 
 class CapturedRunner(SkipRunner):

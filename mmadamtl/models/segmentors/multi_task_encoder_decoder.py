@@ -19,11 +19,21 @@ from ..backbones.encoder import (BUDGET_MODES, Control, EncoderStats,
 from ..backbones.swin_checkpoint import check_pretrained_backbone
 from ..heads.multi_task_head import AtWidth, task_features
 from ..utils.budget import check_budget
+from ..utils.compile import compiled_copy, strict_recompiles
 from ..utils.complexity import ComplexityCounter
 from ..utils.freeze import freeze_parameters
 
 # runtime()'s "leave as it is".
 _UNCHANGED = object()
+
+
+def _heads(decode_head, feats, tasks, decoders, size, align_corners
+           ) -> Dict[str, torch.Tensor]:
+    """Raw outputs of ``tasks``' decoders, resized to ``size``."""
+    outs = decode_head(feats, tasks, decoders)
+    return {task: resize(out, size=size, mode='bilinear',
+                         align_corners=align_corners)
+            for task, out in outs.items()}
 
 
 def training_complexity(stats) -> Dict[str, torch.Tensor]:
@@ -116,7 +126,9 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
 
             ``captured`` (default False): an adaptive backbone runs
             inference in shapes from a fixed set, its blocks compiled
-            once per shape (``Control.captured``, ``CapturedRunner``).
+            once per shape (``Control.captured``, ``CapturedRunner``),
+            and the heads run compiled (``torch.compile``, once per input
+            shape and task set).
 
             ``random_policy=dict(share=..., seed=0)`` replaces the policy's
             inference decisions by uniform random ones executing ``share``
@@ -150,6 +162,7 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         self.set_budget(self.test_cfg.get('budget'))
         self.set_budget_mode(self.test_cfg.get('budget_mode', 'target'))
         self.captured = bool(self.test_cfg.get('captured', False))
+        self._compiled_heads = None
         if self.test_cfg.get('random_policy'):
             if not self.adaptive:
                 raise ValueError('test_cfg.random_policy needs an adaptive '
@@ -300,13 +313,17 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         control = self.control(inputs.shape[2:]) if control is None \
             else control
         feats, stats = self.encode(inputs, control)
-        outs = self.decode_head(feats, control.tasks, control.decoders)
-        outs = {
-            task: resize(out, size=inputs.shape[2:], mode='bilinear',
-                         align_corners=self.align_corners)
-            for task, out in outs.items()
-        }
-        return outs, feats, stats
+        args = (self.decode_head, feats, control.tasks, control.decoders,
+                tuple(inputs.shape[2:]), self.align_corners)
+        if not control.captured:
+            return _heads(*args), feats, stats
+        if self._compiled_heads is None:
+            # Compiled at the first captured forward, once per input
+            # shape, task set and widths (the decoders' parameters are
+            # its inputs); past dynamo's limit it raises.
+            self._compiled_heads = compiled_copy(_heads)
+        with strict_recompiles():
+            return self._compiled_heads(*args), feats, stats
 
     def encode_decode(self, inputs: torch.Tensor,
                       batch_img_metas: List[dict]) -> Dict[str, torch.Tensor]:

@@ -1,0 +1,100 @@
+"""The segmentor's captured mode (``test_cfg.captured``,
+``runtime(captured=True)``): the encoder's captured runner and the heads
+compiled; outputs equal eager inference, and the GFLOPs it reports count
+the bucket padding (checked against the decisions and the MLPs' weights).
+The compiler is dynamo with the ``aot_eager`` backend here (fast);
+tests/test_models/test_backbones/test_captured_runner.py runs inductor."""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from mmseg.registry import MODELS
+
+import mmadamtl.models.segmentors.multi_task_encoder_decoder as segmentor
+from mmadamtl.models.layers.adamtl_runners import CapturedPieces
+from mmadamtl.models.utils import compiled_copy
+from tests.conftest import ROOT
+from tests.test_models.test_backbones.test_adaptive_swin import \
+    _shuffle_policy
+from tests.test_models.test_segmentors.test_multi_task_encoder_decoder \
+    import _sample
+
+
+def _compile(fn):
+    return torch.compile(fn, backend='aot_eager', dynamic=False)
+
+
+@pytest.fixture
+def model():
+    cfg = Config.fromfile(
+        f'{ROOT}/tests/configs/tiny_adamtl_swin_synthetic.py').model
+    cfg.test_cfg = dict(budget=0.4, budget_mode='input')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    _shuffle_policy(model.backbone, scale=3.0)
+    model.backbone._pieces = CapturedPieces(model.backbone.token_buckets,
+                                            compiler=_compile)
+    model._compiled_heads = compiled_copy(segmentor._heads, _compile)
+    return model.eval()
+
+
+def _padding_flops(model, stats, hw) -> float:
+    """Multiply-adds of the padding rows of image 0: per executed block,
+    the smallest bucket holding its selected tokens less those tokens,
+    times the multiply-adds per token of norm2 and the MLP (from the
+    layers' shapes)."""
+    total, k = 0., 0
+    for s, stage in enumerate(model.backbone.stages):
+        tokens = (hw[0] // 4 >> s) * (hw[1] // 4 >> s)
+        for block in stage.blocks:
+            if stats.blocks[0, k] > 0:
+                count = round(float(stats.token_shares[0, k]) * tokens)
+                size = min(math.ceil(f * tokens)
+                           for f in model.backbone.token_buckets
+                           if math.ceil(f * tokens) >= count)
+                # norm2 (mmengine's LayerNorm: 5 per element) and the
+                # linear layers.
+                per_token = 5 * block.norm2.normalized_shape[0] + sum(
+                    m.weight.numel() for m in block.ffn.modules()
+                    if isinstance(m, nn.Linear))
+                total += (size - count) * per_token
+            k += 1
+    return total
+
+
+def test_captured_equals_eager_and_counts_the_padding(model):
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        ref, _, ref_stats = model._decode(x)
+        with model.runtime(captured=True) as m:
+            assert m.control().captured
+            got, _, stats = model._decode(x)
+            meta = model.predict(x, [_sample(64, 64)])[0].metainfo
+    assert model.captured is False  # runtime() restored it
+    assert set(got) == set(ref) == set(model.tasks)
+    for task in ref:
+        torch.testing.assert_close(got[task], ref[task], atol=1e-4,
+                                   rtol=1e-4)
+    # The same decisions; something was skipped and something padded.
+    assert torch.equal(stats.blocks, ref_stats.blocks)
+    assert 0 < stats.block_fraction[0] < 1
+    padding = _padding_flops(model, stats, (64, 64))
+    assert padding > 0
+    assert float(stats.run_flops[0] - stats.encoder_flops[0]) == \
+        pytest.approx(padding, rel=1e-5)
+    # predict reports both: the nominal figure and what ran.
+    assert meta['policy']['run_encoder_gflops'] == pytest.approx(
+        meta['encoder_gflops'] + padding / 1e9, rel=1e-5)
+
+
+def test_captured_heads_refuse_beyond_the_recompile_limit(model):
+    # The heads compile once per input shape; past dynamo's limit they
+    # raise instead of running eager code silently.
+    with torch.no_grad(), model.runtime(captured=True), \
+            torch._dynamo.config.patch(recompile_limit=1):
+        model._decode(torch.rand(1, 3, 64, 64))
+        with pytest.raises(Exception, match='recompile'):
+            model._decode(torch.rand(1, 3, 96, 96))
