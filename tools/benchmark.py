@@ -3,28 +3,27 @@
     python tools/benchmark.py CONFIG [--checkpoint F] --budget B
         [--batch-size N] [--device cpu|cuda] [--amp] [--num-images N]
         [--rounds R] [--random-inputs] [--shape H W] [--calibrate]
-        [--skip-train] [--json]
+        [--captured] [--skip-train] [--json]
 
 CONFIG is an adaptive config, or an MTLoRA config (no ``--budget``: the
 model as trained, with its TA-LoRA merged, and the static model of the
-same base weights, timed alternately). The adaptive model's static
-counterpart is the same model with mmseg's ``SwinTransformer`` and the
-same weights. In one process, after warm-up, alternately (the
-measurements are ``mmadamtl.apis.benchmark``'s):
+same base weights). The adaptive model's static counterpart is the same
+model with mmseg's ``SwinTransformer`` and the same weights. In one
+process, after warm-up, alternately (``mmadamtl.apis.benchmark``), with
+ratios the median over rounds of each round's ratio, and their spread:
 
-1. model: ``predict`` of the static and of the adaptive model (at
-   ``--budget``) on the same preprocessed batches; median latency per
-   image, and the latency ratio next to the executed-GFLOPs ratio (all
-   tasks). Ratios are the median over rounds of each round's ratio,
-   with their spread (min / median / max over the rounds), so one
-   run's noise shows;
-2. encoder: the static and the adaptive backbone alone, ratio next to
-   the executed encoder-GFLOPs ratio;
-3. static path: ``AdaptiveSwinTransformer`` with the policy off (no
-   budget) against mmseg's ``SwinTransformer``, same weights, same input,
-   and mmseg's against a copy of itself (A/A: the machine's noise);
-4. one training iteration (``train_step``: forward, backward, AdamW
-   step) of the static and of the adaptive model at ``--budget``.
+1. model: ``predict`` of both (the adaptive one at ``--budget``), median
+   latency per image, the latency ratio next to the executed-GFLOPs one;
+2. encoder: both backbones alone, against the encoder-GFLOPs ratio;
+3. static path: ``AdaptiveSwinTransformer`` without a budget against
+   mmseg's ``SwinTransformer``, and mmseg's against a copy of itself
+   (A/A: the machine's noise);
+4. one training iteration (forward, backward, AdamW step) of both.
+
+``--captured`` times instead ``encode_decode`` of the static model eager
+and compiled whole (``torch.compile``) and of the adaptive model eager and
+captured (``test_cfg.captured``), against the compiled static model and
+its GFLOPs (the captured model's counting the bucket padding).
 
 Inputs: the first ``--num-images`` test images, or with
 ``--random-inputs`` noise images of ``--shape`` (default: the crop size).
@@ -47,8 +46,9 @@ from mmengine.config import DictAction  # noqa: E402
 
 from mmadamtl.apis import (init_model, measurement_batches,  # noqa: E402
                            merge_lora_model, static_variant)
-from mmadamtl.apis.benchmark import (executed, time_inference,  # noqa: E402
-                                     time_mtlora, time_training)
+from mmadamtl.apis.benchmark import (compare_inference,  # noqa: E402
+                                     time_captured, time_mtlora,
+                                     time_training)
 from mmadamtl.models.backbones import MTLoRASwinTransformer  # noqa: E402
 from mmadamtl.models.backbones.swin_checkpoint import \
     ADAPTER_KEY  # noqa: E402
@@ -60,6 +60,9 @@ LATENCY_OVER_FLOPS_MAX = 1.15
 STATIC_PATH_OVERHEAD_MAX = 0.03
 POLICY_SHARE_MAX = 0.02
 TRAIN_RATIO_MAX = 1.3
+TARGETS = dict(latency_over_flops=LATENCY_OVER_FLOPS_MAX,
+               static_path_overhead=STATIC_PATH_OVERHEAD_MAX,
+               policy_share=POLICY_SHARE_MAX)
 
 
 def parse_args(argv=None):
@@ -92,6 +95,9 @@ def parse_args(argv=None):
     parser.add_argument('--data-root', help='override the test data root')
     parser.add_argument('--calibrate', action='store_true',
                         help='calibrate an untrained policy to the budget')
+    parser.add_argument('--captured', action='store_true',
+                        help='time the static model eager and compiled, '
+                        'the adaptive one eager and captured, instead')
     parser.add_argument('--skip-train', action='store_true',
                         help='do not time training iterations')
     parser.add_argument('--train-repeats', type=int, default=3)
@@ -155,40 +161,13 @@ def measure(args):
               'weights); pass --calibrate to make it follow the budget',
               file=sys.stderr)
 
-    flops_static = executed(static, batches)
-    flops_adaptive = executed(adaptive, batches)
-    lat_model, lat_enc, lat_path = time_inference(
-        static, adaptive, batches, args.rounds, args.warmup, args.device,
-        args.amp)
-    result = dict(
-        about(args), budget=args.budget, inputs=inputs,
-        calibration=calibration,
-        executed=dict(static=flops_static, adaptive=flops_adaptive))
-
-    def compare(lat, flops_key):
-        ratio = lat['ratio']
-        flops_ratio = flops_adaptive[flops_key] / flops_static[flops_key]
-        per_round = {k: v / flops_ratio for k, v in lat['spread'].items()}
-        return dict(static_ms=lat['static'], adaptive_ms=lat['adaptive'],
-                    latency_ratio=ratio, flops_ratio=flops_ratio,
-                    latency_over_flops=ratio / flops_ratio,
-                    latency_ratio_spread=lat['spread'],
-                    latency_over_flops_spread=per_round,
-                    target_met=ratio / flops_ratio <= LATENCY_OVER_FLOPS_MAX)
-
-    result['model'] = compare(lat_model, 'gflops')
-    result['encoder'] = compare(lat_enc, 'encoder_gflops')
-    overhead = lat_path['ratio'] - 1
-    result['static_path'] = dict(
-        mmseg_ms=lat_path['mmseg'], ours_ms=lat_path['ours'],
-        overhead=overhead,
-        overhead_spread={k: v - 1 for k, v in lat_path['spread'].items()},
-        noise=lat_path['noise'],
-        target_met=overhead <= STATIC_PATH_OVERHEAD_MAX)
-    share = flops_adaptive['policy_gflops'] / flops_adaptive['gflops']
-    result['policy'] = dict(gflops=flops_adaptive['policy_gflops'],
-                            share=share,
-                            target_met=share <= POLICY_SHARE_MAX)
+    result = dict(about(args), budget=args.budget, inputs=inputs,
+                  calibration=calibration)
+    timing = (batches, args.rounds, args.warmup, args.device, args.amp)
+    if args.captured:
+        return dict(result, captured=time_captured(static, adaptive,
+                                                   *timing))
+    result.update(compare_inference(static, adaptive, *timing, TARGETS))
     if not args.skip_train:
         t = time_training(static, adaptive, batches, args.train_repeats,
                           args.device, args.amp, args.train_batch_size)
@@ -236,6 +215,49 @@ def render_mtlora(r) -> str:
     return '\n'.join(lines)
 
 
+def header(r, what='') -> list:
+    lines = [
+        f"{r['config']} (checkpoint: {r['checkpoint']}), budget "
+        f"{r['budget']:g}, batch {r['batch_size']}, {r['device']} "
+        f"({r['device_name']}, {r['threads']} threads), torch {r['torch']}"
+        f"{', AMP' if r['amp'] else ''}",
+        f"inputs: {r['inputs']}; {what}median of {r['rounds']} rounds, "
+        'per image']
+    if r['calibration']:
+        c = r['calibration']
+        lines.append(f"calibrated policy: block keep {c['block_keep']:.2f}"
+                     f", token keep {c['token_keep']:.2f}")
+    return lines
+
+
+def render_captured(r) -> str:
+    c = r['captured']
+    fs, fa = c['executed']['static'], c['executed']['adaptive']
+    nominal, run = (fa['gflops'] / fs['gflops'],
+                    fa['run_gflops'] / fs['gflops'])
+    lines = header(r, '`encode_decode`, ') + [
+        f"first call (compilation): "
+        f"static {c['compile_s']['static_compiled']:.0f} s, captured "
+        f"{c['compile_s']['adaptive_captured']:.0f} s; max |captured - "
+        f"eager| {c['max_abs_diff']:.1e}",
+        f"GFLOPs per image: static {fs['gflops']:.4f}, adaptive "
+        f"{fa['gflops']:.4f} nominal ({nominal:.3f}x), {fa['run_gflops']:.4f}"
+        f" run with the bucket padding ({run:.3f}x)", '',
+        '| model | ms / image | latency / compiled static (min / median '
+        f'/ max) | latency / run-GFLOPs ratio (target <= '
+        f'{LATENCY_OVER_FLOPS_MAX}) |', '| --- | --- | --- | --- |']
+    for n, g in (('static_eager', 1.), ('static_compiled', 1.),
+                 ('adaptive_eager', nominal), ('adaptive_captured', run)):
+        sp = c['latency_ratio_spread'].get(n, dict(min=1, median=1, max=1))
+        ratio = sp['median'] / g
+        target = f" ({yes(ratio <= LATENCY_OVER_FLOPS_MAX)})" \
+            if n == 'adaptive_captured' else ''
+        lines.append(f"| {n.replace('_', ' ')} | {c['latency_ms'][n]:.1f} "
+                     f"| {sp['min']:.3f} / {sp['median']:.3f} / "
+                     f"{sp['max']:.3f} | {ratio:.3f}{target} |")
+    return '\n'.join(lines)
+
+
 def yes(ok):
     return 'yes' if ok else 'NO'
 
@@ -243,19 +265,10 @@ def yes(ok):
 def render(r) -> str:
     if 'mtlora' in r:
         return render_mtlora(r)
+    if 'captured' in r:
+        return render_captured(r)
     fs, fa = r['executed']['static'], r['executed']['adaptive']
-    lines = [
-        f"{r['config']} (checkpoint: {r['checkpoint']}), budget "
-        f"{r['budget']:g}, batch {r['batch_size']}, {r['device']} "
-        f"({r['device_name']}, {r['threads']} threads), torch {r['torch']}"
-        f"{', AMP' if r['amp'] else ''}",
-        f"inputs: {r['inputs']}; median of {r['rounds']} rounds, per "
-        f'image']
-    if r['calibration']:
-        c = r['calibration']
-        lines.append(f"calibrated policy: block keep {c['block_keep']:.2f}"
-                     f", token keep {c['token_keep']:.2f}")
-    lines += [
+    lines = header(r) + [
         '', f"executed per image: static {fs['gflops']:.4f} GFLOPs "
         f"(encoder {fs['encoder_gflops']:.4f}), adaptive "
         f"{fa['gflops']:.4f} (encoder {fa['encoder_gflops']:.4f}, policy "

@@ -217,11 +217,11 @@ def test_benchmark_amp_on_cpu(capsys):
 
 def test_benchmark_captured_json(capsys, tiny_synthetic, checkpoint,
                                  monkeypatch):
-    # dynamo with the aot_eager backend instead of inductor (compiling is
+    # dynamo with the eager backend instead of inductor (compiling is
     # torch's; what is checked is the tool's wiring and figures).
     import functools
     monkeypatch.setattr(torch, 'compile', functools.partial(
-        torch.compile, backend='aot_eager'))
+        torch.compile, backend='eager'))
     r = _json(capsys, 'benchmark', [
         TINY_ADAPTIVE, '--checkpoint', checkpoint, '--budget', '0.5',
         '--num-images', '2', '--rounds', '3', '--warmup', '0',

@@ -8,6 +8,6 @@ from .swin_cost import BlockCost, StageCost, SwinCost, swin_cost
 __all__ = [
     'Budget', 'check_budget', 'budget_tensor', 'ComplexityCounter',
     'counted_flops', 'compiled_copy', 'strict_recompiles',
-    'freeze_parameters', 'full_precision', 'as_float32', 'BlockCost', 'StageCost',
-    'SwinCost', 'swin_cost'
+    'freeze_parameters', 'full_precision', 'as_float32', 'BlockCost',
+    'StageCost', 'SwinCost', 'swin_cost'
 ]

@@ -2,7 +2,7 @@
 ``runtime(captured=True)``): the encoder's captured runner and the heads
 compiled; outputs equal eager inference, and the GFLOPs it reports count
 the bucket padding (checked against the decisions and the MLPs' weights).
-The compiler is dynamo with the ``aot_eager`` backend here (fast);
+The compiler is dynamo with the ``eager`` backend here (fast);
 tests/test_models/test_backbones/test_captured_runner.py runs inductor."""
 import math
 
@@ -23,7 +23,7 @@ from tests.test_models.test_segmentors.test_multi_task_encoder_decoder \
 
 
 def _compile(fn):
-    return torch.compile(fn, backend='aot_eager', dynamic=False)
+    return torch.compile(fn, backend='eager', dynamic=False)
 
 
 @pytest.fixture
