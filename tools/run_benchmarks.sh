@@ -97,9 +97,26 @@ latency_benchmarks() {
             --device "$DEVICE" --repeats 30 "${graphs[@]}"
     done
 }
+# Captured mode: the adaptive model captured (test_cfg.captured) against
+# the static model compiled whole, same weights, batch 1: the synthetic
+# demo model at 0.75, Swin-T 512 (calibrated, noise images) at 0.25 and
+# 0.5. `ONLY=captured bash tools/run_benchmarks.sh DIR` runs just these.
+captured_benchmarks() {
+    run "captured_synthetic_${DEVICE}_b1_budget075" tools/benchmark.py \
+        $SYN --checkpoint $SYN_CKPT --budget 0.75 --device "$DEVICE" \
+        --captured --rounds 15
+    [ -n "${SKIP_SWIN_T:-}" ] && return
+    for b in 0.25 0.5; do
+        run "captured_swin_t_512_${DEVICE}_b1_budget${b/./}" \
+            tools/benchmark.py $SWIN_T --budget $b --device "$DEVICE" \
+            --random-inputs --calibrate --captured --num-images 4 \
+            --rounds 5
+    done
+}
 case "${ONLY:-}" in
     mtlora) mtlora_benchmarks; echo "wrote $OUT"; exit 0 ;;
     latency) latency_benchmarks; echo "wrote $OUT"; exit 0 ;;
+    captured) captured_benchmarks; echo "wrote $OUT"; exit 0 ;;
 esac
 
 run flops_synthetic tools/get_flops.py $SYN --checkpoint $SYN_CKPT \
@@ -130,5 +147,6 @@ run sweep_synthetic tools/sweep_budget.py $SYN --checkpoint $SYN_CKPT \
 run vis_synthetic tools/visualize.py $SYN --checkpoint $SYN_CKPT \
     --budget 0.5 --images val_00000 val_00001 val_00002 --out "$OUT/vis" \
     --overwrite
+captured_benchmarks
 mtlora_benchmarks
 echo "wrote $OUT"
