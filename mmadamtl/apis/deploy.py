@@ -50,7 +50,8 @@ class TaskOutputs(nn.Module):
                  budget_input: bool = False) -> None:
         super().__init__()
         self.model = model
-        self.control = control
+        # Exported as one graph: never the compiled captured mode.
+        self.control = control.replace(captured=False)
         self.tasks: Tuple[str, ...] = tuple(control.tasks)
         self.budget_input = budget_input
 

@@ -49,6 +49,7 @@ def static_variant(config: Union[str, Config]) -> Config:
     train_cfg.pop('budget_loss', None)
     train_cfg.pop('task_losses', None)
     cfg.model.get('test_cfg', {}).pop('budget', None)
+    cfg.model.get('test_cfg', {}).pop('captured', None)
     return cfg
 
 

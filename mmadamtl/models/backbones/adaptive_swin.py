@@ -119,7 +119,10 @@ class AdaptiveSwinTransformer(SwinEncoder):
         self.token_buckets = check_buckets(token_buckets)
         # ``Control.captured``'s compiled functions, built at its first
         # forward (a cache: they hold no state of the model).
-        self._pieces: Optional[CapturedPieces] = None
+        self._pieces: Dict[tuple, CapturedPieces] = {}
+        # The compiler of the captured mode (None: torch.compile with
+        # static shapes; tests give another backend).
+        self.captured_compiler = None
         self.policy = None
         if policy is not None:
             if any(getattr(b, 'with_cp', False) for s in self.stages
@@ -274,7 +277,8 @@ class AdaptiveSwinTransformer(SwinEncoder):
                                  self.policy.budget_terms(budget, key),
                                  index, cap)
         captured = isinstance(runner, CapturedRunner)
-        with runner.pieces.limit(len(self.stages), x.shape[0]) \
+        blocks = sum(len(s.blocks) for s in self.stages)
+        with runner.pieces.limit(blocks, x.shape[0]) \
                 if captured else contextlib.nullcontext():
             outs = self.run_stages(x, runner)
         stats = self._executed_stats(runner, cost, tuple(x.shape[2:]))
@@ -307,14 +311,24 @@ class AdaptiveSwinTransformer(SwinEncoder):
         if control.graph:
             CondRunner.check_cap(cap)
             return CondRunner
-        return functools.partial(CapturedRunner,
-                                 pieces=self.captured_pieces())
+        if cap is not None:
+            raise ValueError("Control.captured cannot hold a cap "
+                             "(budget_mode='cap'): its bucket padding runs "
+                             'more than the cap allows; use '
+                             "budget_mode='target' or eager inference")
+        return functools.partial(
+            CapturedRunner,
+            pieces=self.captured_pieces(self.policy.task_index(
+                control.tasks)))
 
-    def captured_pieces(self) -> CapturedPieces:
-        """``Control.captured``'s compiled functions (built once)."""
-        if self._pieces is None:
-            self._pieces = CapturedPieces(self.token_buckets)
-        return self._pieces
+    def captured_pieces(self, tasks: Sequence[int]) -> CapturedPieces:
+        """``Control.captured``'s compiled functions for the task set
+        ``tasks`` (the policy's task indices), built once."""
+        key = tuple(tasks)
+        if key not in self._pieces:
+            self._pieces[key] = CapturedPieces(self.token_buckets,
+                                               self.captured_compiler)
+        return self._pieces[key]
 
     def _cap(self, cap: Budget, x: torch.Tensor, cost: SwinCost):
         """``SkipRunner``'s ``(allowance, costs)`` for a cap: what the

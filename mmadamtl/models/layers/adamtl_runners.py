@@ -506,29 +506,32 @@ def _captured_block(block: nn.Module, x: torch.Tensor, hw_shape: HWShape,
         delta = mlp_delta(block, flat).to(flat.dtype)
         return (flat + delta * sel.unsqueeze(1).to(flat.dtype)).view_as(y)
     rows = torch.nonzero_static(sel, size=size, fill_value=-1).squeeze(1)
-    valid = (rows >= 0).unsqueeze(1).to(flat.dtype)
+    valid = (rows >= 0).unsqueeze(1)
     rows = rows.clamp_min(0)
     delta = mlp_delta(block, flat.index_select(0, rows)).to(flat.dtype)
-    return flat.index_add(0, rows, delta * valid).view_as(y)
+    # where, not a product: a non-finite padding row adds exactly zero.
+    return flat.index_add(0, rows, torch.where(valid, delta, 0)).view_as(y)
 
 
 def _captured_tokens(policy: nn.Module, stage: int, index: int,
                      x: torch.Tensor, budget: torch.Tensor,
                      tasks: List[int]) -> torch.Tensor:
     """The token selector of a block, 0/1 in ``x``'s dtype (compiled once
-    per stage shape)."""
+    per block and shape)."""
     return (policy.token_decisions(stage, index, x, budget, tasks) >
             0).to(x.dtype)
 
 
 class CapturedPieces:
-    """The compiled functions of the captured mode, built once per encoder
-    and reused by every forward: a block (attention and MLP on a bucket
-    of rows) and a token selector, compiled (``torch.compile``, static
-    shapes) for each shape they meet. Per stage and shift (an unshifted
-    and a shifted block) there is one block graph per bucket, and one
-    token-selector graph, per number of images that keep a block (1 at
-    batch 1): :meth:`bound` graphs at most.
+    """The compiled functions of the captured mode for one encoder and one
+    task set, built once and reused by every forward: a block (attention
+    and MLP on a bucket of rows) and a token selector, compiled
+    (``torch.compile``, static shapes) for each shape they meet, one
+    copy of each per block (dynamo specialises a graph on what the
+    block's code reads as constants: its index, shift and drop-path
+    rate). Per block one graph per bucket and number of images that keep
+    the block (1 at batch 1), and one token-selector graph per number of
+    images: :meth:`bound` graphs at most.
 
     Args:
         buckets: The token buckets, fractions of a block's tokens
@@ -540,21 +543,42 @@ class CapturedPieces:
     def __init__(self, buckets: Sequence[float] = (0.25, 0.5, 0.75, 1.),
                  compiler=None) -> None:
         self.buckets = check_buckets(buckets)
-        # Copies of their own: the bound holds per encoder.
-        self.block = compiled_copy(_captured_block, compiler)
-        self.tokens = compiled_copy(_captured_tokens, compiler)
+        self._compiler = compiler
+        self._fns: dict = {}
 
-    def bound(self, stages: int, batch: int) -> int:
-        """The most graphs the pieces compile for an encoder of ``stages``
-        stages at batch size ``batch`` (blocks of a stage share theirs:
-        their parameters are the graphs' inputs)."""
-        return stages * batch * (2 * len(self.buckets) + 1)
+    def block(self, stage: int, index: int):
+        """Block ``index`` of ``stage``'s compiled function."""
+        return self._fn(_captured_block, stage, index)
 
-    def limit(self, stages: int, batch: int):
-        """A context raising ``torch._dynamo``'s recompilation limit to
-        :meth:`bound` and failing beyond it (instead of falling back to
-        eager code silently)."""
-        return strict_recompiles(self.bound(stages, batch))
+    def tokens(self, stage: int, index: int):
+        """Block ``index`` of ``stage``'s compiled token selector."""
+        return self._fn(_captured_tokens, stage, index)
+
+    def _fn(self, fn, stage: int, index: int):
+        # A copy of its own per block: its graphs (one per bucket and
+        # number of images) are the only ones dynamo looks through when it
+        # is called, and the limit holds per block.
+        key = (fn.__name__, stage, index)
+        if key not in self._fns:
+            self._fns[key] = compiled_copy(fn, self._compiler)
+        return self._fns[key]
+
+    def bound(self, blocks: int, batch: int) -> int:
+        """The most graphs both functions compile for an encoder of
+        ``blocks`` blocks at batch size ``batch``."""
+        return blocks * batch * (len(self.buckets) + 1)
+
+    def limit(self, blocks: int, batch: int):
+        """A context setting ``torch._dynamo``'s recompilation limit to
+        the most graphs one block's function may need (``batch x
+        buckets``) and making a call beyond it raise
+        ``CapturedLimitError`` instead of falling back to eager code
+        silently."""
+        return strict_recompiles(
+            batch * len(self.buckets),
+            f'more than {batch * len(self.buckets)} graphs for a block '
+            f'({self.bound(blocks, batch)} for an encoder of {blocks} '
+            f'blocks at batch {batch})')
 
 
 class CapturedRunner(SkipRunner):
@@ -587,6 +611,7 @@ class CapturedRunner(SkipRunner):
     def run_block(self, stage, index, block, x, hw_shape):
         self._padded = [0.] * x.shape[0]
         self.padded_counts.append(self._padded)
+        self._index = index
         y = super().run_block(stage, index, block, x, hw_shape)
         keep = self.keep_rows[-1]
         ran = sum(keep)
@@ -602,8 +627,8 @@ class CapturedRunner(SkipRunner):
         if not self.policy.token_select:
             return None
         budget = getattr(budget, 'budget', budget)
-        return self.pieces.tokens(self.policy, stage, index, x, budget,
-                                  self.index)
+        return self.pieces.tokens(stage, index)(
+            self.policy, stage, index, x, budget, self.index)
 
     def _run_rows(self, stage, block, x, hw_shape, selected, count):
         attn = block.attn
@@ -614,9 +639,9 @@ class CapturedRunner(SkipRunner):
             selected = x.new_ones(x.shape[:2])
         total = selected.numel()
         self._size = bucket_size(count, total, self.pieces.buckets)
-        y = self.pieces.block(block, x, hw_shape,
-                              self._masks[attn.shift_size], selected,
-                              self._size)
+        y = self.pieces.block(stage, self._index)(
+            block, x, hw_shape, self._masks[attn.shift_size], selected,
+            self._size)
         return y, selected
 
     def padding(self) -> torch.Tensor:

@@ -36,6 +36,12 @@ def _heads(decode_head, feats, tasks, decoders, size, align_corners
             for task, out in outs.items()}
 
 
+def _check_flag(value, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f'{name} must be True or False, got {value!r}')
+    return value
+
+
 def training_complexity(stats) -> Dict[str, torch.Tensor]:
     """What a training batch executed, as logged values (no ``loss`` in
     the keys): the mean ``encoder_gflops`` and per stage the mean share
@@ -161,7 +167,8 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         self.set_active_tasks(self.test_cfg.get('tasks'))
         self.set_budget(self.test_cfg.get('budget'))
         self.set_budget_mode(self.test_cfg.get('budget_mode', 'target'))
-        self.captured = bool(self.test_cfg.get('captured', False))
+        self.captured = _check_flag(self.test_cfg.get('captured', False),
+                                    'test_cfg.captured')
         self._compiled_heads = None
         if self.test_cfg.get('random_policy'):
             if not self.adaptive:
@@ -260,7 +267,7 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
             if budget_mode is not _UNCHANGED:
                 self.set_budget_mode(budget_mode)
             if captured is not _UNCHANGED:
-                self.captured = bool(captured)
+                self.captured = _check_flag(captured, 'captured')
             yield self
         finally:
             (self.budget, self.active_tasks, self.budget_mode,
@@ -322,7 +329,8 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
             # shape, task set and widths (the decoders' parameters are
             # its inputs); past dynamo's limit it raises.
             self._compiled_heads = compiled_copy(_heads)
-        with strict_recompiles():
+        with strict_recompiles(what='more head graphs (input shapes, '
+                               'task sets, widths)'):
             return self._compiled_heads(*args), feats, stats
 
     def encode_decode(self, inputs: torch.Tensor,

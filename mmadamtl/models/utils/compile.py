@@ -1,5 +1,6 @@
 """``torch.compile`` for the captured modes: compiled functions that own
 their graphs and fail loudly instead of falling back to eager code."""
+import contextlib
 import types
 from typing import Callable, Optional
 
@@ -20,11 +21,26 @@ def compiled_copy(fn: Callable, compiler: Optional[Callable] = None
     return compiler(own)
 
 
-def strict_recompiles(limit: Optional[int] = None):
+class CapturedLimitError(RuntimeError):
+    """A captured mode needed more compiled graphs than its bound: inputs
+    of another size or batch, or other controls, than it was built
+    for."""
+
+
+@contextlib.contextmanager
+def strict_recompiles(limit: Optional[int] = None, what: str = 'graphs'):
     """A context in which a compiled function that would need more than
     ``limit`` graphs (default: dynamo's ``recompile_limit``) raises
-    instead of running eager code silently."""
+    :class:`CapturedLimitError`, naming ``what`` was exceeded, instead of
+    running eager code silently."""
     patch = dict(fail_on_recompile_limit_hit=True)
     if limit is not None:
         patch['recompile_limit'] = limit
-    return torch._dynamo.config.patch(**patch)
+    try:
+        with torch._dynamo.config.patch(**patch):
+            yield
+    except torch._dynamo.exc.FailOnRecompileLimitHit as e:
+        raise CapturedLimitError(
+            f'captured mode needed {what} beyond its limit '
+            f'({limit or torch._dynamo.config.recompile_limit}); it runs '
+            'inputs of one size and batch: run others eagerly') from e

@@ -7,8 +7,7 @@ import torch
 from torch._inductor.compile_fx import compile_fx
 
 from mmadamtl.models.backbones import Control
-from mmadamtl.models.layers.adamtl_runners import (CapturedPieces,
-                                                   bucket_size,
+from mmadamtl.models.layers.adamtl_runners import (bucket_size,
                                                    check_buckets)
 from tests.test_models.test_backbones.test_adaptive_swin import (
     TASK_NAMES, _shuffle_policy, _swin)
@@ -38,10 +37,8 @@ def test_captured_equals_skipping_within_the_graph_bound():
         graphs.append(gm)
         return compile_fx(gm, example_inputs)
 
-    ada._pieces = CapturedPieces(
-        ada.token_buckets,
-        compiler=lambda fn: torch.compile(fn, backend=backend,
-                                          dynamic=False))
+    ada.captured_compiler = lambda fn: torch.compile(
+        fn, backend=backend, dynamic=False)
     x = torch.randn(1, 3, 64, 64)
     tasks = ('semseg', 'depth')
     ran = set()
@@ -63,7 +60,9 @@ def test_captured_equals_skipping_within_the_graph_bound():
         ran.add(tuple(ref_stats.blocks[0].tolist()))
     # The two budgets ran different blocks, and some work was skipped.
     assert len(ran) == 2 and ref_stats.block_fraction.min() < 1
-    assert 0 < len(graphs) <= ada._pieces.bound(len(ada.stages), 1)
+    blocks = sum(len(s.blocks) for s in ada.stages)
+    pieces = ada.captured_pieces(ada.policy.task_index(tasks))
+    assert 0 < len(graphs) <= pieces.bound(blocks, 1)
     # A repeated forward compiles nothing new.
     count = len(graphs)
     with torch.no_grad():
@@ -71,11 +70,15 @@ def test_captured_equals_skipping_within_the_graph_bound():
     assert len(graphs) == count
 
 
-def test_captured_refuses_graph_and_random_policy():
+def test_captured_refuses_graph_cap_and_random_policy():
     ada = _swin(policy=dict(task_mode='per_task', tasks=TASK_NAMES)).eval()
     x = torch.randn(1, 3, 64, 64)
     with pytest.raises(ValueError, match='Control.captured'):
         ada.encode(x, Control(budget=0.5, graph=True, captured=True))
+    # Its padding would run more than a cap allows.
+    with pytest.raises(ValueError, match='cannot hold a cap'):
+        ada.encode(x, Control(budget=0.5, budget_mode='cap',
+                              captured=True))
     ada.set_random_policy(0.5)
     with pytest.raises(ValueError, match='random policy cannot run '
                        'captured'):

@@ -13,8 +13,7 @@ from mmengine.config import Config
 from mmseg.registry import MODELS
 
 import mmadamtl.models.segmentors.multi_task_encoder_decoder as segmentor
-from mmadamtl.models.layers.adamtl_runners import CapturedPieces
-from mmadamtl.models.utils import compiled_copy
+from mmadamtl.models.utils import CapturedLimitError, compiled_copy
 from tests.conftest import ROOT
 from tests.test_models.test_backbones.test_adaptive_swin import \
     _shuffle_policy
@@ -35,8 +34,7 @@ def model():
     model = MODELS.build(cfg)
     model.init_weights()
     _shuffle_policy(model.backbone, scale=3.0)
-    model.backbone._pieces = CapturedPieces(model.backbone.token_buckets,
-                                            compiler=_compile)
+    model.backbone.captured_compiler = _compile
     model._compiled_heads = compiled_copy(segmentor._heads, _compile)
     return model.eval()
 
@@ -90,11 +88,28 @@ def test_captured_equals_eager_and_counts_the_padding(model):
         meta['encoder_gflops'] + padding / 1e9, rel=1e-5)
 
 
-def test_captured_heads_refuse_beyond_the_recompile_limit(model):
+def test_captured_refuses_beyond_its_graph_bound(model):
     # The heads compile once per input shape; past dynamo's limit they
     # raise instead of running eager code silently.
     with torch.no_grad(), model.runtime(captured=True), \
             torch._dynamo.config.patch(recompile_limit=1):
         model._decode(torch.rand(1, 3, 64, 64))
-        with pytest.raises(Exception, match='recompile'):
+        with pytest.raises(CapturedLimitError, match='head graphs'):
             model._decode(torch.rand(1, 3, 96, 96))
+    # The encoder's pieces: a bound of one bucket (one graph per block),
+    # then an input of another size needs more.
+    model.backbone.token_buckets = (1.0, )
+    model.backbone._pieces.clear()
+    with torch.no_grad(), model.runtime(captured=True):
+        model.encode(torch.rand(1, 3, 64, 64))
+        with pytest.raises(CapturedLimitError, match='graphs for a block'):
+            model.encode(torch.rand(1, 3, 96, 96))
+
+
+def test_captured_flag_is_checked():
+    cfg = Config.fromfile(
+        f'{ROOT}/tests/configs/tiny_adamtl_swin_synthetic.py').model
+    cfg.test_cfg = dict(captured='false')
+    with pytest.raises(ValueError, match='test_cfg.captured must be True '
+                       "or False, got 'false'"):
+        MODELS.build(cfg)
