@@ -236,7 +236,7 @@ def render_captured(r) -> str:
     nominal, run = (fa['gflops'] / fs['gflops'],
                     fa['run_gflops'] / fs['gflops'])
     lines = header(r, '`encode_decode`, ') + [
-        f"first call (compilation): "
+        f"first pass over the inputs (compilation): "
         f"static {c['compile_s']['static_compiled']:.0f} s, captured "
         f"{c['compile_s']['adaptive_captured']:.0f} s; max |captured - "
         f"eager| {c['max_abs_diff']:.1e}",
