@@ -45,13 +45,11 @@ sys.path.insert(0, ROOT)
 from mmengine.config import DictAction  # noqa: E402
 
 from mmadamtl.apis import (init_model, measurement_batches,  # noqa: E402
-                           merge_lora_model, static_variant)
+                           merge_lora_model, static_counterpart)
 from mmadamtl.apis.benchmark import (compare_inference,  # noqa: E402
                                      time_captured, time_mtlora,
                                      time_training)
 from mmadamtl.models.backbones import MTLoRASwinTransformer  # noqa: E402
-from mmadamtl.models.backbones.swin_checkpoint import \
-    ADAPTER_KEY  # noqa: E402
 from mmadamtl.models.policies import calibrate_policy  # noqa: E402
 from mmadamtl.utils.cli import positive_int, run_tool  # noqa: E402
 
@@ -145,10 +143,7 @@ def measure(args):
                          f'benchmark compares an adaptive model with its '
                          f'static counterpart')
     adaptive.set_budget(args.budget)
-    weights = {k: v for k, v in adaptive.state_dict().items()
-               if '.policy.' not in k}
-    static = init_model(static_variant(cfg), state_dict=weights,
-                        device=args.device)
+    static = static_counterpart(adaptive, args.device)
     batches, inputs = make_batches(args, static, cfg)
 
     calibration = None
@@ -185,10 +180,7 @@ def measure_mtlora(args, unmerged):
     weights, no adapters); outputs of merged against unmerged."""
     merged = copy.deepcopy(unmerged)
     _, layers = merge_lora_model(merged)
-    weights = {k: v for k, v in merged.state_dict().items()
-               if not ADAPTER_KEY.search(k)}
-    static = init_model(static_variant(unmerged.cfg), state_dict=weights,
-                        device=args.device)
+    static = static_counterpart(merged, args.device)
     batches, inputs = make_batches(args, static, unmerged.cfg)
     return dict(about(args), inputs=inputs, mtlora=dict(
         time_mtlora(unmerged, merged, static, batches, args.rounds,

@@ -41,7 +41,8 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from mmadamtl.apis import (build_test_dataset,  # noqa: E402
-                           collate_batches, init_model, static_variant)
+                           collate_batches, init_model,
+                           static_counterpart)
 from mmadamtl.evaluation.metrics.multi_task_metric import (  # noqa: E402
     LOWER_IS_BETTER, delta_m)
 from mmadamtl.utils import TASKS  # noqa: E402
@@ -131,9 +132,7 @@ def sweep(args):
         static = init_model(args.static_config,
                             args.static_checkpoint or args.checkpoint)
     else:
-        weights = {k: v for k, v in adaptive.state_dict().items()
-                   if '.policy.' not in k}
-        static = init_model(static_variant(cfg), state_dict=weights)
+        static = static_counterpart(adaptive)
     if args.budget_mode:
         adaptive.set_budget_mode(args.budget_mode)
     if args.tasks:

@@ -96,6 +96,19 @@ def init_model(config: Union[str, Config],
     return model.to(device).eval()
 
 
+def static_counterpart(model: torch.nn.Module, device: str = 'cpu'
+                       ) -> torch.nn.Module:
+    """The static model of ``model``'s config (:func:`static_variant`)
+    with ``model``'s weights for every key it has (an adaptive model's
+    policy and MTLoRA's adapters are not part of it; a key it lacks
+    raises): what the tools compare an efficient model with."""
+    static = init_model(static_variant(model.cfg), device=device)
+    own = static.state_dict()
+    static.load_state_dict({k: v for k, v in model.state_dict().items()
+                            if k in own})
+    return static
+
+
 def build_test_dataset(cfg: Config, data_root: Optional[str] = None):
     """The config's test dataset, optionally from another ``data_root``."""
     init_default_scope('mmseg')

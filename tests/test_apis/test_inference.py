@@ -4,7 +4,8 @@ import os.path as osp
 
 import torch
 
-from mmadamtl.apis import init_model, random_batch, static_variant
+from mmadamtl.apis import (init_model, random_batch, static_counterpart,
+                           static_variant)
 from mmadamtl.apis.benchmark import autocast, executed
 from mmadamtl.evaluation import image_complexity
 from tests.conftest import ROOT
@@ -25,6 +26,26 @@ def test_static_variant_of_adamtl_is_its_model_without_the_policy():
     assert set(theirs) < set(ours)
     assert all(ours[k].shape == v.shape for k, v in theirs.items())
     assert all('policy' in k for k in set(ours) - set(theirs))
+
+
+def test_static_counterpart_carries_the_weights_and_runs_the_same():
+    config = osp.join(CONFIGS, 'tiny_adamtl_swin_synthetic.py')
+    torch.manual_seed(0)
+    adaptive = init_model(config, cfg_options={
+        'model.test_cfg.captured': True})
+    static = static_counterpart(adaptive)
+    assert 'captured' not in static.cfg.model.get('test_cfg', {})
+    ours = adaptive.state_dict()
+    for k, v in static.state_dict().items():
+        assert torch.equal(v, ours[k]), k
+    # Without a budget the adaptive model is the static one.
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad(), adaptive.runtime(budget=None, captured=False):
+        a = adaptive.encode_decode(x, None)
+    with torch.no_grad():
+        b = static.encode_decode(x, None)
+    for task in a:
+        torch.testing.assert_close(a[task], b[task])
 
 
 def test_static_variant_of_mtlora_drops_the_adapters_and_their_freezing():

@@ -246,6 +246,22 @@ def test_benchmark_captured_json(capsys, tiny_synthetic, checkpoint,
     assert 'adaptive captured' in table and 'run with the bucket' in table
 
 
+def test_benchmark_mtlora_json(capsys):
+    # An MTLoRA config: the model as trained, merged, and the static model
+    # of the merged base weights (apis.static_counterpart).
+    r = _json(capsys, 'benchmark', [
+        osp.join(ROOT, 'tests', 'configs', 'tiny_mtlora_swin_synthetic.py'),
+        '--random-inputs', '--num-images', '1', '--rounds', '1',
+        '--warmup', '0', '--json'])
+    m = r['mtlora']
+    assert set(m['latency_ms']) == {'static', 'unmerged', 'merged'}
+    assert m['merged_layers'] > 0 and m['max_abs_diff'] < 1e-4
+    # The task streams stay adapters after the merge; the static model
+    # has none.
+    g = m['gflops']
+    assert g['static'] < g['merged'] <= g['unmerged']
+
+
 def test_benchmark_errors():
     tool = _tool('benchmark')
     with pytest.raises(ValueError, match='has no adaptive backbone'):
