@@ -41,6 +41,11 @@ def executed(model, batches: list) -> dict:
                     if 'run_encoder_gflops' in mean else 0.))
 
 
+def max_abs_diff(a: dict, b: dict) -> float:
+    """The largest |a - b| over the tasks of two models' raw outputs."""
+    return max(float((a[t].float() - b[t].float()).abs().max()) for t in a)
+
+
 def predictor(model, batches: list, device: str, amp: bool = False):
     """``run(step)``: ``model.predict`` on ``batches[step]``."""
     def run(step):
@@ -185,13 +190,10 @@ def time_mtlora(unmerged, merged, static, batches: list, rounds: int,
     the largest output difference of merged against unmerged."""
     models = dict(static=static, unmerged=unmerged, merged=merged)
     images = len(batches) * batches[0]['inputs'].shape[0]
-    diff = 0.
     with torch.no_grad():
-        for b in batches:
-            a = unmerged(b['inputs'], mode='tensor')
-            m = merged(b['inputs'], mode='tensor')
-            diff = max([diff] + [float((a[t] - m[t]).abs().max())
-                                 for t in a])
+        diff = max(max_abs_diff(unmerged(b['inputs'], mode='tensor'),
+                                merged(b['inputs'], mode='tensor'))
+                   for b in batches)
     times = alternate_timings(
         {n: predictor(m, batches, device, amp) for n, m in models.items()},
         repeats=rounds, warmup=warmup, steps=len(batches), device=device,
@@ -234,18 +236,16 @@ def time_captured(static, adaptive, batches: list, rounds: int,
                static_compiled=run(compiled),
                adaptive_eager=run(adaptive.encode_decode, False),
                adaptive_captured=run(adaptive.encode_decode, True))
-    compile_s, diff = {}, 0.
+    compile_s = {}
     for name in ('static_compiled', 'adaptive_captured'):
         # The first pass over the batches compiles every shape they need.
         start = time.perf_counter()
         for i in range(len(batches)):
             fns[name](i)
         compile_s[name] = time.perf_counter() - start
-    for i in range(len(batches)):
-        eager, captured = fns['adaptive_eager'](i), fns[
-            'adaptive_captured'](i)
-        diff = max([diff] + [float((eager[t].float() - captured[t].float())
-                                   .abs().max()) for t in eager])
+    diff = max(max_abs_diff(fns['adaptive_eager'](i),
+                            fns['adaptive_captured'](i))
+               for i in range(len(batches)))
     times = alternate_timings(fns, repeats=rounds, warmup=warmup,
                               steps=len(batches), device=device,
                               desc='captured latency')

@@ -277,8 +277,8 @@ class AdaptiveSwinTransformer(SwinEncoder):
                                  self.policy.budget_terms(budget, key),
                                  index, cap)
         captured = isinstance(runner, CapturedRunner)
-        blocks = sum(len(s.blocks) for s in self.stages)
-        with runner.pieces.limit(blocks, x.shape[0]) \
+        with runner.pieces.limit(sum(len(s.blocks) for s in self.stages),
+                                 x.shape[0]) \
                 if captured else contextlib.nullcontext():
             outs = self.run_stages(x, runner)
         stats = self._executed_stats(runner, cost, tuple(x.shape[2:]))
