@@ -254,7 +254,8 @@ class AdaptiveSwinTransformer(SwinEncoder):
             float(given), x.shape[0], x.device, x.dtype)
         index = self.policy.task_index(control.tasks)
         if not self.training and (control.graph or control.captured):
-            skip_runner = self._one_graph_runner(control, skip_runner, cap)
+            skip_runner = self._one_graph_runner(control, skip_runner,
+                                                 cap, x)
         if self.training:
             if cap is not None:
                 raise ValueError('cap applies to inference only')
@@ -278,7 +279,7 @@ class AdaptiveSwinTransformer(SwinEncoder):
                                  index, cap)
         captured = isinstance(runner, CapturedRunner)
         with runner.pieces.limit(sum(len(s.blocks) for s in self.stages),
-                                 x.shape[0]) \
+                                 len(self.stages), x.shape[0]) \
                 if captured else contextlib.nullcontext():
             outs = self.run_stages(x, runner)
         stats = self._executed_stats(runner, cost, tuple(x.shape[2:]))
@@ -292,7 +293,7 @@ class AdaptiveSwinTransformer(SwinEncoder):
         stats.budget_mode = control.budget_mode
         return outs, stats
 
-    def _one_graph_runner(self, control: Control, skip_runner, cap):
+    def _one_graph_runner(self, control: Control, skip_runner, cap, x):
         """The runner of ``Control.graph`` (``CondRunner``) or
         ``Control.captured`` (``CapturedRunner``), refusing what it cannot
         run, naming why."""
@@ -319,12 +320,19 @@ class AdaptiveSwinTransformer(SwinEncoder):
         return functools.partial(
             CapturedRunner,
             pieces=self.captured_pieces(self.policy.task_index(
-                control.tasks)))
+                control.tasks), x))
 
-    def captured_pieces(self, tasks: Sequence[int]) -> CapturedPieces:
+    def captured_pieces(self, tasks: Sequence[int],
+                        x: torch.Tensor) -> CapturedPieces:
         """``Control.captured``'s compiled functions for the task set
-        ``tasks`` (the policy's task indices), built once."""
-        key = tuple(tasks)
+        ``tasks`` (the policy's task indices) and inputs like ``x`` (its
+        device and dtype, and the autocast state), built once: their
+        graphs are chosen by the inputs' shapes alone
+        (``CapturedPieces``)."""
+        kind = x.device.type
+        key = (tuple(tasks), str(x.device), x.dtype,
+               torch.is_autocast_enabled(kind),
+               torch.get_autocast_dtype(kind))
         if key not in self._pieces:
             self._pieces[key] = CapturedPieces(self.token_buckets,
                                                self.captured_compiler)

@@ -32,14 +32,19 @@ class SwinEncoder(MultiTaskEncoder, SwinTransformer):
 
     ``run_stages(x, runner)``::
 
-        x = patch_embed(x) (+ abs. pos. embed, dropout)
+        x, hw = runner.embed(encoder, x)       # encoder.embed(x)
         for stage i:
             runner.start_stage(i, x, hw)
             for block j: x = runner.run_block(i, j, block, x, hw)
             runner.end_stage(i, x, hw)
-            out = x; x = patch merging(x)
-            if i in out_indices: outs += runner.stage_output(i, out, ...)
+            x, hw, out = runner.leave_stage(encoder, i, x, hw)
+            if out is not None: outs += out
         return runner.finish(outs)
+
+    where ``embed`` is the patch embedding (+ abs. pos. embed, dropout)
+    and ``leave_stage`` the stage's patch merging and its tapped output
+    (``runner.stage_output``); a runner replaces them only to run the same
+    operations otherwise (AdaMTL's captured mode compiles them).
 
     Args:
         out_after_downsample: Tap each stage after its patch merging, as
@@ -107,24 +112,40 @@ class SwinEncoder(MultiTaskEncoder, SwinTransformer):
     def run_stages(self, x: torch.Tensor, runner: BlockRunner):
         """The stage loop (see the class), each block run by
         ``runner``."""
-        x, hw_shape = self.patch_embed(x)
-        if self.use_abs_pos_embed:
-            x = x + self.absolute_pos_embed
-        x = self.drop_after_pos(x)
+        x, hw_shape = runner.embed(self, x)
         outs = []
         for i, stage in enumerate(self.stages):
             runner.start_stage(i, x, hw_shape)
             for j, block in enumerate(stage.blocks):
                 x = runner.run_block(i, j, block, x, hw_shape)
             runner.end_stage(i, x, hw_shape)
-            out, out_hw_shape = x, hw_shape
-            if stage.downsample is not None:
-                x, hw_shape = stage.downsample(x, hw_shape)
-            if self.out_after_downsample:
-                out, out_hw_shape = x, hw_shape
-            if i in self.out_indices:
-                outs.append(
-                    runner.stage_output(i, out, out_hw_shape,
-                                        getattr(self, f'norm{i}'),
-                                        self.tap_dims[i]))
+            x, hw_shape, out = runner.leave_stage(self, i, x, hw_shape)
+            if out is not None:
+                outs.append(out)
         return runner.finish(outs)
+
+    def embed(self, x: torch.Tensor) -> Tuple[torch.Tensor, tuple]:
+        """The tokens (B, L, C) of the images and their map's size: the
+        patch embedding, the absolute position embedding if any, and its
+        dropout."""
+        x, hw_shape = self.patch_embed(x)
+        if self.use_abs_pos_embed:
+            x = x + self.absolute_pos_embed
+        return self.drop_after_pos(x), hw_shape
+
+    def leave_stage(self, stage: int, x: torch.Tensor, hw_shape,
+                    runner: BlockRunner) -> tuple:
+        """After the blocks of ``stage``: its patch merging and its tapped
+        output (``runner.stage_output``; None if not tapped). Returns the
+        next stage's tokens, their map's size and the output."""
+        out, out_hw_shape = x, hw_shape
+        downsample = self.stages[stage].downsample
+        if downsample is not None:
+            x, hw_shape = downsample(x, hw_shape)
+        if self.out_after_downsample:
+            out, out_hw_shape = x, hw_shape
+        if stage not in self.out_indices:
+            return x, hw_shape, None
+        return x, hw_shape, runner.stage_output(
+            stage, out, out_hw_shape, getattr(self, f'norm{stage}'),
+            self.tap_dims[stage])

@@ -220,8 +220,7 @@ class SkipRunner(PolicyRunner):
 
     def start_stage(self, stage, x, hw_shape) -> None:
         if self.cap is None:
-            planned = self.policy.block_decisions(stage, x, hw_shape,
-                                                  self.budget, self.index)
+            planned = self._block_decisions(stage, x, hw_shape)
         else:
             planned = self._capped(stage, x, hw_shape)
         plan = to_host(planned)
@@ -231,6 +230,11 @@ class SkipRunner(PolicyRunner):
                         for j in range(len(plan[0]))]
         # Float32 whatever the activations' dtype (autocast).
         self._map = x.new_zeros(x.shape[:2], dtype=torch.float32)
+
+    def _block_decisions(self, stage, x, hw_shape) -> torch.Tensor:
+        """The policy's (B, depth) block decisions for ``stage``."""
+        return self.policy.block_decisions(stage, x, hw_shape, self.budget,
+                                           self.index)
 
     def _capped(self, stage, x, hw_shape) -> torch.Tensor:
         scores = self.policy.block_scores(stage, x, hw_shape, self.budget,
@@ -522,29 +526,74 @@ def _captured_tokens(policy: nn.Module, stage: int, index: int,
             0).to(x.dtype)
 
 
+# What the captured pieces tap stages with: the default stage output
+# (stateless, one object for every forward).
+_TAPS = BlockRunner()
+
+
+def _captured_embed(encoder: nn.Module, policy: nn.Module, x: torch.Tensor,
+                    budget: torch.Tensor, tasks: List[int]) -> tuple:
+    """The patch embedding and the first stage's block decisions (compiled
+    once per input shape): the tokens, their map's size, the plan."""
+    x, hw_shape = encoder.embed(x)
+    return x, hw_shape, policy.block_decisions(0, x, hw_shape, budget,
+                                               tasks)
+
+
+def _captured_leave(encoder: nn.Module, policy: nn.Module, stage: int,
+                    x: torch.Tensor, hw_shape: HWShape,
+                    budget: torch.Tensor, tasks: List[int]) -> tuple:
+    """A stage's patch merging and tapped output, and the next stage's
+    block decisions (None after the last stage), compiled once per stage
+    and input shape."""
+    x, hw_shape, out = encoder.leave_stage(stage, x, hw_shape, _TAPS)
+    plan = None
+    if stage + 1 < len(encoder.stages):
+        plan = policy.block_decisions(stage + 1, x, hw_shape, budget, tasks)
+    return x, hw_shape, out, plan
+
+
+def _compile_captured(fn):
+    """``torch.compile`` with static shapes and no guards on the modules'
+    attributes: the pieces are built per task set, device, dtype and
+    autocast state (``AdaptiveSwinTransformer.captured_pieces``), each
+    compiled function copy runs one block or one stage of one model, and
+    the modules' structure does not change in inference; dynamo's guards
+    on every parameter and attribute would cost more than a small block's
+    kernels on every call. Guards on the inputs (shapes, the bucket size)
+    stay: they choose among a piece's graphs."""
+    return torch.compile(fn, dynamic=False, options=dict(
+        guard_filter_fn=torch.compiler.skip_guard_on_all_nn_modules_unsafe))
+
+
 class CapturedPieces:
     """The compiled functions of the captured mode for one encoder and one
     task set, built once and reused by every forward: a block (attention
-    and MLP on a bucket of rows) and a token selector, compiled
-    (``torch.compile``, static shapes) for each shape they meet, one
-    copy of each per block (dynamo specialises a graph on what the
-    block's code reads as constants: its index, shift and drop-path
-    rate). Per block one graph per bucket and number of images that keep
-    the block (1 at batch 1), and one token-selector graph per number of
-    images: :meth:`bound` graphs at most.
+    and MLP on a bucket of rows), a token selector, the patch embedding
+    with the first stage's block decisions, and per stage its patch
+    merging and tapped output with the next stage's block decisions, each
+    compiled (``torch.compile``, static shapes) for each shape it meets,
+    one copy of each per block or stage (dynamo specialises a graph on
+    what the code reads as constants: the block's index, shift and
+    drop-path rate). Per block one graph per bucket and number of images
+    that keep the block (1 at batch 1), and one token-selector graph per
+    number of images; one graph for the embedding and one per stage:
+    :meth:`bound` graphs at most. The shifted windows' masks, constants
+    of the map's size, are made once.
 
     Args:
         buckets: The token buckets, fractions of a block's tokens
             (:func:`check_buckets`).
-        compiler: ``fn -> compiled fn`` (default ``torch.compile`` with
-            static shapes); tests pass a counting one.
+        compiler: ``fn -> compiled fn`` (default :func:`_compile_captured`);
+            tests pass a counting one.
     """
 
     def __init__(self, buckets: Sequence[float] = (0.25, 0.5, 0.75, 1.),
                  compiler=None) -> None:
         self.buckets = check_buckets(buckets)
-        self._compiler = compiler
+        self._compiler = compiler or _compile_captured
         self._fns: dict = {}
+        self._masks: dict = {}
 
     def block(self, stage: int, index: int):
         """Block ``index`` of ``stage``'s compiled function."""
@@ -553,6 +602,23 @@ class CapturedPieces:
     def tokens(self, stage: int, index: int):
         """Block ``index`` of ``stage``'s compiled token selector."""
         return self._fn(_captured_tokens, stage, index)
+
+    def embed(self):
+        """The compiled patch embedding and first block decisions."""
+        return self._fn(_captured_embed, 0, -1)
+
+    def leave(self, stage: int):
+        """``stage``'s compiled end: patch merging, output, next plan."""
+        return self._fn(_captured_leave, stage, -1)
+
+    def mask(self, attn: nn.Module, hw_shape: HWShape, device):
+        """``attn``'s shifted-window mask on a ``hw_shape`` map
+        (``shift_mask``), made once."""
+        key = (attn.window_size, attn.shift_size, tuple(hw_shape),
+               str(device))
+        if key not in self._masks:
+            self._masks[key] = shift_mask(attn, hw_shape, device)
+        return self._masks[key]
 
     def _fn(self, fn, stage: int, index: int):
         # A copy of its own per block: its graphs (one per bucket and
@@ -563,12 +629,12 @@ class CapturedPieces:
             self._fns[key] = compiled_copy(fn, self._compiler)
         return self._fns[key]
 
-    def bound(self, blocks: int, batch: int) -> int:
-        """The most graphs both functions compile for an encoder of
-        ``blocks`` blocks at batch size ``batch``."""
-        return blocks * batch * (len(self.buckets) + 1)
+    def bound(self, blocks: int, stages: int, batch: int) -> int:
+        """The most graphs the functions compile for an encoder of
+        ``blocks`` blocks in ``stages`` stages at batch size ``batch``."""
+        return blocks * batch * (len(self.buckets) + 1) + stages + 1
 
-    def limit(self, blocks: int, batch: int):
+    def limit(self, blocks: int, stages: int, batch: int):
         """A context setting ``torch._dynamo``'s recompilation limit to
         the most graphs one block's function may need (``batch x
         buckets``) and making a call beyond it raise
@@ -577,8 +643,9 @@ class CapturedPieces:
         return strict_recompiles(
             batch * len(self.buckets),
             f'more than {batch * len(self.buckets)} graphs for a block '
-            f'({self.bound(blocks, batch)} for an encoder of {blocks} '
-            f'blocks at batch {batch})')
+            f'or a stage ({self.bound(blocks, stages, batch)} for an '
+            f'encoder of {blocks} blocks in {stages} stages at batch '
+            f'{batch})')
 
 
 class CapturedRunner(SkipRunner):
@@ -587,9 +654,12 @@ class CapturedRunner(SkipRunner):
     plan once per stage, an executed block's token counts once), but
     each executed block runs its MLP on a *bucket* of rows, its selected
     tokens padded up to the smallest of ``pieces.buckets`` x its tokens
-    that holds them (padding rows masked out of the scatter), and block
-    and token selector run as compiled functions built once per shape
-    (:class:`CapturedPieces`). Outputs equal ``SkipRunner``'s; the
+    that holds them (padding rows masked out of the scatter), and block,
+    token selector, patch embedding and each stage's end (patch merging,
+    tapped output and the next stage's block decisions) run as compiled
+    functions built once per shape (:class:`CapturedPieces`): what runs
+    eagerly between them is the bookkeeping of the host reads. Outputs
+    equal ``SkipRunner``'s; the
     executed figures are the policy's (nominal), and :meth:`padding`
     the rows run beyond them (the bucket padding).
 
@@ -604,9 +674,24 @@ class CapturedRunner(SkipRunner):
         self.pieces = pieces
         self.padded_counts: List[List[float]] = []
 
-    def start_stage(self, stage, x, hw_shape) -> None:
-        super().start_stage(stage, x, hw_shape)
-        self._masks = {}
+    def embed(self, encoder, x):
+        x, hw_shape, self._plan = self.pieces.embed()(
+            encoder, self.policy, x, self._budget(), self.index)
+        return x, hw_shape
+
+    def _block_decisions(self, stage, x, hw_shape) -> torch.Tensor:
+        # Computed with the previous stage's end (or the embedding).
+        return self._plan
+
+    def leave_stage(self, encoder, stage, x, hw_shape):
+        x, hw_shape, out, self._plan = self.pieces.leave(stage)(
+            encoder, self.policy, stage, x, hw_shape, self._budget(),
+            self.index)
+        return x, hw_shape, out
+
+    def _budget(self) -> torch.Tensor:
+        # The budget itself: its terms are computed inside the graphs.
+        return getattr(self.budget, 'budget', self.budget)
 
     def run_block(self, stage, index, block, x, hw_shape):
         self._padded = [0.] * x.shape[0]
@@ -631,16 +716,13 @@ class CapturedRunner(SkipRunner):
             self.policy, stage, index, x, budget, self.index)
 
     def _run_rows(self, stage, block, x, hw_shape, selected, count):
-        attn = block.attn
-        if attn.shift_size not in self._masks:
-            self._masks[attn.shift_size] = shift_mask(attn, hw_shape,
-                                                      x.device)
         if selected is None:
             selected = x.new_ones(x.shape[:2])
         total = selected.numel()
         self._size = bucket_size(count, total, self.pieces.buckets)
         y = self.pieces.block(stage, self._index)(
-            block, x, hw_shape, self._masks[attn.shift_size], selected,
+            block, x, hw_shape,
+            self.pieces.mask(block.attn, hw_shape, x.device), selected,
             self._size)
         return y, selected
 

@@ -50,6 +50,11 @@ class BlockRunner:
     """The interface the stage loop calls; the defaults run every block in
     full and tap a stage through its output norm, as mmseg's Swin does."""
 
+    def embed(self, encoder: nn.Module, x: torch.Tensor):
+        """The images' tokens and their map's size
+        (``encoder.embed(x)``)."""
+        return encoder.embed(x)
+
     def start_stage(self, stage: int, x: torch.Tensor,
                     hw_shape: HWShape) -> None:
         """Called with a stage's input before its first block."""
@@ -67,6 +72,13 @@ class BlockRunner:
         """The tapped output of a stage: (B, C, H, W) after its norm."""
         out = norm(x).view(-1, *hw_shape, dims)
         return out.permute(0, 3, 1, 2).contiguous()
+
+    def leave_stage(self, encoder: nn.Module, stage: int, x: torch.Tensor,
+                    hw_shape: HWShape) -> tuple:
+        """The patch merging and the tapped output of ``stage``
+        (``encoder.leave_stage``, with this runner's
+        :meth:`stage_output`)."""
+        return encoder.leave_stage(stage, x, hw_shape, self)
 
     def finish(self, outs: list):
         """What the encoder returns, from the stage outputs."""

@@ -61,8 +61,8 @@ def test_captured_equals_skipping_within_the_graph_bound():
     # The two budgets ran different blocks, and some work was skipped.
     assert len(ran) == 2 and ref_stats.block_fraction.min() < 1
     blocks = sum(len(s.blocks) for s in ada.stages)
-    pieces = ada.captured_pieces(ada.policy.task_index(tasks))
-    assert 0 < len(graphs) <= pieces.bound(blocks, 1)
+    pieces = ada.captured_pieces(ada.policy.task_index(tasks), x)
+    assert 0 < len(graphs) <= pieces.bound(blocks, len(ada.stages), 1)
     # A repeated forward compiles nothing new.
     count = len(graphs)
     with torch.no_grad():
