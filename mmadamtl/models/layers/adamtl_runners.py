@@ -553,19 +553,6 @@ def _captured_leave(encoder: nn.Module, policy: nn.Module, stage: int,
     return x, hw_shape, out, plan
 
 
-def _compile_captured(fn):
-    """``torch.compile`` with static shapes and no guards on the modules'
-    attributes: the pieces are built per task set, device, dtype and
-    autocast state (``AdaptiveSwinTransformer.captured_pieces``), each
-    compiled function copy runs one block or one stage of one model, and
-    the modules' structure does not change in inference; dynamo's guards
-    on every parameter and attribute would cost more than a small block's
-    kernels on every call. Guards on the inputs (shapes, the bucket size)
-    stay: they choose among a piece's graphs."""
-    return torch.compile(fn, dynamic=False, options=dict(
-        guard_filter_fn=torch.compiler.skip_guard_on_all_nn_modules_unsafe))
-
-
 class CapturedPieces:
     """The compiled functions of the captured mode for one encoder and one
     task set, built once and reused by every forward: a block (attention
@@ -584,14 +571,14 @@ class CapturedPieces:
     Args:
         buckets: The token buckets, fractions of a block's tokens
             (:func:`check_buckets`).
-        compiler: ``fn -> compiled fn`` (default :func:`_compile_captured`);
+        compiler: ``fn -> compiled fn`` (default: ``compiled_copy``'s);
             tests pass a counting one.
     """
 
     def __init__(self, buckets: Sequence[float] = (0.25, 0.5, 0.75, 1.),
                  compiler=None) -> None:
         self.buckets = check_buckets(buckets)
-        self._compiler = compiler or _compile_captured
+        self._compiler = compiler
         self._fns: dict = {}
         self._masks: dict = {}
 

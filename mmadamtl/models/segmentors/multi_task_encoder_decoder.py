@@ -322,12 +322,14 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         feats, stats = self.encode(inputs, control)
         args = (self.decode_head, feats, control.tasks, control.decoders,
                 tuple(inputs.shape[2:]), self.align_corners)
-        if not control.captured:
+        if not control.captured or self.training:
             return _heads(*args), feats, stats
         if self._compiled_heads is None:
             # Compiled at the first captured forward, once per input
-            # shape, task set and widths (the decoders' parameters are
-            # its inputs); past dynamo's limit it raises.
+            # shape, dtype and device, task set and widths, and autocast
+            # state (the guards it keeps: not the modules', whose
+            # training flag is False here); past dynamo's limit it
+            # raises.
             self._compiled_heads = compiled_copy(_heads)
         with strict_recompiles(what='more head graphs (input shapes, '
                                'task sets, widths)'):

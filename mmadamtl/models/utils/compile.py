@@ -7,18 +7,33 @@ from typing import Callable, Optional
 import torch
 
 
+def compile_static(fn: Callable, backend='inductor') -> Callable:
+    """``torch.compile`` with static shapes and no guards on the modules'
+    attributes and parameters. The captured modes compile a function per
+    block, stage or head set of one model, and build them anew for
+    another task set, device, dtype or autocast state
+    (``AdaptiveSwinTransformer.captured_pieces``); a module's structure
+    does not change in inference. Dynamo's guards on every parameter and
+    attribute would cost more than a small block's kernels on every call;
+    the guards on the inputs (shapes, dtypes, devices, the bucket size)
+    and the global state (grad mode, autocast) stay: they choose among a
+    function's graphs. ``backend``: dynamo's (tests count the graphs
+    with their own)."""
+    return torch.compile(fn, backend=backend, dynamic=False, options=dict(
+        guard_filter_fn=torch.compiler.skip_guard_on_all_nn_modules_unsafe))
+
+
 def compiled_copy(fn: Callable, compiler: Optional[Callable] = None
                   ) -> Callable:
-    """``compiler`` (default: ``torch.compile`` with static shapes) applied
-    to a copy of ``fn`` with a code object of its own: dynamo keeps the
-    graphs it compiles, and counts recompilations, per code object, so
-    each copy's graphs and limit are its own (two models in one process
-    share neither)."""
+    """``compiler`` (default: :func:`compile_static`) applied to a copy of
+    ``fn`` with a code object of its own: dynamo keeps the graphs it
+    compiles, and counts recompilations, per code object, so each copy's
+    graphs and limit are its own (two models in one process share
+    neither)."""
     own = types.FunctionType(fn.__code__.replace(), fn.__globals__,
                              fn.__name__, fn.__defaults__, fn.__closure__)
     own.__doc__, own.__qualname__ = fn.__doc__, fn.__qualname__
-    compiler = compiler or (lambda f: torch.compile(f, dynamic=False))
-    return compiler(own)
+    return (compiler or compile_static)(own)
 
 
 class CapturedLimitError(RuntimeError):

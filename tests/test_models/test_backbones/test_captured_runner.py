@@ -9,6 +9,7 @@ from torch._inductor.compile_fx import compile_fx
 from mmadamtl.models.backbones import Control
 from mmadamtl.models.layers.adamtl_runners import (bucket_size,
                                                    check_buckets)
+from mmadamtl.models.utils import compile_static
 from tests.test_models.test_backbones.test_adaptive_swin import (
     TASK_NAMES, _shuffle_policy, _swin)
 
@@ -37,8 +38,7 @@ def test_captured_equals_skipping_within_the_graph_bound():
         graphs.append(gm)
         return compile_fx(gm, example_inputs)
 
-    ada.captured_compiler = lambda fn: torch.compile(
-        fn, backend=backend, dynamic=False)
+    ada.captured_compiler = lambda fn: compile_static(fn, backend=backend)
     x = torch.randn(1, 3, 64, 64)
     tasks = ('semseg', 'depth')
     ran = set()

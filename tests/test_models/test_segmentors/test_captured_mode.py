@@ -13,7 +13,8 @@ from mmengine.config import Config
 from mmseg.registry import MODELS
 
 import mmadamtl.models.segmentors.multi_task_encoder_decoder as segmentor
-from mmadamtl.models.utils import CapturedLimitError, compiled_copy
+from mmadamtl.models.utils import (CapturedLimitError, compile_static,
+                                   compiled_copy)
 from tests.conftest import ROOT
 from tests.test_models.test_backbones.test_adaptive_swin import \
     _shuffle_policy
@@ -22,7 +23,7 @@ from tests.test_models.test_segmentors.test_multi_task_encoder_decoder \
 
 
 def _compile(fn):
-    return torch.compile(fn, backend='eager', dynamic=False)
+    return compile_static(fn, backend='eager')
 
 
 @pytest.fixture
@@ -113,3 +114,23 @@ def test_captured_flag_is_checked():
     with pytest.raises(ValueError, match='test_cfg.captured must be True '
                        "or False, got 'false'"):
         MODELS.build(cfg)
+
+
+def test_captured_pieces_follow_the_precision(model):
+    # The pieces run without guards on the modules: a forward under
+    # autocast gets pieces of its own, not the float32 ones, and equals
+    # eager inference under the same autocast.
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            ref, _, ref_stats = model._decode(x)
+        with model.runtime(captured=True):
+            model._decode(x)
+            with torch.autocast('cpu', dtype=torch.bfloat16):
+                got, _, stats = model._decode(x)
+    assert len(model.backbone._pieces) == 2
+    assert torch.equal(stats.blocks, ref_stats.blocks)
+    for task in ref:
+        assert got[task].dtype == ref[task].dtype
+        torch.testing.assert_close(got[task].float(), ref[task].float(),
+                                   atol=2e-2, rtol=2e-2)
