@@ -270,6 +270,10 @@ class AdaptiveSwinTransformer(SwinEncoder):
             runner = BlendRunner(self.policy, budget, index)
         elif self.random_policy is not None:
             runner = skip_runner(self.random_policy, budget, index)
+        elif control.captured:
+            # The captured pieces compute the budget's terms in their
+            # graphs.
+            runner = skip_runner(self.policy, budget, index, cap)
         else:
             # The budget with its terms for every selector, computed once
             # for the forward or reused from the last with the same

@@ -496,14 +496,15 @@ def check_buckets(buckets: Sequence[float]) -> Tuple[float, ...]:
 
 
 def _captured_block(block: nn.Module, x: torch.Tensor, hw_shape: HWShape,
-                    mask, selected: torch.Tensor, size: int
-                    ) -> torch.Tensor:
+                    selected: torch.Tensor, size: int) -> torch.Tensor:
     """One block on the images ``x`` (n, L, C), its MLP on ``size`` rows:
     the selected ones (``selected`` (n, L), 0/1) and, up to ``size``,
     padding rows (row 0) whose MLP output is masked out of the scatter.
     Every shape depends on ``size`` and the inputs' shapes alone (what
-    :class:`CapturedRunner` compiles once per shape)."""
-    y = attention_residual(block, x, hw_shape, mask)
+    :class:`CapturedRunner` compiles once per shape). The shifted
+    windows' mask is made in the graph, a constant of the map's size
+    (faster than reading it as an input)."""
+    y = attention_residual(block, x, hw_shape)
     flat = y.reshape(-1, y.shape[-1])
     sel = selected.reshape(-1)
     if size == flat.shape[0]:
@@ -526,9 +527,30 @@ def _captured_tokens(policy: nn.Module, stage: int, index: int,
             0).to(x.dtype)
 
 
-# What the captured pieces tap stages with: the default stage output
-# (stateless, one object for every forward).
-_TAPS = BlockRunner()
+def _captured_block_tokens(block: nn.Module, x: torch.Tensor,
+                           hw_shape: HWShape, selected: torch.Tensor,
+                           size: int, policy: nn.Module, stage: int,
+                           index: int, budget: torch.Tensor,
+                           tasks: List[int]) -> tuple:
+    """:func:`_captured_block` followed by the token selector of the next
+    block (``index + 1``) on its output, in one graph: where the same
+    images run both, the selector needs no call of its own."""
+    y = _captured_block(block, x, hw_shape, selected, size)
+    return y, _captured_tokens(policy, stage, index + 1, y, budget, tasks)
+
+
+class _Taps(BlockRunner):
+    """How the captured pieces tap a stage: its norm, as the default
+    stage output, left in the tokens' (channels-last) memory order: the
+    compiled heads' convolutions run faster on it than on the contiguous
+    (B, C, H, W) copy; the values are the same."""
+
+    def stage_output(self, stage, x, hw_shape, norm, dims):
+        return norm(x).view(-1, *hw_shape, dims).permute(0, 3, 1, 2)
+
+
+# Stateless: one object for every forward (dynamo guards on it).
+_TAPS = _Taps()
 
 
 def _captured_embed(encoder: nn.Module, policy: nn.Module, x: torch.Tensor,
@@ -563,10 +585,10 @@ class CapturedPieces:
     one copy of each per block or stage (dynamo specialises a graph on
     what the code reads as constants: the block's index, shift and
     drop-path rate). Per block one graph per bucket and number of images
-    that keep the block (1 at batch 1), and one token-selector graph per
-    number of images; one graph for the embedding and one per stage:
-    :meth:`bound` graphs at most. The shifted windows' masks, constants
-    of the map's size, are made once.
+    that keep the block (1 at batch 1), one per bucket of the block with
+    the next block's token selector in its graph (when every image runs
+    both), and one token-selector graph per number of images; one graph
+    for the embedding and one per stage: :meth:`bound` graphs at most.
 
     Args:
         buckets: The token buckets, fractions of a block's tokens
@@ -580,11 +602,15 @@ class CapturedPieces:
         self.buckets = check_buckets(buckets)
         self._compiler = compiler
         self._fns: dict = {}
-        self._masks: dict = {}
 
     def block(self, stage: int, index: int):
         """Block ``index`` of ``stage``'s compiled function."""
         return self._fn(_captured_block, stage, index)
+
+    def block_tokens(self, stage: int, index: int):
+        """Block ``index`` of ``stage`` with the next block's token
+        selector, compiled."""
+        return self._fn(_captured_block_tokens, stage, index)
 
     def tokens(self, stage: int, index: int):
         """Block ``index`` of ``stage``'s compiled token selector."""
@@ -598,15 +624,6 @@ class CapturedPieces:
         """``stage``'s compiled end: patch merging, output, next plan."""
         return self._fn(_captured_leave, stage, -1)
 
-    def mask(self, attn: nn.Module, hw_shape: HWShape, device):
-        """``attn``'s shifted-window mask on a ``hw_shape`` map
-        (``shift_mask``), made once."""
-        key = (attn.window_size, attn.shift_size, tuple(hw_shape),
-               str(device))
-        if key not in self._masks:
-            self._masks[key] = shift_mask(attn, hw_shape, device)
-        return self._masks[key]
-
     def _fn(self, fn, stage: int, index: int):
         # A copy of its own per block: its graphs (one per bucket and
         # number of images) are the only ones dynamo looks through when it
@@ -619,7 +636,8 @@ class CapturedPieces:
     def bound(self, blocks: int, stages: int, batch: int) -> int:
         """The most graphs the functions compile for an encoder of
         ``blocks`` blocks in ``stages`` stages at batch size ``batch``."""
-        return blocks * batch * (len(self.buckets) + 1) + stages + 1
+        return blocks * (batch * (len(self.buckets) + 1) +
+                         len(self.buckets)) + stages + 1
 
     def limit(self, blocks: int, stages: int, batch: int):
         """A context setting ``torch._dynamo``'s recompilation limit to
@@ -651,6 +669,8 @@ class CapturedRunner(SkipRunner):
     the rows run beyond them (the bucket padding).
 
     Args:
+        budget: (B,) budget input of the policy per image (its terms are
+            computed in the compiled graphs).
         pieces: The encoder's :class:`CapturedPieces`.
         Others: :class:`SkipRunner`'s.
     """
@@ -660,10 +680,12 @@ class CapturedRunner(SkipRunner):
         super().__init__(policy, budget, index, cap)
         self.pieces = pieces
         self.padded_counts: List[List[float]] = []
+        # ((stage, block), its token decisions) computed ahead.
+        self._next_tokens = (None, None)
 
     def embed(self, encoder, x):
         x, hw_shape, self._plan = self.pieces.embed()(
-            encoder, self.policy, x, self._budget(), self.index)
+            encoder, self.policy, x, self.budget, self.index)
         return x, hw_shape
 
     def _block_decisions(self, stage, x, hw_shape) -> torch.Tensor:
@@ -672,13 +694,9 @@ class CapturedRunner(SkipRunner):
 
     def leave_stage(self, encoder, stage, x, hw_shape):
         x, hw_shape, out, self._plan = self.pieces.leave(stage)(
-            encoder, self.policy, stage, x, hw_shape, self._budget(),
+            encoder, self.policy, stage, x, hw_shape, self.budget,
             self.index)
         return x, hw_shape, out
-
-    def _budget(self) -> torch.Tensor:
-        # The budget itself: its terms are computed inside the graphs.
-        return getattr(self.budget, 'budget', self.budget)
 
     def run_block(self, stage, index, block, x, hw_shape):
         self._padded = [0.] * x.shape[0]
@@ -698,19 +716,31 @@ class CapturedRunner(SkipRunner):
     def _token_decisions(self, stage, index, x, budget):
         if not self.policy.token_select:
             return None
-        budget = getattr(budget, 'budget', budget)
+        if self._next_tokens[0] == (stage, index):
+            # Computed with the previous block (see _run_rows).
+            selected, self._next_tokens = self._next_tokens[1], (None, None)
+            return selected
         return self.pieces.tokens(stage, index)(
             self.policy, stage, index, x, budget, self.index)
 
     def _run_rows(self, stage, block, x, hw_shape, selected, count):
+        index = self._index
         if selected is None:
             selected = x.new_ones(x.shape[:2])
         total = selected.numel()
         self._size = bucket_size(count, total, self.pieces.buckets)
-        y = self.pieces.block(stage, self._index)(
-            block, x, hw_shape,
-            self.pieces.mask(block.attn, hw_shape, x.device), selected,
-            self._size)
+        args = (block, x, hw_shape, selected, self._size)
+        batch = len(self.keep_rows[-1])
+        # Every image runs this block and keeps the next one: its token
+        # selector runs in this block's graph.
+        if (self.policy.token_select and x.shape[0] == batch
+                and index + 1 < len(self._images)
+                and len(self._images[index + 1]) == batch):
+            y, tokens = self.pieces.block_tokens(stage, index)(
+                *args, self.policy, stage, index, self.budget, self.index)
+            self._next_tokens = ((stage, index + 1), tokens)
+        else:
+            y = self.pieces.block(stage, index)(*args)
         return y, selected
 
     def padding(self) -> torch.Tensor:

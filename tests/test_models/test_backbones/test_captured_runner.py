@@ -63,6 +63,11 @@ def test_captured_equals_skipping_within_the_graph_bound():
     blocks = sum(len(s.blocks) for s in ada.stages)
     pieces = ada.captured_pieces(ada.policy.task_index(tasks), x)
     assert 0 < len(graphs) <= pieces.bound(blocks, len(ada.stages), 1)
+    # Both kinds of block pieces ran: alone, and with the next block's
+    # token selector in its graph.
+    kinds = {name for name, _, _ in pieces._fns}
+    assert {'_captured_block', '_captured_block_tokens',
+            '_captured_embed', '_captured_leave'} <= kinds
     # A repeated forward compiles nothing new.
     count = len(graphs)
     with torch.no_grad():
