@@ -13,6 +13,7 @@ from mmadamtl.utils.timing import (alternate_timings, paired_summary,
                                    train_step)
 
 from ..evaluation import image_complexity, summarize_complexity
+from ..models.utils import compiled_copy
 
 
 def autocast(device: str, amp: bool):
@@ -220,8 +221,16 @@ def time_captured(static, adaptive, batches: list, rounds: int,
     timed alternately; per-round ratios against the compiled static
     model; the seconds each compiled model's first pass over ``batches``
     took (its compilation, with one run of each batch) and the largest
-    difference of captured against eager adaptive outputs."""
+    difference of captured against eager adaptive outputs. Also timed:
+    the static model compiled as the captured pieces are
+    (``compile_static``: no guards on the modules), ``static_unguarded``,
+    a reference with the same compiler settings."""
     compiled = torch.compile(static.encode_decode, dynamic=False)
+
+    def static_forward(inputs, metas):
+        return static.encode_decode(inputs, metas)
+    # A code object of its own: dynamo's graphs are kept per code object.
+    unguarded = compiled_copy(static_forward)
 
     def run(fn, captured=None):
         def step(i):
@@ -234,10 +243,12 @@ def time_captured(static, adaptive, batches: list, rounds: int,
 
     fns = dict(static_eager=run(static.encode_decode),
                static_compiled=run(compiled),
+               static_unguarded=run(unguarded),
                adaptive_eager=run(adaptive.encode_decode, False),
                adaptive_captured=run(adaptive.encode_decode, True))
     compile_s = {}
-    for name in ('static_compiled', 'adaptive_captured'):
+    for name in ('static_compiled', 'static_unguarded',
+                 'adaptive_captured'):
         # The first pass over the batches compiles every shape they need.
         start = time.perf_counter()
         for i in range(len(batches)):
@@ -252,6 +263,8 @@ def time_captured(static, adaptive, batches: list, rounds: int,
     images = len(batches) * batches[0]['inputs'].shape[0]
     ratios = {n: paired_summary(times, images, n, 'static_compiled')
               for n in fns if n != 'static_compiled'}
+    same_compiler = paired_summary(times, images, 'adaptive_captured',
+                                   'static_unguarded')
     with adaptive.runtime(captured=True):
         flops = executed(adaptive, batches)
     return dict(
@@ -259,5 +272,6 @@ def time_captured(static, adaptive, batches: list, rounds: int,
                     for n, t in times.items()},
         latency_ratio={n: r['ratio'] for n, r in ratios.items()},
         latency_ratio_spread={n: r['spread'] for n, r in ratios.items()},
+        captured_over_unguarded=same_compiler['spread'],
         compile_s=compile_s, max_abs_diff=diff,
         executed=dict(static=executed(static, batches), adaptive=flops))

@@ -227,16 +227,20 @@ def test_benchmark_captured_json(capsys, tiny_synthetic, checkpoint,
         '--num-images', '2', '--rounds', '3', '--warmup', '0',
         '--data-root', tiny_synthetic, '--captured', '--json'])
     c = r['captured']
-    names = {'static_eager', 'static_compiled', 'adaptive_eager',
-             'adaptive_captured'}
+    names = {'static_eager', 'static_compiled', 'static_unguarded',
+             'adaptive_eager', 'adaptive_captured'}
     assert set(c) == {'latency_ms', 'latency_ratio', 'latency_ratio_spread',
-                      'compile_s', 'max_abs_diff', 'executed'}
+                      'captured_over_unguarded', 'compile_s',
+                      'max_abs_diff', 'executed'}
     assert set(c['latency_ms']) == names
     assert set(c['latency_ratio']) == names - {'static_compiled'}
     for n, sp in c['latency_ratio_spread'].items():
         assert sp['min'] <= sp['median'] == c['latency_ratio'][n] <= \
             sp['max']
-    assert set(c['compile_s']) == {'static_compiled', 'adaptive_captured'}
+    assert set(c['compile_s']) == {'static_compiled', 'static_unguarded',
+                                   'adaptive_captured'}
+    u = c['captured_over_unguarded']
+    assert u['min'] <= u['median'] <= u['max']
     # Captured outputs are the eager adaptive model's.
     assert c['max_abs_diff'] <= 1e-4
     fs, fa = c['executed']['static'], c['executed']['adaptive']
@@ -244,6 +248,7 @@ def test_benchmark_captured_json(capsys, tiny_synthetic, checkpoint,
     assert fa['gflops'] <= fa['run_gflops'] < fs['gflops']
     table = _tool('benchmark').render(r)
     assert 'adaptive captured' in table and 'run with the bucket' in table
+    assert 'static unguarded' in table
 
 
 def test_benchmark_mtlora_json(capsys):

@@ -7,7 +7,7 @@ from typing import Callable, Optional
 import torch
 
 
-def compile_static(fn: Callable, backend='inductor') -> Callable:
+def compile_static(fn: Callable, backend: Optional[str] = None) -> Callable:
     """``torch.compile`` with static shapes and no guards on the modules'
     attributes and parameters. The captured modes compile a function per
     block, stage or head set of one model, and build them anew for
@@ -17,10 +17,12 @@ def compile_static(fn: Callable, backend='inductor') -> Callable:
     attribute would cost more than a small block's kernels on every call;
     the guards on the inputs (shapes, dtypes, devices, the bucket size)
     and the global state (grad mode, autocast) stay: they choose among a
-    function's graphs. ``backend``: dynamo's (tests count the graphs
-    with their own)."""
-    return torch.compile(fn, backend=backend, dynamic=False, options=dict(
-        guard_filter_fn=torch.compiler.skip_guard_on_all_nn_modules_unsafe))
+    function's graphs. ``backend``: dynamo's (default: ``torch.compile``'s;
+    tests count the graphs with their own)."""
+    extra = {} if backend is None else dict(backend=backend)
+    return torch.compile(fn, dynamic=False, options=dict(
+        guard_filter_fn=torch.compiler.skip_guard_on_all_nn_modules_unsafe),
+        **extra)
 
 
 def compiled_copy(fn: Callable, compiler: Optional[Callable] = None
