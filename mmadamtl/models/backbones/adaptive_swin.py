@@ -118,10 +118,11 @@ class AdaptiveSwinTransformer(SwinEncoder):
         super().__init__(*args, **kwargs)
         self.token_buckets = check_buckets(token_buckets)
         # ``Control.captured``'s compiled functions, built at its first
-        # forward (a cache: they hold no state of the model).
+        # forward (a cache: their graphs hold the modules' structure, not
+        # their weights; dropped when the model is moved or cast).
         self._pieces: Dict[tuple, CapturedPieces] = {}
-        # The compiler of the captured mode (None: torch.compile with
-        # static shapes; tests give another backend).
+        # The compiler of the captured mode (None: ``compile_static``;
+        # tests give another backend).
         self.captured_compiler = None
         self.policy = None
         if policy is not None:
@@ -325,6 +326,13 @@ class AdaptiveSwinTransformer(SwinEncoder):
             CapturedRunner,
             pieces=self.captured_pieces(self.policy.task_index(
                 control.tasks), x))
+
+    def _apply(self, fn, *args, **kwargs):
+        # ``.to``, ``.half``, ``.cuda`` ...: the compiled pieces skip the
+        # guards on the modules, so graphs built for the old parameters
+        # are dropped, not reused.
+        self._pieces.clear()
+        return super()._apply(fn, *args, **kwargs)
 
     def captured_pieces(self, tasks: Sequence[int],
                         x: torch.Tensor) -> CapturedPieces:

@@ -70,9 +70,11 @@ class Control:
         captured: AdaMTL inference in shapes from a fixed set
             (``CapturedRunner``): ``SkipRunner``'s decisions, each
             executed block's MLP tokens padded up to one of the encoder's
-            ``token_buckets``, blocks and token selectors run as compiled
-            functions built once per shape (``torch.compile``). The same
-            outputs; ``AdaptiveStats.run_flops`` counts the padding.
+            ``token_buckets``, the work between two host reads (patch
+            embedding, blocks, token selectors, stage ends with the next
+            stage's block decisions) run as compiled functions built once
+            per shape (``compile_static``). The same outputs;
+            ``AdaptiveStats.run_flops`` counts the padding.
             Training and the other encoders ignore it.
     """
     budget: Budget = None

@@ -38,7 +38,7 @@ class SwinEncoder(MultiTaskEncoder, SwinTransformer):
             for block j: x = runner.run_block(i, j, block, x, hw)
             runner.end_stage(i, x, hw)
             x, hw, out = runner.leave_stage(encoder, i, x, hw)
-            if out is not None: outs += out
+            if out is not None: outs.append(out)
         return runner.finish(outs)
 
     where ``embed`` is the patch embedding (+ abs. pos. embed, dropout)

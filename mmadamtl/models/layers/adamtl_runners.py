@@ -581,7 +581,7 @@ class CapturedPieces:
     and MLP on a bucket of rows), a token selector, the patch embedding
     with the first stage's block decisions, and per stage its patch
     merging and tapped output with the next stage's block decisions, each
-    compiled (``torch.compile``, static shapes) for each shape it meets,
+    compiled (``compile_static``: static shapes) for each shape it meets,
     one copy of each per block or stage (dynamo specialises a graph on
     what the code reads as constants: the block's index, shift and
     drop-path rate). Per block one graph per bucket and number of images
@@ -663,8 +663,10 @@ class CapturedRunner(SkipRunner):
     token selector, patch embedding and each stage's end (patch merging,
     tapped output and the next stage's block decisions) run as compiled
     functions built once per shape (:class:`CapturedPieces`): what runs
-    eagerly between them is the bookkeeping of the host reads. Outputs
-    equal ``SkipRunner``'s; the
+    eagerly between them is the bookkeeping of the host reads. The
+    stages are tapped as the default ``stage_output`` does (norm, then
+    (B, C, H, W) in channels-last memory order), not through this
+    runner's ``stage_output``. Outputs equal ``SkipRunner``'s; the
     executed figures are the policy's (nominal), and :meth:`padding`
     the rows run beyond them (the bucket padding).
 

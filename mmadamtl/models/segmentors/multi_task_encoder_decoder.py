@@ -131,10 +131,11 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
             passes such a batch through.
 
             ``captured`` (default False): an adaptive backbone runs
-            inference in shapes from a fixed set, its blocks compiled
-            once per shape (``Control.captured``, ``CapturedRunner``),
-            and the heads run compiled (``torch.compile``, once per input
-            shape and task set).
+            inference in shapes from a fixed set, its blocks and stages
+            compiled once per shape (``Control.captured``,
+            ``CapturedRunner``), and the heads run compiled
+            (``compile_static``, once per input shape and dtype, task
+            set, widths and autocast state).
 
             ``random_policy=dict(share=..., seed=0)`` replaces the policy's
             inference decisions by uniform random ones executing ``share``
@@ -334,6 +335,12 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         with strict_recompiles(what='more head graphs (input shapes, '
                                'task sets, widths)'):
             return self._compiled_heads(*args), feats, stats
+
+    def _apply(self, fn, *args, **kwargs):
+        # Moved or cast: the compiled heads (no guards on the modules)
+        # are rebuilt at the next captured forward.
+        self._compiled_heads = None
+        return super()._apply(fn, *args, **kwargs)
 
     def encode_decode(self, inputs: torch.Tensor,
                       batch_img_metas: List[dict]) -> Dict[str, torch.Tensor]:

@@ -1,7 +1,8 @@
 """AdaMTL's captured mode (``Control.captured``, ``CapturedRunner``):
-token counts padded to buckets, blocks and token selectors compiled with
-``torch.compile`` (inductor, CPU) once per shape; outputs equal eager
-skipping, and the graphs compiled stay within ``CapturedPieces.bound``."""
+token counts padded to buckets, the patch embedding, blocks, token
+selectors and stage ends compiled with ``compile_static`` (inductor, CPU)
+once per shape; outputs equal eager skipping, and the graphs compiled stay
+within ``CapturedPieces.bound``."""
 import pytest
 import torch
 from torch._inductor.compile_fx import compile_fx

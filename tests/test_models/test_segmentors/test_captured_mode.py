@@ -134,3 +134,38 @@ def test_captured_pieces_follow_the_precision(model):
         assert got[task].dtype == ref[task].dtype
         torch.testing.assert_close(got[task].float(), ref[task].float(),
                                    atol=2e-2, rtol=2e-2)
+
+
+def test_captured_batch_with_per_image_budgets(model):
+    # Two images with their own budgets: blocks kept by one image only
+    # run on it (a partial batch, no fused token selector), blocks both
+    # keep run on both; outputs and decisions equal eager skipping's.
+    from mmadamtl.models.backbones import Control
+    backbone = model.backbone
+    x = torch.rand(2, 3, 64, 64)
+    control = Control(budget=torch.tensor([0.1, 0.9]), budget_mode='input')
+    with torch.no_grad():
+        ref, ref_stats = backbone.encode(x, control)
+        got, stats = backbone.encode(x, control.replace(captured=True))
+    for a, c in zip(ref, got):
+        torch.testing.assert_close(c, a, atol=1e-4, rtol=1e-4)
+    assert torch.equal(stats.blocks, ref_stats.blocks)
+    # The images ran different blocks: some ran on one image alone.
+    assert (stats.blocks[0] != stats.blocks[1]).any()
+    assert (stats.run_flops >= stats.encoder_flops).all()
+
+
+def test_moving_or_casting_drops_the_compiled_pieces(model):
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad(), model.runtime(captured=True):
+        model._decode(x)
+    assert model.backbone._pieces and model._compiled_heads is not None
+    model.double()
+    assert not model.backbone._pieces and model._compiled_heads is None
+    with torch.no_grad():
+        ref = model._decode(x.double())[0]
+        with model.runtime(captured=True):
+            got = model._decode(x.double())[0]
+    for task in ref:
+        assert got[task].dtype == torch.float64
+        torch.testing.assert_close(got[task], ref[task])
