@@ -27,7 +27,9 @@ class BudgetScheduleHook(Hook):
     (budget-conditioning) each image draws its own budget uniformly from
     the annealed range ``[1 - p (1 - lo), 1 - p (1 - hi)]`` (p the
     progress in [0, 1]); otherwise every image gets the annealed
-    ``budget``.
+    ``budget``. With ``per_batch=True`` one budget is drawn per batch and
+    given to all its images (for ``BudgetLoss(reduction='batch')``: the
+    batch's mean is held to it, its images free around it).
 
     Args:
         budget: Fixed final budget in (0, 1] (without conditioning).
@@ -36,6 +38,7 @@ class BudgetScheduleHook(Hook):
         anneal_ratio: The anneal's share of the run's iterations, in
             [0, 1]; instead of ``anneal_iters``.
         tau: Start and end temperature.
+        per_batch: One budget per batch instead of one per image.
         seed: Seed of the sampler of budgets. The budgets of iteration
             ``it`` on rank ``r`` are drawn from a generator seeded by
             ``(seed, r, it)``: ranks draw different budgets, and a resumed
@@ -49,6 +52,7 @@ class BudgetScheduleHook(Hook):
                  anneal_iters: int = 0,
                  anneal_ratio: Optional[float] = None,
                  tau: Sequence[float] = (5.0, 5.0),
+                 per_batch: bool = False,
                  seed: int = 0) -> None:
         if (budget is None) == (budget_range is None):
             raise ValueError('BudgetScheduleHook: give exactly one of '
@@ -78,6 +82,7 @@ class BudgetScheduleHook(Hook):
         self.anneal_iters = anneal_iters
         self.anneal_ratio = anneal_ratio
         self.tau = tuple(float(t) for t in tau)
+        self.per_batch = bool(per_batch)
         self.seed = int(seed)
 
     def generator(self, it: int) -> torch.Generator:
@@ -111,6 +116,7 @@ class BudgetScheduleHook(Hook):
         low, high, tau = self.current(runner.iter)
         model.set_policy_temperature(tau)
         batch = len(data_batch['inputs']) if data_batch else 1
-        u = torch.rand(batch, generator=self.generator(runner.iter))
+        u = torch.rand(1 if self.per_batch else batch,
+                       generator=self.generator(runner.iter)).expand(batch)
         model.set_train_budgets(low + (high - low) * u)
         runner.message_hub.update_scalar('train/tau', tau)

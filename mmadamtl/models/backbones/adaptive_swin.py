@@ -40,8 +40,9 @@ class AdaptiveStats(EncoderStats):
     decisions (what inference runs) would execute, with gradients.
     For count-based losses (AdaMTL's): ``keeps`` (B, blocks) the block
     decisions and ``token_shares`` (B, blocks) each block's share of MLP
-    tokens run (zero where skipped), both with gradients, and ``widths``
-    (blocks,) each block's channels.
+    tokens run (zero where skipped), both with gradients, ``widths``
+    (blocks,) each block's channels and ``block_tokens`` (blocks,) its
+    token count.
     """
     policy_flops: torch.Tensor
     block_fraction: torch.Tensor
@@ -54,6 +55,7 @@ class AdaptiveStats(EncoderStats):
     keeps: Optional[torch.Tensor] = None
     token_shares: Optional[torch.Tensor] = None
     widths: Optional[torch.Tensor] = None
+    block_tokens: Optional[torch.Tensor] = None
     # The request (``Control.budget``/``budget_mode``), for metainfo.
     budget: Optional[float] = None
     budget_mode: Optional[str] = None
@@ -400,6 +402,7 @@ class AdaptiveSwinTransformer(SwinEncoder):
                 keeps=keep,
                 token_shares=tokens / vec['tokens'],
                 widths=vec['widths'],
+                block_tokens=vec['tokens'],
                 encoder_flops=cost.fixed_total + block_flops +
                 policy_flops,
                 policy_flops=policy_flops,

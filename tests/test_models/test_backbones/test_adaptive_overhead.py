@@ -12,7 +12,8 @@ from mmadamtl.models.layers.profiling import (RecordingSkipRunner,
                                               ReplayRunner)
 from mmadamtl.utils.host_sync import SyncCounter
 
-from test_adaptive_swin import TASK_NAMES, _shuffle_policy, _swin
+from tests.test_models.test_backbones.test_adaptive_swin import (
+    TASK_NAMES, _shuffle_policy, _swin)
 
 
 def test_sync_counter_counts_host_reads():

@@ -14,7 +14,8 @@ from mmadamtl.models.policies import (CALIBRATION_GRID, calibrate_budget,
                                       gumbel_sigmoid, policy_budget)
 from mmadamtl.models.utils import swin_cost
 
-from test_adaptive_swin import TASK_NAMES, _shuffle_policy, _swin
+from tests.test_models.test_backbones.test_adaptive_swin import (
+    TASK_NAMES, _shuffle_policy, _swin)
 
 
 @pytest.mark.parametrize('policy', [
@@ -266,33 +267,110 @@ def test_calibration_restores_training_mode():
     assert ada.training and ada.policy.training
 
 
-def test_count_and_deterministic_budget_loss_values():
-    widths = torch.tensor([32., 32., 64., 64.])
-    stats = SimpleNamespace(
+def _count_stats():
+    return SimpleNamespace(
         block_fraction=torch.tensor([0.5, 0.9]),
         token_fraction=torch.tensor([0.4, 1.0]),
         deterministic_fraction=torch.tensor([0.7, 0.8]),
         keeps=torch.tensor([[1., 1., 0., 1.], [1., 1., 1., 1.]]),
         token_shares=torch.tensor([[1., .5, 0., .5], [.5, .5, .5, .5]]),
-        widths=widths)
+        widths=torch.tensor([32., 32., 64., 64.]),
+        block_tokens=torch.tensor([16., 16., 4., 4.]))
+
+
+def test_count_and_deterministic_budget_loss_values():
+    stats = _count_stats()
     budgets = torch.tensor([0.3, 0.9])
     det = MODELS.build(dict(type='BudgetLoss', token_weight=0.,
                             deterministic_weight=2.))(stats, budgets)
     assert float(det) == pytest.approx(
         (0.2**2 + 0) / 2 + 2 * (0.4**2 + 0.1**2) / 2)
+    n_b = np.array([0.75, 1.0])
+    # Width x token count: weights 512, 512, 256, 256.
     count = MODELS.build(dict(type='BudgetLoss', mode='count',
                               token_weight=1.0))(stats, budgets)
-    n_b = np.array([0.75, 1.0])
-    n_t = np.array([(32 + 16 + 0 + 32) / 192, 0.5])
+    n_t = np.array([(512 + 256 + 0 + 128) / 1536, 0.5])
     assert float(count) == pytest.approx(
         np.mean((n_b - 0.9)**2) + np.mean((n_t - 0.5)**2))
+    # Width only.
+    width = MODELS.build(dict(type='BudgetLoss', mode='count',
+                              token_count_weighted=False, token_weight=1.0))
+    n_t = np.array([(32 + 16 + 0 + 32) / 192, 0.5])
+    assert float(width(stats, budgets)) == pytest.approx(
+        np.mean((n_b - 0.9)**2) + np.mean((n_t - 0.5)**2))
     flat = MODELS.build(dict(type='BudgetLoss', mode='count',
-                             width_weighted=False, token_weight=1.0))
+                             width_weighted=False,
+                             token_count_weighted=False, token_weight=1.0))
     n_t = np.array([0.5, 0.5])
     assert float(flat(stats, budgets)) == pytest.approx(
         np.mean((n_b - 0.9)**2) + np.mean((n_t - 0.5)**2))
     with pytest.raises(ValueError, match='mode'):
         MODELS.build(dict(type='BudgetLoss', mode='macs'))
+
+
+def test_count_token_term_is_adamtls_formula():
+    """The count mode's token share equals AdaMTL's
+    ``get_tokens_select_stats`` written out over per-block token masks
+    (B, N, 1): ``sum_k w_k sum(mask_k) / sum_k w_k N_k``, with and
+    without the stage widths."""
+    g = torch.Generator().manual_seed(0)
+    depths, widths, tokens = (2, 2, 6, 2), (96, 192, 384, 768), \
+        (3136, 784, 196, 49)
+    masks = [[(torch.rand(3, n, 1, generator=g) < p).float()
+              for _ in range(d)]
+             for d, n, p in zip(depths, tokens, (0.9, 0.6, 0.4, 0.2))]
+
+    def official(weighted):
+        active, total = 0, 0
+        for stage, w in zip(masks, widths):
+            w = w if weighted else 1
+            for head in stage:
+                active = active + w * head.sum(dim=(1, 2))
+                total += w * head.shape[1]
+        return active / total
+
+    flat = [m for stage in masks for m in stage]
+    stats = SimpleNamespace(
+        keeps=torch.ones(3, len(flat)),
+        token_shares=torch.stack([m.mean(dim=(1, 2)) for m in flat], 1),
+        widths=torch.tensor([float(w) for w, d in zip(widths, depths)
+                             for _ in range(d)]),
+        block_tokens=torch.tensor([float(n) for n, d in zip(tokens, depths)
+                                   for _ in range(d)]))
+    for weighted in (True, False):
+        # Block term zero (every block kept, target 1): the loss is the
+        # token term alone.
+        loss = MODELS.build(dict(type='BudgetLoss', mode='count',
+                                 block_target=1.0, token_weight=1.0,
+                                 token_target=0.5,
+                                 width_weighted=weighted))
+        expected = ((official(weighted) - 0.5)**2).mean()
+        assert float(loss(stats, torch.ones(3))) == pytest.approx(
+            float(expected), rel=1e-5)
+
+
+def test_batch_reduction_drives_the_mean():
+    """``reduction='batch'``: the batch's mean to the mean budget, images
+    free around it."""
+    stats = _count_stats()
+    budgets = torch.tensor([0.6, 0.6])
+    loss = MODELS.build(dict(type='BudgetLoss', reduction='batch',
+                             token_weight=0.5, deterministic_weight=2.))
+    # Means: blocks 0.7, tokens 0.7, deterministic 0.75.
+    assert float(loss(stats, budgets)) == pytest.approx(
+        0.1**2 + 2 * 0.15**2 + 0.5 * 0.1**2)
+    image = MODELS.build(dict(type='BudgetLoss', token_weight=0.5,
+                              deterministic_weight=2.))
+    assert float(image(stats, budgets)) == pytest.approx(
+        (0.1**2 + 0.3**2) / 2 + 2 * (0.1**2 + 0.2**2) / 2 +
+        0.5 * (0.2**2 + 0.4**2) / 2)
+    count = MODELS.build(dict(type='BudgetLoss', mode='count',
+                              reduction='batch', token_weight=1.0))
+    n_t = ((512 + 256 + 0 + 128) / 1536 + 0.5) / 2
+    assert float(count(stats, budgets)) == pytest.approx(
+        (0.875 - 0.9)**2 + (n_t - 0.5)**2, rel=1e-5)
+    with pytest.raises(ValueError, match='reduction'):
+        MODELS.build(dict(type='BudgetLoss', reduction='sum'))
 
 
 def test_count_loss_trains_from_a_real_pass():
