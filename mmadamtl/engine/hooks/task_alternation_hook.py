@@ -15,22 +15,28 @@ class TaskAlternationHook(Hook):
 
     For the first ``alternate_ratio`` of the run's iterations, turn ``k``
     (``period`` iterations each, by default one epoch of the train
-    dataloader) trains task ``tasks[k % T]`` alone: only its decoder's
-    loss, and a ``per_task`` policy runs (and learns) only that task's
-    mask. The rest of the run trains every task, the masks' union. The
-    task of an iteration depends on the iteration alone, so a resumed run
-    trains what the uninterrupted one would have.
+    dataloader) trains task ``tasks[k % T]``: a ``per_task`` policy runs
+    (and learns) only that task's mask, and only that task's decoder
+    learns. By default only its decoder's loss is trained; with
+    ``all_task_losses`` every task's loss is, the other decoders frozen
+    (AdaMTL's own schedule, ``USE_SINGLE_TASK_LOSS: False``). The rest
+    of the run trains every task, the masks' union. The task of an
+    iteration depends on the iteration alone, so a resumed run trains
+    what the uninterrupted one would have.
 
     Args:
         alternate_ratio: Share of the run that alternates, in [0, 1].
         period: Iterations per turn; default: one epoch.
         tasks: Order of the turns; default: the model's tasks.
+        all_task_losses: Train every task's loss in a turn, the other
+            tasks' decoders frozen.
     """
     priority = 'NORMAL'
 
     def __init__(self, alternate_ratio: float = 0.5,
                  period: Optional[int] = None,
-                 tasks: Optional[Sequence[str]] = None) -> None:
+                 tasks: Optional[Sequence[str]] = None,
+                 all_task_losses: bool = False) -> None:
         if not 0 <= alternate_ratio <= 1:
             raise ValueError(f'TaskAlternationHook: alternate_ratio must be '
                              f'in [0, 1], got {alternate_ratio!r}')
@@ -40,6 +46,7 @@ class TaskAlternationHook(Hook):
         self.alternate_ratio = alternate_ratio
         self.period = period
         self.tasks = list(tasks) if tasks is not None else None
+        self.all_task_losses = bool(all_task_losses)
         self.alternate_iters = 0
 
     def before_train(self, runner) -> None:
@@ -60,8 +67,8 @@ class TaskAlternationHook(Hook):
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
         task = self.task_at(runner.iter)
-        _unwrap(runner.model).set_train_tasks(None if task is None else
-                                              [task])
+        _unwrap(runner.model).set_train_tasks(
+            None if task is None else [task], self.all_task_losses)
 
     def after_train(self, runner) -> None:
         _unwrap(runner.model).set_train_tasks(None)

@@ -179,8 +179,12 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         self.task_losses = self.train_cfg.get('task_losses', True)
         self.train_budget = check_budget(
             self.train_cfg.get('budget', 1.0), 'train_cfg.budget')
-        # Tasks trained (TaskAlternationHook: one at a time), None: all.
+        # Tasks trained (TaskAlternationHook: one at a time), None: all;
+        # with all losses, every task's loss while only the trained
+        # tasks' decoders learn (the others' parameters frozen here).
         self.train_tasks: Optional[List[str]] = None
+        self._all_losses = False
+        self._frozen: List[torch.nn.Parameter] = []
         # Per-image training budgets, set each iteration by
         # BudgetScheduleHook through set_train_budgets.
         self._train_budgets: Optional[torch.Tensor] = None
@@ -279,11 +283,42 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         falls back to ``train_cfg.budget``."""
         self._train_budgets = check_budget(budgets, 'training budgets')
 
-    def set_train_tasks(self, tasks: Optional[Sequence[str]]) -> None:
+    def set_train_tasks(self, tasks: Optional[Sequence[str]],
+                        all_losses: bool = False) -> None:
         """Train only ``tasks`` (their decoders' losses and, with a
-        ``per_task`` policy, their masks); None trains every task."""
+        ``per_task`` policy, their masks); None trains every task.
+
+        With ``all_losses`` (AdaMTL's own alternation) every task's loss
+        is trained (through the encoder and ``tasks``' masks) but only
+        ``tasks``' decoders learn: the other decoders' parameters are
+        frozen (``requires_grad=False``) until the next call, which
+        unfreezes what this one froze."""
         self.train_tasks = None if tasks is None else check_tasks(
             tasks, self.tasks, where='training tasks')
+        for p in self._frozen:
+            p.requires_grad_(True)
+        self._frozen = []
+        self._all_losses = bool(all_losses) and tasks is not None
+        if not self._all_losses:
+            return
+        for task in self.tasks:
+            if task in self.train_tasks:
+                continue
+            for p in self.decode_head.decoders[task].parameters():
+                if p.requires_grad:
+                    p.requires_grad_(False)
+                    self._frozen.append(p)
+
+    def _loss_tasks(self, control: Control, feats) -> Tuple[str, ...]:
+        """The tasks whose losses a training batch sums."""
+        if not self._all_losses:
+            return control.tasks
+        if isinstance(feats, dict):
+            raise ValueError(
+                'TaskAlternationHook(all_task_losses=True) needs features '
+                'shared by the tasks; this backbone gives each task its own '
+                '(MTLoRA): use all_task_losses=False')
+        return tuple(self.tasks)
 
     def set_policy_temperature(self, tau: float) -> None:
         """The Gumbel-sigmoid temperature of the backbone's policy."""
@@ -414,15 +449,16 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         self.check_inputs(inputs, data_samples, 'loss',
                           self.train_cfg.get('check_finite', True))
         control = self.training_control(inputs.shape[0], inputs.device)
-        tasks = control.tasks
         if not self.adaptive:
+            feats = self.extract_feat(inputs, control)
             return self.decode_head.loss(
-                self.extract_feat(inputs, control), data_samples, tasks)
+                feats, data_samples, self._loss_tasks(control, feats))
         budgets = control.budget
         feats, stats = self.encode(inputs, control)
         losses = {}
         if self.task_losses:
-            losses.update(self.decode_head.loss(feats, data_samples, tasks))
+            losses.update(self.decode_head.loss(
+                feats, data_samples, self._loss_tasks(control, feats)))
         losses['loss_budget'] = self.budget_loss(stats, budgets)
         # Logged, not summed (no "loss" in the key).
         losses['executed_fraction'] = stats.block_fraction.detach().mean()

@@ -150,6 +150,30 @@ def test_budget_schedule_hook():
                          anneal_ratio=1.5))
 
 
+def test_budget_schedule_hook_per_batch():
+    """One budget per image by default, one per batch with per_batch;
+    each drawn in the final range and reproducible by iteration."""
+    got = []
+    model = SimpleNamespace(adaptive=True,
+                            set_policy_temperature=lambda tau: None,
+                            set_train_budgets=got.append)
+    runner = SimpleNamespace(
+        model=model, iter=7,
+        message_hub=SimpleNamespace(update_scalar=lambda *a: None))
+    batch = dict(inputs=[None] * 4)
+    for per_batch in (False, True, True):
+        hook = HOOKS.build(dict(type='BudgetScheduleHook',
+                                budget_range=(0.25, 0.75),
+                                per_batch=per_batch))
+        hook.before_train_iter(runner, 0, batch)
+    per_image, per_batch, again = got
+    assert per_image.shape == per_batch.shape == (4, )
+    assert len(set(per_image.tolist())) == 4
+    assert len(set(per_batch.tolist())) == 1
+    assert torch.equal(per_batch, again)
+    assert 0.25 <= float(per_batch[0]) <= 0.75
+
+
 def test_delta_m():
     base = {'semseg': 50.0, 'normals': 20.0}
     metrics = {'semseg/mIoU': 55.0, 'normals/mean': 22.0}
@@ -258,6 +282,49 @@ def test_training_one_task_trains_its_decoder_and_mask(adaptive_cfg):
         model.set_train_tasks(['sky'])
 
 
+def test_training_one_task_with_all_losses(adaptive_cfg):
+    """AdaMTL's own turn (``all_losses``): every task's loss, through the
+    turn's mask alone; only its decoder learns, the others frozen until
+    the next call, which restores exactly what it froze."""
+    cfg = copy.deepcopy(adaptive_cfg)
+    cfg.backbone.policy = dict(type='PolicyHead', task_mode='per_task')
+    model = _build(cfg).train()
+    user_frozen = model.decode_head.decoders['semseg'].parameters()
+    user_frozen = next(iter(user_frozen))
+    user_frozen.requires_grad_(False)
+    samples = [_sample(64, 64, seed=i) for i in range(2)]
+    x = torch.rand(2, 3, 64, 64)
+
+    def grads(all_losses):
+        model.zero_grad()
+        torch.manual_seed(0)
+        model.set_train_tasks(['normals'], all_losses=all_losses)
+        losses = model.loss(x, samples)
+        sum(v for k, v in losses.items() if 'loss' in k).backward()
+        return losses, model.backbone.patch_embed.projection.weight.grad
+
+    single, enc_single = grads(False)
+    enc_single = enc_single.clone()
+    losses, enc_all = grads(True)
+    tasks = {k.split('.')[0] for k in losses if k.startswith(
+        tuple(model.tasks))}
+    assert tasks == set(model.tasks) and len(single) < len(losses)
+    # The other tasks' losses reach the encoder.
+    assert not torch.allclose(enc_single, enc_all)
+    col = model.tasks.index('normals')
+    grad = model.backbone.policy.token_selectors[0][0].out.weight.grad
+    assert grad[col].abs().sum() > 0
+    assert grad[[i for i in range(len(model.tasks)) if i != col]].abs(
+    ).sum() == 0
+    for task, dec in model.decode_head.decoders.items():
+        learns = [p.grad is not None for p in dec.parameters()]
+        assert any(learns) == (task == 'normals'), task
+    model.set_train_tasks(None)
+    for task, dec in model.decode_head.decoders.items():
+        for p in dec.parameters():
+            assert p.requires_grad == (p is not user_frozen), task
+
+
 def test_task_alternation_hook_schedule():
     hook = HOOKS.build(dict(type='TaskAlternationHook', alternate_ratio=0.5,
                             period=3, tasks=['semseg', 'depth']))
@@ -271,6 +338,15 @@ def test_task_alternation_hook_schedule():
     hook = HOOKS.build(dict(type='TaskAlternationHook'))
     hook.before_train(runner)  # one epoch (5 iterations) per turn
     assert hook.task_at(4) == 'semseg' and hook.task_at(5) == 'normals'
+    # The turn reaches the model with the hook's all_task_losses.
+    calls = []
+    model.set_train_tasks = lambda *args: calls.append(args)
+    hook = HOOKS.build(dict(type='TaskAlternationHook', period=1,
+                            all_task_losses=True))
+    hook.before_train(runner)
+    hook.before_train_iter(SimpleNamespace(model=model, iter=1), 0)
+    hook.before_train_iter(SimpleNamespace(model=model, iter=15), 0)
+    assert calls == [(['normals'], True), (None, True)]
     with pytest.raises(ValueError, match='alternate_ratio'):
         HOOKS.build(dict(type='TaskAlternationHook', alternate_ratio=2))
 
