@@ -147,6 +147,36 @@ def test_ablation_configs(dataset, ablation):
         assert joint.model.train_cfg.budget_loss.token_weight == 0
 
 
+def test_synthetic_recipe_ablation_configs():
+    """Issue 30's AdaMTL options, each one change from its base."""
+    def load(name):
+        return Config.fromfile(osp.join(ROOT, 'configs', f'{name}.py'))
+
+    main = load('adamtl_swin_synthetic')
+    batch = load('ablations/adamtl_swin_synthetic_batch_budget')
+    assert batch.model.train_cfg.budget_loss.reduction == 'batch'
+    hook = batch.custom_hooks[0]
+    assert hook.type == 'BudgetScheduleHook' and hook.per_batch
+    assert dict(hook, per_batch=False) == dict(main.custom_hooks[0],
+                                               per_batch=False)
+    assert batch.custom_hooks[1:] == main.custom_hooks[1:]
+    per_task = load('ablations/adamtl_swin_synthetic_per_task')
+    official = load('ablations/adamtl_swin_synthetic_per_task_all_losses')
+    assert official.custom_hooks[-1] == dict(per_task.custom_hooks[-1],
+                                             all_task_losses=True)
+    assert official.load_from == per_task.load_from
+    shared = load('ablations/adamtl_swin_synthetic_shared_tokens')
+    policy = load('ablations/adamtl_swin_synthetic_shared_tokens_policy')
+    assert shared.load_from == (
+        f'work_dirs/adamtl_swin_synthetic_shared_tokens_policy/'
+        f'iter_{policy.train_cfg.max_iters}.pth')
+    for cfg in (shared, policy):
+        assert cfg.model.backbone.policy.shared_token_selectors
+    for cfg in (batch, official, shared):
+        assert cfg.train_cfg == main.train_cfg
+        assert cfg.param_scheduler == main.param_scheduler
+
+
 @pytest.mark.parametrize('size', ['t', 's', 'b'])
 def test_paper_configs(size):
     """The paper's settings: 224x224, taps after patch merging, the count
@@ -165,8 +195,9 @@ def test_paper_configs(size):
         f'iter_{policy.train_cfg.max_iters}.pth')
     loss = joint.model.train_cfg.budget_loss
     assert (loss.mode, loss.block_target, loss.token_target,
-            loss.loss_weight, loss.width_weighted) == ('count', 0.9, 0.5,
-                                                      1.0, True)
+            loss.loss_weight, loss.width_weighted,
+            loss.token_count_weighted) == ('count', 0.9, 0.5, 1.0, True,
+                                           True)
     dims = {'t': 96, 's': 96, 'b': 128}[size]
     for cfg in (static, policy, joint):
         assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
@@ -181,6 +212,9 @@ def test_paper_configs(size):
         model = MODELS.build(cfg.model).eval()
         assert model.backbone.tap_dims == [dims * 2, dims * 4, dims * 8,
                                            dims * 8]
+        if cfg is not static:  # AdaMTL's one token selector per stage
+            assert [len(s) for s in
+                    model.backbone.policy.token_selectors] == [1] * 4
         with torch.no_grad():
             out = model(torch.rand(1, 3, 224, 224), mode='tensor')
         # The decoder works at 1/8 of the input.

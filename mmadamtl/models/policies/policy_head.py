@@ -196,9 +196,11 @@ class BlockSelector(_Selector):
 class PolicyHead(BaseModule):
     """AdaMTL's block and token selectors for an adaptive Swin.
 
-    One ``BlockSelector`` per stage (reading the stage input) and one
-    ``TokenSelector`` before every block (choosing the tokens that go
-    through the block's MLP; attention always sees every token).
+    One ``BlockSelector`` per stage (reading the stage input) and a
+    ``TokenSelector`` run before every block (choosing the tokens that go
+    through the block's MLP; attention always sees every token): one per
+    block, or with ``shared_token_selectors`` one per stage whose blocks
+    share it (AdaMTL's own, ``AdaBasicLayer.tokens_select``).
 
     Args:
         embed_dims: Channels per stage; filled in by the backbone.
@@ -220,6 +222,8 @@ class PolicyHead(BaseModule):
         init_logit: Initial bias of the outputs; positive starts the
             policy close to "run everything".
         block_select / token_select: Switch either kind of decision off.
+        shared_token_selectors: One token selector per stage, run before
+            each of its blocks on that block's input.
     """
 
     def __init__(self,
@@ -236,6 +240,7 @@ class PolicyHead(BaseModule):
                  init_logit: float = 3.0,
                  block_select: bool = True,
                  token_select: bool = True,
+                 shared_token_selectors: bool = False,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         if task_mode not in ('single', 'per_task'):
@@ -268,6 +273,7 @@ class PolicyHead(BaseModule):
         self.noise = float(noise)
         self.block_select = block_select
         self.token_select = token_select
+        self.shared_token_selectors = bool(shared_token_selectors)
         self.token_hidden, self.block_hidden = token_hidden, block_hidden
         self.pool_size = pool_size
         # The last budget terms computed for a key, reused by later
@@ -284,7 +290,7 @@ class PolicyHead(BaseModule):
             nn.ModuleList([
                 TokenSelector(c, token_hidden, num_outputs,
                               budget_conditioned, init_logit)
-                for _ in range(d)
+                for _ in range(1 if shared_token_selectors else d)
             ]) if token_select else nn.ModuleList()
             for c, d in zip(self.embed_dims, self.depths)
         ])
@@ -440,7 +446,8 @@ class PolicyHead(BaseModule):
         :meth:`block_decisions`."""
         if not self.token_select:
             return (None, None) if with_deterministic else None
-        selector = self.token_selectors[stage][block]
+        selector = self.token_selectors[stage][
+            0 if self.shared_token_selectors else block]
         budget, terms = split_budget(budget)
         logits = selector(x, budget, terms and terms.of(selector))
         return self._decisions(logits, 2, index, with_deterministic)

@@ -312,3 +312,41 @@ def test_skipping_under_cpu_autocast_matches_float32():
         cos = torch.nn.functional.cosine_similarity(
             outs[0].float().flatten(1), ref[0].flatten(1))
         assert (cos > 0.9).all()
+
+
+def test_shared_token_selectors_one_per_stage():
+    """``shared_token_selectors``: one selector per stage (half the
+    selector weights of two-block stages), deciding before each of its
+    blocks, trained through every block it decides for."""
+    shared = _swin(policy=dict(shared_token_selectors=True))
+    per_block = _swin(policy=dict())
+    assert [len(s) for s in shared.policy.token_selectors] == [1] * 4
+    assert [len(s) for s in per_block.policy.token_selectors] == [2] * 4
+
+    def count(m):
+        return sum(p.numel() for p in m.policy.token_selectors.parameters())
+
+    assert count(per_block) == 2 * count(shared)
+    x = torch.randn(2, 3, 64, 64)
+    shared.eval()
+    with torch.no_grad():
+        shared.policy.token_selectors[2][0].out.bias.fill_(-1e4)
+        _, stats = shared.encode(x, Control(budget=1.0,
+                                            budget_mode='input'))
+    assert torch.all(stats.token_keep[:, 2] == 0)
+    assert torch.all(stats.token_keep[:, [0, 1, 3]] > 0)
+    # Its cost is a selector's before every block, as one per block.
+    with torch.no_grad():
+        shared.policy.token_selectors[2][0].out.bias.fill_(3.)
+        _, s_stats = shared.encode(x, Control(budget=1.0,
+                                              budget_mode='input'))
+        _, p_stats = per_block.eval().encode(
+            x, Control(budget=1.0, budget_mode='input'))
+    assert torch.all(s_stats.blocks == 1) and torch.all(p_stats.blocks == 1)
+    assert torch.equal(s_stats.policy_flops, p_stats.policy_flops)
+    shared.train()
+    _, stats = shared.encode(x, Control(budget=0.5, budget_mode='input'))
+    (stats.token_fraction.sum() + stats.block_fraction.sum()).backward()
+    assert all(s[0].out.weight.grad is not None and
+               s[0].out.weight.grad.abs().sum() > 0
+               for s in shared.policy.token_selectors)
