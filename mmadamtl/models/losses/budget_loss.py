@@ -18,8 +18,8 @@ class BudgetLoss(nn.Module):
     FLOPs-weighted (a block of stage 4 does not cost what a block of
     stage 1 costs, and an MLP that runs on half the tokens costs half),
     ``b_i`` its target budget, ``t_i`` the executed share of the MLPs'
-    compute and ``t*_i`` ``token_target`` (the budget when None). Both fractions come from hard decisions with
-    straight-through gradients.
+    compute and ``t*_i`` ``token_target`` (the budget when None). Both
+    fractions come from hard decisions with straight-through gradients.
 
     The straight-through fractions come from Gumbel-noised decisions, and
     inference runs the noise-free ones (``logit > 0``), which a fit of
