@@ -30,8 +30,8 @@ model = dict(
             saliency=dict(out_channels=1),
             normals=dict(out_channels=3))))
 # MTLoRA's augmentation: horizontal flip, random scale 0.75-1.25, a fixed
-# resize to 448x448 (its +-20 degree rotation is left out: the official
-# code warps the normal maps without rotating the normal vectors). Tested
+# resize to 448x448 (its +-20 degree rotation is left out: this package
+# has no rotation transform that also rotates the normal vectors). Tested
 # at a fixed 448x448 resize, as MTLoRA does; metrics at the original size.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
