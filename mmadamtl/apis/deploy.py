@@ -99,8 +99,8 @@ def narrow_config(model: nn.Module, control: Control) -> Config:
     m.type = 'MultiTaskEncoderDecoder'
     bb = m.backbone
     bb.type = 'NarrowSwinTransformer'
-    for key in ('head_choices', 'mlp_ratio_choices', 'init_cfg',
-                'pretrained'):
+    for key in ('head_choices', 'mlp_ratio_choices', 'reorder_importance',
+                'init_cfg', 'pretrained'):
         bb.pop(key, None)
     bb.heads = [h for h, _ in widths]
     bb.mlp_hidden = [n for _, n in widths]
