@@ -4,7 +4,7 @@
         [--budget B] [--budgets B ...] [--calibrate]
         [--preference task=w ...] [--subnet JSON]
         [--tasks t ...] [--verify N] [--device cpu|cuda]
-        [--exporter dynamo|torchscript] [--overwrite]
+        [--exporter dynamo|torchscript] [--recalibrate-bn N] [--overwrite]
 
 Writes ``DIR/model.onnx`` (input ``image``: the preprocessed batch of one
 image of ``--shape``, and for AdaMTL at a budget ``budget``; one output
@@ -22,6 +22,10 @@ median latency per image of both on ``--device``).
   sub-network, made a physically narrow static model first:
   ``DIR/narrow_config.py`` and ``DIR/narrow.pth``, which ``tools/test.py``
   and mmseg's test tool run, checked against the slimmable model;
+  ``--recalibrate-bn N`` then re-estimates the narrow model's BatchNorm
+  statistics on the first N images of the config's training set at its
+  sub-network (the slimmable model's per-width statistics mix every
+  encoder that fed them);
 - AdaMTL: at ``--budget`` an adaptive graph whose second input,
   ``budget`` (shape (1,)), is read in the config's ``budget_mode``
   (``target`` or ``input``; ``cap`` is refused): block decisions as
@@ -98,6 +102,9 @@ def parse_args(argv=None):
                         help='cpu or cuda (PyTorch and ONNX Runtime)')
     parser.add_argument('--exporter', default='dynamo',
                         choices=['dynamo', 'torchscript'])
+    parser.add_argument('--recalibrate-bn', type=int, default=0, metavar='N',
+                        help='controllable: re-estimate the narrow model\'s '
+                        'BatchNorm statistics on N training images (0: off)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys (key=value)')
     parser.add_argument('--overwrite', action='store_true',
@@ -107,6 +114,9 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.verify < 0:
         parser.error(f'--verify must be >= 0, got {args.verify}')
+    if args.recalibrate_bn < 0:
+        parser.error(f'--recalibrate-bn must be >= 0, got '
+                     f'{args.recalibrate_bn}')
     return args
 
 
@@ -123,7 +133,8 @@ def work(args) -> dict:
                   device=args.device, exporter=args.exporter,
                   repeats=args.repeats, overwrite=args.overwrite,
                   cfg_options=args.cfg_options, budgets=args.budgets,
-                  calibrate=args.calibrate)
+                  calibrate=args.calibrate,
+                  recalibrate_bn=args.recalibrate_bn)
 
 
 def render(r: dict) -> str:
@@ -146,6 +157,13 @@ def render(r: dict) -> str:
             f"{n['max_gflops']:.4f})",
             '  largest |narrow - slimmable|: ' + ', '.join(
                 f'{t} {v:.1e}' for t, v in n['max_abs_diff'].items())]
+        bn = n.get('recalibrated_bn')
+        if bn:
+            lines.append(
+                f"  BatchNorm statistics of {bn['layers']} layers "
+                f"re-estimated on {bn['images']} training images; largest "
+                'output change: ' + ', '.join(
+                    f'{t} {v:.1e}' for t, v in bn['max_abs_change'].items()))
     v = r.get('verify')
     if v and 'budgets' in v:
         lines.append(render_adaptive(v))

@@ -1,3 +1,4 @@
+from .bn_recalibration import recalibrate_bn, train_batches
 from .controllable import (build_table, config_metrics, heldout_batches,
                            lookup_table, main_metrics, measure_configs)
 from .mtlora import (adapter_state, load_adapters, merge_lora_model,
@@ -12,5 +13,5 @@ __all__ = [
     'collate_batches', 'random_batch', 'merge_lora_model', 'adapter_state',
     'save_adapters', 'load_adapters', 'measure_configs', 'lookup_table',
     'config_metrics', 'main_metrics', 'heldout_batches', 'build_table',
-    'measurement_batches'
+    'measurement_batches', 'recalibrate_bn', 'train_batches'
 ]

@@ -99,8 +99,8 @@ def narrow_config(model: nn.Module, control: Control) -> Config:
     m.type = 'MultiTaskEncoderDecoder'
     bb = m.backbone
     bb.type = 'NarrowSwinTransformer'
-    for key in ('head_choices', 'mlp_ratio_choices', 'init_cfg',
-                'pretrained'):
+    for key in ('head_choices', 'mlp_ratio_choices', 'reorder_importance',
+                'init_cfg', 'pretrained'):
         bb.pop(key, None)
     bb.heads = [h for h, _ in widths]
     bb.mlp_hidden = [n for _, n in widths]
@@ -399,6 +399,21 @@ def _gflops(model, x: torch.Tensor, runtime: dict) -> float:
         return float(model.predict(x)[0].metainfo['gflops'])
 
 
+def _recalibrate_narrow(cfg: Config, narrow: nn.Module, num_images: int,
+                        slimmable: TaskOutputs, deployed: TaskOutputs,
+                        checks: Sequence[torch.Tensor]) -> dict:
+    """Load into ``narrow`` its BatchNorm statistics re-estimated on
+    ``num_images`` training images of ``cfg``; what ``deploy.json`` says
+    of it (with the largest change of the outputs on ``checks``)."""
+    from mmadamtl.apis.bn_recalibration import recalibrate_bn, train_batches
+    batches = train_batches(cfg, num_images)
+    stats = recalibrate_bn(narrow, batches)
+    narrow.load_state_dict(stats, strict=False)
+    return dict(images=num_images, batches=len(batches),
+                layers=sum(k.endswith('.running_mean') for k in stats),
+                max_abs_change=max_output_diff(slimmable, deployed, checks))
+
+
 def deploy(config: str, checkpoint: Optional[str], out_dir: str,
            shape: Sequence[int] = (512, 512),
            budget: Optional[float] = None,
@@ -409,7 +424,7 @@ def deploy(config: str, checkpoint: Optional[str], out_dir: str,
            exporter: str = 'dynamo', repeats: int = 10,
            overwrite: bool = False, cfg_options: Optional[dict] = None,
            budgets: Optional[Sequence[float]] = None,
-           calibrate: bool = False) -> dict:
+           calibrate: bool = False, recalibrate_bn: int = 0) -> dict:
     """Export ``config``/``checkpoint`` at one control to
     ``out_dir/model.onnx`` and describe it in ``out_dir/deploy.json``
     (see ``tools/deploy.py``). A controllable model's sub-network (from
@@ -423,8 +438,13 @@ def deploy(config: str, checkpoint: Optional[str], out_dir: str,
     ``budget``) and times it against the same model exported without a
     budget (every block). ``calibrate`` (an untrained policy, for timing
     on random weights) makes the policy follow ``budget`` and measures
-    its budget curve on the verification inputs first. Returns what
-    ``deploy.json`` holds."""
+    its budget curve on the verification inputs first.
+    ``recalibrate_bn`` (a controllable model; 0: off) re-estimates the
+    narrow model's BatchNorm statistics on that many images of the
+    config's training set at its sub-network
+    (:func:`~mmadamtl.apis.bn_recalibration.recalibrate_bn`); the
+    slimmable model is not changed. Returns what ``deploy.json``
+    holds."""
     import os.path as osp
     import onnxruntime
 
@@ -454,6 +474,10 @@ def deploy(config: str, checkpoint: Optional[str], out_dir: str,
     if calibrate and method != 'adamtl':
         raise ValueError('--calibrate is for AdaMTL at a --budget (an '
                          'untrained policy made to follow it)')
+    if recalibrate_bn < 0 or (recalibrate_bn and method != 'controllable'):
+        raise ValueError(f'--recalibrate-bn N (N >= 0, got '
+                         f'{recalibrate_bn}) is for a controllable model\'s '
+                         f'narrow export')
     check_exporter(exporter, method == 'adamtl')
     runtime = {}
     if budget is not None:
@@ -515,22 +539,29 @@ def deploy(config: str, checkpoint: Optional[str], out_dir: str,
         deployed = TaskOutputs(narrow, narrow.control(shape))
         full = sum(p.numel() for p in model.parameters())
         own = sum(p.numel() for p in narrow.parameters())
+        slimmable = TaskOutputs(model, control)
+        # The cut itself, before any recalibration.
+        cut_diff = max_output_diff(slimmable, deployed, checks)
+        recalibrated = None if not recalibrate_bn else _recalibrate_narrow(
+            model.cfg, narrow, recalibrate_bn, slimmable, deployed, checks)
         report['narrow'] = dict(
             config=files['narrow_config'], checkpoint=files['narrow'],
             subnet=cfg.narrow_of,
-            max_abs_diff=max_output_diff(TaskOutputs(model, control),
-                                         deployed, checks),
+            max_abs_diff=cut_diff,
             gflops=_gflops(narrow, x0, {}),
             counted_gflops=counted_flops(narrow, x0) / 1e9,
             closed_form_gflops=model.subnet_flops(
                 shape, control.subnet, dict(control.decoders)) / 1e9,
             max_gflops=model.max_flops(shape) / 1e9,
             params=own, params_share=own / full)
+        if recalibrated is not None:
+            report['narrow']['recalibrated_bn'] = recalibrated
         write_text(files['narrow_config'], cfg.pretty_text, inputs=inputs,
                    overwrite=overwrite)
         # Plain dicts only: the weights-only reader refuses a ConfigDict.
         save_torch(dict(state_dict=narrow.state_dict(),
                         meta=dict(narrow_of=str(checkpoint),
+                                  recalibrated_bn=recalibrate_bn,
                                   **cfg.narrow_of.to_dict())),
                    files['narrow'], inputs=inputs, overwrite=overwrite)
     else:

@@ -7,6 +7,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 from mmseg.registry import MODELS
 
+from ..layers.importance import reorder_by_importance
 from ..layers.slimmable import SlimRunner
 from ..utils.swin_cost import SwinCost, swin_cost
 from .encoder import NO_CONTROL, Control, constant_stats
@@ -50,14 +51,24 @@ class SlimmableSwinTransformer(SwinEncoder):
             number of heads (>= 1) in every stage.
         mlp_ratio_choices: MLP ratios offered, at most the built
             ``mlp_ratio``.
+        reorder_importance: After :meth:`init_weights` (which loads a
+            ``Pretrained`` ``init_cfg``), permute every block's heads and
+            MLP neurons by decreasing weight importance
+            (:func:`~mmadamtl.models.layers.reorder_by_importance`), so
+            that the narrow prefixes keep the important units of a
+            pretrained encoder. The widest encoder computes the same; a
+            checkpoint loaded afterwards (``load_from``, a trained
+            super-network) replaces the weights as usual.
         Others: ``SwinEncoder``'s.
     """
 
     def __init__(self, *args,
                  head_choices: Sequence[float] = (1 / 3, 2 / 3, 1.0),
                  mlp_ratio_choices: Sequence[float] = (1, 2, 3, 4),
+                 reorder_importance: bool = False,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.reorder_importance = bool(reorder_importance)
         self.head_choices = sorted(float(h) for h in head_choices)
         self.mlp_ratio_choices = sorted(float(r) for r in mlp_ratio_choices)
         for s, stage in enumerate(self.stages):
@@ -78,6 +89,11 @@ class SlimmableSwinTransformer(SwinEncoder):
                         f'mlp_ratio_choices: {r} x {dims} channels of stage '
                         f'{s} must be a whole number within its '
                         f'{block.ffn.feedforward_channels} MLP neurons')
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        if self.reorder_importance:
+            reorder_by_importance(self)
 
     @property
     def controls(self):

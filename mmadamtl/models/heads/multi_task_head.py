@@ -166,8 +166,18 @@ class MultiTaskHead(BaseModule):
         """Per-task losses, keyed ``<task>.<loss name>``; in training with
         a ``loss_weighting`` weighted by it, plus its ``loss_weighting``
         term and each task's ``<task>.weight`` (logged)."""
+        return self.loss_by_outputs(self.forward(inputs, tasks, widths),
+                                    data_samples, inputs)
+
+    def loss_by_outputs(self, outputs: Dict[str, torch.Tensor],
+                        data_samples: List[SegDataSample],
+                        inputs: Features) -> Dict[str, torch.Tensor]:
+        """:meth:`loss` of raw outputs already computed (``forward``'s), for
+        a caller that also uses them (e.g. to distil them); ``inputs``
+        are the features they were decoded from (for the
+        ``loss_weighting``)."""
         losses, keys = {}, {}
-        for task, logits in self.forward(inputs, tasks, widths).items():
+        for task, logits in outputs.items():
             spec = TASKS[task]
             target = self._target(task, data_samples)
             logits = resize(logits, size=target.shape[2:], mode='bilinear',

@@ -21,7 +21,11 @@ from ..utils.controllable_search import (LookupTable, SearchResult,
 from .multi_task_encoder_decoder import _UNCHANGED, MultiTaskEncoderDecoder
 
 SANDWICH_DEFAULTS = dict(num_random=2, dirichlet=0.2,
-                         distill=dict(type='CIKDLoss', loss_weight=1.0))
+                         distill=dict(type='CIKDLoss', loss_weight=1.0),
+                         predict_distill=None,
+                         decoder_sampling='preference')
+# How the random sub-networks' decoder widths are drawn.
+DECODER_SAMPLINGS = ('preference', 'uniform')
 
 
 @MODELS.register_module()
@@ -60,15 +64,23 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
     **Training** (:meth:`train_step`): the sandwich rule: per iteration
     the widest, the narrowest and ``num_random`` random sub-networks run
     on the batch, their gradients accumulate and one optimizer step
-    follows. Random encoders draw each stage's widths uniformly; random
-    decoder widths follow a task preference drawn from
-    Dirichlet(``dirichlet``) through the deployment rule. Every
-    sub-network but the widest adds the CI-KD loss (``distill``) of its
-    stage features against the widest's, detached. The draws come from
-    torch's global generator, which ``IterSeedHook`` seeds per iteration,
-    so a resumed run draws what the uninterrupted one drew.
+    follows. Random encoders draw each stage's widths uniformly. Random
+    decoder widths (``decoder_sampling``) follow a task preference drawn
+    from Dirichlet(``dirichlet``) through the deployment rule
+    (``'preference'``, the default), or are drawn per task uniformly from
+    the widths the widest and narrowest passes leave out (``'uniform'``;
+    from all widths when there are only two), so that every width trains
+    about equally often. Every sub-network but the widest adds the CI-KD
+    loss (``distill``) of its stage features against the widest's,
+    detached, and with ``predict_distill`` (a loss config such as
+    ``dict(type='PredictionDistillLoss', loss_weight=1.0)``; None, the
+    default: off) the distillation of its task outputs towards the
+    widest's, detached. The draws come from torch's global generator,
+    which ``IterSeedHook`` seeds per iteration, so a resumed run draws
+    what the uninterrupted one drew.
     ``train_cfg=dict(sandwich=dict(num_random=2, dirichlet=0.2,
-    distill=dict(type='CIKDLoss', loss_weight=1.0)))``.
+    distill=dict(type='CIKDLoss', loss_weight=1.0), predict_distill=None,
+    decoder_sampling='preference'))``.
     Under DDP use ``model_wrapper_cfg=dict(type='SandwichDDP',
     find_unused_parameters=True)``.
     """
@@ -102,9 +114,19 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
                 not float(self.sandwich['dirichlet']) > 0:
             raise ValueError(f'train_cfg.sandwich: num_random >= 0 and '
                              f'dirichlet > 0 needed, got {self.sandwich}')
+        if self.sandwich['decoder_sampling'] not in DECODER_SAMPLINGS:
+            raise ValueError(f'train_cfg.sandwich.decoder_sampling must be '
+                             f'one of {DECODER_SAMPLINGS}, got '
+                             f'{self.sandwich["decoder_sampling"]!r}')
         self.distill = MODELS.build(self.sandwich['distill'])
+        self.predict_distill = None if self.sandwich['predict_distill'] is \
+            None else MODELS.build(self.sandwich['predict_distill'])
+        # The sandwich step's teachers (the widest sub-network's features
+        # and, with predict_distill, its raw task outputs), detached.
         self._teacher: Optional[List[torch.Tensor]] = None
+        self._teacher_outputs: Optional[Dict[str, torch.Tensor]] = None
         self._last_feats: Optional[List[torch.Tensor]] = None
+        self._last_outputs: Optional[Dict[str, torch.Tensor]] = None
         self._table: Optional[LookupTable] = None
         self._searched: Dict[tuple, SearchResult] = {}
         self._shapes: Dict[tuple, list] = {}
@@ -377,18 +399,27 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
     def loss(self, inputs: torch.Tensor,
              data_samples: List[SegDataSample]) -> dict:
         """Task losses of the current sub-network, plus ``loss_cikd``
-        while a teacher (the widest sub-network's features) is set."""
+        while a teacher (the widest sub-network's features) is set, and
+        ``<task>.loss_pkd`` (``predict_distill``) while the widest's
+        outputs are."""
         self.check_inputs(inputs, data_samples, 'loss',
                           self.train_cfg.get('check_finite', True))
         tasks = [t for t in (self.train_tasks or self.tasks)
                  if t in self.active_tasks]
         control = self.subnet_control(self.subnet, self.active_tasks)
         feats = self.extract_feat(inputs, control)
-        losses = self.decode_head.loss(feats, data_samples, tasks,
-                                       control.decoders)
+        outputs = self.decode_head(feats, tasks, control.decoders)
+        losses = self.decode_head.loss_by_outputs(outputs, data_samples,
+                                                  feats)
+        if self.training and self.predict_distill is not None:
+            # The sandwich step's prediction teacher (the widest's).
+            self._last_outputs = outputs
         if self._teacher is not None:
             losses[self.distill.loss_name] = self.distill(
                 feats, self._teacher)
+        if self._teacher_outputs is not None:
+            losses.update(self.predict_distill(outputs,
+                                               self._teacher_outputs))
         return losses
 
     def sample_subnets(self) -> List[Tuple[str, dict]]:
@@ -403,12 +434,23 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
             torch.full((len(self.tasks), ), float(self.sandwich['dirichlet'])))
         for k in range(int(self.sandwich['num_random'])):
             picks = torch.randint(len(choices), (len(self.backbone.stages), ))
-            r = dirichlet.sample().tolist()
-            pref = {t: max(v, 1e-12) for t, v in zip(self.tasks, r)}
             subnets.append((f'rand{k}', dict(
                 encoder=[choices[i] for i in picks.tolist()],
-                decoders=decoder_widths(pref, self.widths))))
+                decoders=self._sample_decoders(dirichlet))))
         return subnets
+
+    def _sample_decoders(self, dirichlet) -> Dict[str, float]:
+        """A random sub-network's decoder widths (``decoder_sampling``,
+        see the class)."""
+        if self.sandwich['decoder_sampling'] == 'uniform':
+            # The widest and narrowest passes train the extreme widths
+            # every iteration already.
+            inner = self.widths[1:-1] or self.widths
+            picks = torch.randint(len(inner), (len(self.tasks), )).tolist()
+            return {t: inner[i] for t, i in zip(self.tasks, picks)}
+        r = dirichlet.sample().tolist()
+        pref = {t: max(v, 1e-12) for t, v in zip(self.tasks, r)}
+        return decoder_widths(pref, self.widths)
 
     def train_step(self, data, optim_wrapper) -> Dict[str, torch.Tensor]:
         return self.sandwich_step(data, optim_wrapper, self)
@@ -437,17 +479,27 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
                     optim_wrapper.backward(loss / len(subnets))
                 if k == 0:
                     self._teacher = [f.detach() for f in self._last_feats]
+                    if self.predict_distill is not None:
+                        self._teacher_outputs = {
+                            t: o.detach()
+                            for t, o in self._last_outputs.items()}
                     log_vars.update(parts)
                 log_vars[f'{name}.loss'] = parts['loss']
                 if self.distill.loss_name in parts:
                     log_vars[f'{name}.{self.distill.loss_name}'] = \
                         parts[self.distill.loss_name]
+                if self._teacher_outputs is not None and k > 0:
+                    suffix = f'.{self.predict_distill.loss_name}'
+                    log_vars[f'{name}{suffix}'] = sum(
+                        v for key, v in parts.items() if key.endswith(suffix))
                 total += parts['loss']
             optim_wrapper.step()
             optim_wrapper.zero_grad()
         finally:
             self._teacher = None
+            self._teacher_outputs = None
             self._last_feats = None
+            self._last_outputs = None
             self.set_subnet(saved['encoder'], saved['decoders'])
         log_vars['loss'] = total / len(subnets)
         return log_vars

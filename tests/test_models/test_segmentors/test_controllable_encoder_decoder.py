@@ -264,3 +264,117 @@ def test_predict_under_a_control_leaves_the_model_as_it_was():
         model.predict(x)
         model.predict(x)
     assert _attributes(model) == before
+
+
+def _sandwich_model(**sandwich):
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(TINY)
+    cfg.model.train_cfg = dict(sandwich=sandwich)
+    torch.manual_seed(0)
+    return MODELS.build(cfg.model)
+
+
+def test_sandwich_step_with_prediction_distillation():
+    """With ``predict_distill`` the narrower sub-networks add the
+    distillation of their outputs towards the widest's, detached: the
+    step follows the mean gradient of the task losses, CI-KD and
+    PredictionDistillLoss computed independently here."""
+    from mmadamtl.models.losses import PredictionDistillLoss
+    kd = dict(type='PredictionDistillLoss', temperature=2.0,
+              loss_weight=0.7, task_weights=dict(depth=3.0))
+    model = _sandwich_model(predict_distill=kd)
+    model.train()
+    from mmadamtl.apis import random_batch
+    data = random_batch(model, 2, (64, 64))
+    x = torch.randn(2, 3, 64, 64)
+    raw = dict(inputs=[(x[i] * 50 + 100).clamp(0, 255).to(torch.uint8)
+                       for i in range(2)],
+               data_samples=data['data_samples'])
+    params = [p for p in model.parameters() if p.requires_grad]
+    before = [p.detach().clone() for p in params]
+    pkd = PredictionDistillLoss(temperature=2.0, loss_weight=0.7,
+                                task_weights=dict(depth=3.0))
+    torch.manual_seed(3)
+    subnets = model.sample_subnets()
+    pre = model.data_preprocessor(raw, True)
+    grads = [torch.zeros_like(p) for p in params]
+    teacher = teacher_outs = None
+    kd_values = []
+    for _, sub in subnets:
+        model.zero_grad()
+        subnet = model.check_subnet(**sub)
+        feats = model.backbone(pre['inputs'],
+                               Control(subnet=subnet['encoder']))
+        outs = model.decode_head(feats, None, subnet['decoders'])
+        loss = sum(model.decode_head.loss_by_outputs(
+            outs, pre['data_samples'], feats).values())
+        if teacher is None:
+            teacher = [f.detach() for f in feats]
+            teacher_outs = {t: o.detach() for t, o in outs.items()}
+        else:
+            loss = loss + sum(((f - t)**2).mean()
+                              for f, t in zip(feats, teacher))
+            kd = sum(pkd(outs, teacher_outs).values())
+            kd_values.append(float(kd))
+            loss = loss + kd
+        loss.backward()
+        for g, p in zip(grads, params):
+            if p.grad is not None:
+                g += p.grad / len(subnets)
+    model.zero_grad()
+    for p, b in zip(params, before):
+        p.data.copy_(b)
+    wrapper = OptimWrapper(torch.optim.SGD(params, lr=1.0))
+    torch.manual_seed(3)
+    log = model.train_step(raw, wrapper)
+    assert all(v > 0 for v in kd_values)
+    for name, value in zip(('min', 'rand0', 'rand1'), kd_values):
+        assert float(log[f'{name}.loss_pkd']) == pytest.approx(value,
+                                                               rel=1e-4)
+    assert 'max.loss_pkd' not in log
+    for p, b, g in zip(params, before, grads):
+        torch.testing.assert_close(b - p.detach(), g, atol=1e-5, rtol=1e-4)
+    assert model._teacher_outputs is None and model._last_outputs is None
+
+
+def test_prediction_distillation_is_off_by_default():
+    model = _sandwich_model()
+    assert model.predict_distill is None
+    assert model.sandwich['decoder_sampling'] == 'preference'
+    with pytest.raises(ValueError, match='decoder_sampling'):
+        _sandwich_model(decoder_sampling='cycle')
+    with pytest.raises(KeyError, match='predict_distil'):
+        _sandwich_model(predict_distil=dict(type='PredictionDistillLoss'))
+
+
+def _width_passes(sampling: str, steps: int) -> dict:
+    """Per decoder width, its training passes per task over ``steps``
+    sandwich iterations (fixed seed)."""
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(TINY)
+    cfg.model.decode_head.decoder.widths = (0.25, 0.5, 0.75, 1.0)
+    cfg.model.train_cfg = dict(sandwich=dict(decoder_sampling=sampling))
+    model = MODELS.build(cfg.model)
+    counts = dict.fromkeys(model.widths, 0)
+    torch.manual_seed(0)
+    for _ in range(steps):
+        for _, sub in model.sample_subnets():
+            for w in sub['decoders'].values():
+                counts[w] += 1
+    return {w: c / len(model.tasks) for w, c in counts.items()}
+
+
+def test_uniform_decoder_sampling_trains_every_width_evenly():
+    """With ``decoder_sampling='uniform'`` every width gets about one pass
+    per task and iteration (widest and narrowest by the sandwich, the two
+    intermediate ones by the two random sub-networks); the default
+    preference sampling leaves the intermediate widths rarely trained."""
+    steps = 300
+    uniform = _width_passes('uniform', steps)
+    for w, passes in uniform.items():
+        assert abs(passes - steps) <= 0.1 * steps, (w, passes)
+    assert uniform[0.25] == uniform[1.0] == steps
+    preference = _width_passes('preference', steps)
+    assert sum(preference.values()) == sum(uniform.values()) == 4 * steps
+    for w in (0.5, 0.75):
+        assert preference[w] < 0.3 * steps, (w, preference)
