@@ -172,7 +172,12 @@ def test_synthetic_recipe_ablation_configs():
         f'iter_{policy.train_cfg.max_iters}.pth')
     for cfg in (shared, policy):
         assert cfg.model.backbone.policy.shared_token_selectors
-    for cfg in (batch, official, shared):
+    distill = load('ablations/adamtl_swin_synthetic_distill')
+    policy_stage = load('adamtl_swin_synthetic_policy')
+    assert distill.model.train_cfg.distill.teacher_checkpoint == \
+        policy_stage.load_from
+    assert distill.load_from == main.load_from
+    for cfg in (batch, official, shared, distill):
         assert cfg.train_cfg == main.train_cfg
         assert cfg.param_scheduler == main.param_scheduler
 

@@ -118,6 +118,11 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
             raise ValueError(f'train_cfg.sandwich.decoder_sampling must be '
                              f'one of {DECODER_SAMPLINGS}, got '
                              f'{self.sandwich["decoder_sampling"]!r}')
+        if self.kd_loss is not None:
+            raise ValueError(
+                'train_cfg.distill (a static teacher checkpoint) is not '
+                'used by the controllable model, whose teacher is its '
+                'widest sub-network: train_cfg.sandwich.predict_distill')
         self.distill = MODELS.build(self.sandwich['distill'])
         self.predict_distill = None if self.sandwich['predict_distill'] is \
             None else MODELS.build(self.sandwich['predict_distill'])

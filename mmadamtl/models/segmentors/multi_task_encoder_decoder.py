@@ -1,5 +1,6 @@
 """A shared encoder with one decoder per dense task, optionally adaptive."""
 import contextlib
+import copy
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
@@ -16,7 +17,9 @@ from mmadamtl.utils import TASKS, check_tasks
 from ..backbones.encoder import (BUDGET_MODES, Control, EncoderStats,
                                  MultiTaskEncoder, as_encoder,
                                  complete_encoder_config)
-from ..backbones.swin_checkpoint import check_pretrained_backbone
+from ..backbones.swin_checkpoint import (check_checkpoint_matches,
+                                         check_pretrained_backbone,
+                                         load_state_dict_file)
 from ..heads.multi_task_head import AtWidth, task_features
 from ..utils.budget import check_budget
 from ..utils.compile import compiled_copy, strict_recompiles
@@ -107,7 +110,13 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
             NaN or infinite values, naming its images),
             ``frozen``/``trainable`` (module paths: the parameters under
             ``frozen`` but not under a longer ``trainable`` path get
-            ``requires_grad=False``, see ``freeze_parameters``).
+            ``requires_grad=False``, see ``freeze_parameters``),
+            ``distill`` (knowledge distillation from a static teacher:
+            ``dict(teacher_checkpoint=PATH, temperature=1.0,
+            loss_weight=1.0, task_weights=None)``; the teacher is this
+            architecture with the checkpoint's weights, run with every
+            block, in eval mode and without gradients, and each trained
+            task adds ``<task>.loss_pkd``, ``PredictionDistillLoss``).
         test_cfg: ``tasks=[...]`` restricts the tasks predicted;
             ``budget`` (in (0, 1], None runs every block) for an adaptive
             backbone, and ``budget_mode``, how the budget is met:
@@ -195,6 +204,12 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         elif not self.task_losses:
             raise ValueError('train_cfg.task_losses=False leaves nothing to '
                              'train without an adaptive backbone')
+        self.kd_loss, self.kd_checkpoint = self._build_distill(
+            self.train_cfg.get('distill'))
+        # The teacher, built at the first training batch; in a tuple, out
+        # of the module tree: not trained, not saved, not switched to
+        # train mode with the student.
+        self._kd_teacher: Optional[tuple] = None
         self.frozen = []
         if self.train_cfg.get('frozen'):
             self.frozen = freeze_parameters(
@@ -373,9 +388,67 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
 
     def _apply(self, fn, *args, **kwargs):
         # Moved or cast: the compiled heads (no guards on the modules)
-        # are rebuilt at the next captured forward.
+        # are rebuilt at the next captured forward, the distillation
+        # teacher (outside the module tree) at the next training batch.
         self._compiled_heads = None
+        self._kd_teacher = None
         return super()._apply(fn, *args, **kwargs)
+
+    @staticmethod
+    def _build_distill(cfg) -> Tuple[Optional[torch.nn.Module],
+                                     Optional[str]]:
+        """``(PredictionDistillLoss, teacher checkpoint)`` of
+        ``train_cfg.distill``, ``(None, None)`` without it."""
+        if cfg is None:
+            return None, None
+        cfg = dict(cfg)
+        path = cfg.pop('teacher_checkpoint', None)
+        if not path:
+            raise ValueError(
+                'train_cfg.distill needs teacher_checkpoint=<the static '
+                'model\'s checkpoint> (e.g. the stage-1 checkpoint)')
+        return MODELS.build(dict(type='PredictionDistillLoss', **cfg)), path
+
+    def kd_teacher(self) -> 'MultiTaskEncoderDecoder':
+        """The teacher of ``train_cfg.distill``: this model's
+        architecture with the teacher checkpoint's weights (read with the
+        weights-only reader; an adaptive model's policy may be missing
+        from them, it is not used: the teacher runs every block), in eval
+        mode, without gradients. Built once, rebuilt after a move or cast.
+
+        Raises:
+            ValueError: Without ``train_cfg.distill``, or a checkpoint of
+                another architecture (naming its keys).
+        """
+        if self.kd_loss is None:
+            raise ValueError('kd_teacher: no train_cfg.distill')
+        if self._kd_teacher is None:
+            path = self.kd_checkpoint
+            state = load_state_dict_file(path)
+            check_checkpoint_matches(self, path, optional=[r'(^|\.)policy\.'],
+                                     state=state)
+            teacher = copy.deepcopy(self)
+            teacher.load_state_dict(state, strict=False)
+            self._kd_teacher = (teacher.eval().requires_grad_(False), )
+        return self._kd_teacher[0]
+
+    def _task_losses(self, inputs: torch.Tensor, feats,
+                     data_samples: List[SegDataSample],
+                     control: Control) -> dict:
+        """The decoders' losses of a training batch and, with
+        ``train_cfg.distill``, the distillation of the teacher's outputs
+        (of the same tasks, on the same inputs) into theirs."""
+        tasks = self._loss_tasks(control, feats)
+        if self.kd_loss is None:
+            return self.decode_head.loss(feats, data_samples, tasks)
+        outs = self.decode_head(feats, tasks)
+        losses = self.decode_head.loss_by_outputs(outs, data_samples, feats)
+        teacher = self.kd_teacher()
+        with torch.no_grad():
+            t_feats, _ = teacher.encode(inputs, Control(tasks=tuple(outs)))
+            t_outs = teacher.decode_head(t_feats, tuple(outs))
+        losses.update(self.kd_loss(outs, t_outs))
+        return losses
 
     def encode_decode(self, inputs: torch.Tensor,
                       batch_img_metas: List[dict]) -> Dict[str, torch.Tensor]:
@@ -451,14 +524,13 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         control = self.training_control(inputs.shape[0], inputs.device)
         if not self.adaptive:
             feats = self.extract_feat(inputs, control)
-            return self.decode_head.loss(
-                feats, data_samples, self._loss_tasks(control, feats))
+            return self._task_losses(inputs, feats, data_samples, control)
         budgets = control.budget
         feats, stats = self.encode(inputs, control)
         losses = {}
         if self.task_losses:
-            losses.update(self.decode_head.loss(
-                feats, data_samples, self._loss_tasks(control, feats)))
+            losses.update(
+                self._task_losses(inputs, feats, data_samples, control))
         losses['loss_budget'] = self.budget_loss(stats, budgets)
         # Logged, not summed (no "loss" in the key).
         losses['executed_fraction'] = stats.block_fraction.detach().mean()

@@ -378,3 +378,14 @@ def test_uniform_decoder_sampling_trains_every_width_evenly():
     assert sum(preference.values()) == sum(uniform.values()) == 4 * steps
     for w in (0.5, 0.75):
         assert preference[w] < 0.3 * steps, (w, preference)
+
+
+def test_static_teacher_distillation_is_refused():
+    """``train_cfg.distill`` (a static teacher checkpoint) would go
+    unused by the sandwich step: refused, naming what to use."""
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(TINY)
+    cfg.model.train_cfg = dict(cfg.model.get('train_cfg') or {},
+                               distill=dict(teacher_checkpoint='s.pth'))
+    with pytest.raises(ValueError, match='predict_distill'):
+        MODELS.build(cfg.model)
