@@ -20,6 +20,9 @@ warmup_iters = 3124
 val_interval = 5000
 model = dict(
     backbone=dict(
+        # As the official code: no dropout on the fc1/fc2 task pairs'
+        # stream inputs (the synthetic recipe keeps it).
+        lora=dict(stream_dropout=False),
         init_cfg=dict(
             type='Pretrained', checkpoint='pretrained/swin_tiny_mmseg.pth')),
     decode_head=dict(

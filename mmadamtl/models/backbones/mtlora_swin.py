@@ -35,6 +35,7 @@ LORA_DEFAULTS = dict(
     task_r=4,
     task_scale=4.0,
     task_targets=TASK_TARGETS,
+    stream_dropout=True,
     downsample=False,
     merged=False)
 
@@ -57,6 +58,9 @@ def check_lora_cfg(lora: dict) -> dict:
     for key in ('scale', 'task_scale'):
         if not isinstance(cfg[key], (int, float)) or cfg[key] <= 0:
             raise ValueError(f'lora.{key} must be > 0, got {cfg[key]!r}')
+    if not isinstance(cfg['stream_dropout'], bool):
+        raise ValueError(f'lora.stream_dropout must be True or False, got '
+                         f'{cfg["stream_dropout"]!r}')
     if not 0 <= cfg['dropout'] < 1:
         raise ValueError(f'lora.dropout must be in [0, 1), got '
                          f'{cfg["dropout"]!r}')
@@ -105,6 +109,9 @@ class MTLoRASwinTransformer(SwinEncoder):
       ``task_targets`` (``proj``, ``fc1``, ``fc2``), scale ``task_scale``;
       each task keeps its own residual stream through that block (see
       :class:`MTLoRARunner`) and gets its own multi-scale features;
+      ``stream_dropout=False`` reads the fc1/fc2 task pairs' stream
+      inputs without dropout, as the official code does (True: the
+      adapters' ``dropout`` there too);
     - ``downsample=True`` (MTLoRA+): a TA pair on every patch merging's
       reduction as well.
 
@@ -155,7 +162,9 @@ class MTLoRASwinTransformer(SwinEncoder):
                         _get(block, path), rank=cfg['r'] if ta else 0,
                         tasks=self.lora_tasks if ts else (),
                         task_rank=cfg['task_r'],
-                        task_scale=cfg['task_scale'], **shared)
+                        task_scale=cfg['task_scale'],
+                        task_dropout=name == 'proj' or
+                        bool(cfg['stream_dropout']), **shared)
                     layer.forks = fork and name in TASK_TARGETS
                     _set(block, path, layer)
             if cfg['downsample'] and not cfg['merged'] and \

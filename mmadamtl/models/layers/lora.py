@@ -31,6 +31,8 @@ class LoRALinear(nn.Linear):
         tasks: Tasks with a task-specific pair.
         task_rank: Rank of each task pair.
         task_scale: Output scale of the task pairs.
+        task_dropout: Dropout on the task pairs' input too (False: the
+            task pairs read their input as it is).
     """
 
     def __init__(self,
@@ -42,12 +44,14 @@ class LoRALinear(nn.Linear):
                  dropout: float = 0.0,
                  tasks: Sequence[str] = (),
                  task_rank: int = 0,
-                 task_scale: float = 4.0) -> None:
+                 task_scale: float = 4.0,
+                 task_dropout: bool = True) -> None:
         super().__init__(in_features, out_features, bias=bias)
         self.rank = int(rank)
         self.scale = float(scale)
         self.task_rank = int(task_rank) if tasks else 0
         self.task_scale = float(task_scale)
+        self.task_dropout = bool(task_dropout)
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 \
             else nn.Identity()
         if self.rank > 0:
@@ -111,10 +115,12 @@ class LoRALinear(nn.Linear):
 
     def task_delta(self, task: str, x: torch.Tensor) -> torch.Tensor:
         """``task_scale * B_t A_t dropout(x)``: what task ``task``'s pair
-        adds to the shared base output."""
+        adds to the shared base output (no dropout without
+        ``task_dropout``)."""
+        if self.task_dropout:
+            x = self.lora_dropout(x)
         return self.task_scale * F.linear(
-            F.linear(self.lora_dropout(x), self.task_A[task]),
-            self.task_B[task])
+            F.linear(x, self.task_A[task]), self.task_B[task])
 
     @torch.no_grad()
     def merge(self) -> None:

@@ -206,6 +206,7 @@ def test_mtlora_plus_adapts_the_patch_merging():
     (dict(rank=8), 'unknown key'),
     (dict(tasks=['semseg', 'sailency']), 'lora.tasks'),
     (dict(dropout=1.0), 'lora.dropout'),
+    (dict(stream_dropout='no'), 'lora.stream_dropout'),
 ])
 def test_bad_lora_configs_name_the_key(lora, key):
     with pytest.raises(ValueError, match=key):
@@ -238,6 +239,13 @@ def test_trainable_parameters_match_the_paper(r, paper):
                 'patch_embed' in name or 'relative_position' in name or
                 'downsample.reduction' in name)
         assert p.requires_grad == kind, name
+    # As the official code: dropout on the proj task pairs, none on the
+    # fc1/fc2 ones (their stream inputs).
+    flags = {name: m.task_dropout
+             for name, m in model.backbone.named_modules()
+             if isinstance(m, LoRALinear) and m.task_A}
+    assert flags and all(v == name.endswith('proj')
+                         for name, v in flags.items()), flags
 
 
 def test_lora_task_without_decoder_fails():
@@ -343,3 +351,28 @@ def test_forking_block_keeps_the_shared_stream_bit_equal():
         block = model.stages[0].blocks[1]
         assert torch.equal(runner.run_block(0, 1, block, h, hw),
                            block(h, hw))
+
+
+@pytest.mark.parametrize('stream_dropout', [True, False])
+def test_stream_dropout_of_the_task_pairs(stream_dropout):
+    """``stream_dropout=False`` (the official code): the fc1/fc2 task
+    pairs read their stream input without dropout, in training too; the
+    proj pairs and the shared pairs keep theirs."""
+    model = _backbone(dropout=0.5, stream_dropout=stream_dropout)
+    model.train()  # mmseg's Swin returns None
+    _randomise_adapters(model)
+    block = model.stages[0].blocks[1]
+    layers = dict(proj=block.attn.w_msa.proj, fc1=block.ffn.layers[0][0],
+                  fc2=block.ffn.layers[1])
+    for name, layer in layers.items():
+        v = torch.rand(2, 16, layer.in_features)
+        exact = layer.task_scale * F.linear(
+            F.linear(v, layer.task_A['depth']), layer.task_B['depth'])
+        got = layer.task_delta('depth', v)
+        keeps = name == 'proj' or stream_dropout
+        assert layer.task_dropout == keeps, name
+        assert torch.allclose(got, exact) != keeps, name
+        shared = layer.with_shared(v, torch.zeros(()))
+        no_drop = layer.scale * F.linear(F.linear(v, layer.lora_A),
+                                         layer.lora_B)
+        assert not torch.allclose(shared, no_drop), name
