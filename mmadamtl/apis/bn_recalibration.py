@@ -110,9 +110,6 @@ def recalibrate_bn(model: nn.Module,
     saved_momentum = {name: m.momentum for name, m in norms.items()}
     saved_modes = {name: m.training for name, m in model.named_modules()}
     ran: List[str] = []
-    hooks = [m.register_forward_pre_hook(
-        lambda mod, args, name=name: ran.append(name))
-        for name, m in norms.items()]
     count = 0
     try:
         for m in norms.values():
@@ -120,22 +117,29 @@ def recalibrate_bn(model: nn.Module,
             m.momentum = None
         for batch in batches:
             inputs = _images(model, batch)
-            # Before the modes are set: a search may count a decoder's
-            # cost in eval mode, restoring the mode it found.
+            # Before the modes are set and the BatchNorms watched: a
+            # search may count a decoder's cost with a forward in eval
+            # mode (restoring the mode it found), which is not a
+            # BatchNorm that ran.
             run = model.control(inputs.shape[2:]) if control is None \
                 else control
             model.eval()
             for m in norms.values():
                 m.train()
-            model._decode(inputs, run.replace(captured=False))
+            hooks = [m.register_forward_pre_hook(
+                lambda mod, args, name=name: ran.append(name))
+                for name, m in norms.items()]
+            try:
+                model._decode(inputs, run.replace(captured=False))
+            finally:
+                for h in hooks:
+                    h.remove()
             count += 1
         if not count:
             raise ValueError('BN recalibration: no batches')
         return {f'{name}.{k}': getattr(norms[name], k).clone()
                 for name in dict.fromkeys(ran) for k in _STATS}
     finally:
-        for h in hooks:
-            h.remove()
         for name, m in norms.items():
             for k, v in zip(_STATS, saved_stats[name]):
                 getattr(m, k).copy_(v)

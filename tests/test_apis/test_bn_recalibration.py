@@ -11,6 +11,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmadamtl.apis import init_model, recalibrate_bn, train_batches
 from mmadamtl.apis.deploy import (TaskOutputs, deploy, max_output_diff,
                                   narrow_model)
+from mmadamtl.models.backbones.swin_checkpoint import load_state_dict_file
 from tests.test_apis.test_deploy import TINY_CONTROLLABLE, TINY_STATIC
 
 SUBNET = dict(encoder='min', decoders=dict(semseg=0.5, depth=1.0, edge=0.0))
@@ -153,8 +154,7 @@ def test_deploy_recalibrates_the_narrow_model_only(model, tiny_synthetic,
     cfg.merge_from_dict(opts)
     _, narrow = narrow_model(model, _control(model))
     expect = recalibrate_bn(narrow, train_batches(cfg, 3))
-    saved = torch.load(osp.join(out, 'narrow.pth'),
-                       weights_only=True)['state_dict']
+    saved = load_state_dict_file(osp.join(out, 'narrow.pth'))
     for k, v in expect.items():
         torch.testing.assert_close(saved[k], v, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match='recalibrate-bn'):
@@ -173,3 +173,31 @@ def test_train_batches_refuses_bad_counts(model, tiny_synthetic):
     assert [len(b['inputs']) for b in batches] == [2, 1]
     again = train_batches(cfg, 3)
     assert torch.equal(batches[0]['inputs'][0], again[0]['inputs'][0])
+
+
+def test_the_models_own_control_counts_only_what_ran(model):
+    """``control=None``: the model's own control is used, and what it runs
+    to find it (a searched control counts decoders' costs with forwards
+    in eval mode, edge's included here although edge is off) is not a
+    BatchNorm that ran: only the sub-network's are returned."""
+    batches = _batches()
+    control = _control(model)
+    fresh = copy.deepcopy(model)
+    # Empty cost caches: the decoders are counted again.
+    fresh.complexity._cache.clear()
+    fresh._shapes.clear()
+
+    def searched_control(img_hw):
+        for task in fresh.tasks:
+            fresh.width_flops(task, 1.0, img_hw)
+        return control
+
+    fresh.control = searched_control
+    stats = recalibrate_bn(fresh, batches)
+    expect = _hooked_statistics(model, control, batches)
+    assert not any('edge' in name for name in expect)
+    assert {k.rsplit('.', 1)[0] for k in stats} == set(expect)
+    for name, (mean, var, n) in expect.items():
+        assert int(stats[f'{name}.num_batches_tracked']) == n
+        torch.testing.assert_close(stats[f'{name}.running_mean'], mean,
+                                   rtol=1e-4, atol=1e-5)
