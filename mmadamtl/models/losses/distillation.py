@@ -59,6 +59,9 @@ def distill_task(kind: str, student: torch.Tensor, teacher: torch.Tensor,
     Raises:
         ValueError: An unknown kind, or shapes that differ.
     """
+    if not float(temperature) > 0:
+        raise ValueError(f'distillation: temperature must be > 0, got '
+                         f'{temperature!r}')
     if student.shape != teacher.shape:
         raise ValueError(f'distillation: student {tuple(student.shape)} and '
                          f'teacher {tuple(teacher.shape)} differ')
@@ -138,6 +141,9 @@ class PredictionDistillLoss(nn.Module):
             if not float(w) >= 0:
                 raise ValueError(f'PredictionDistillLoss.task_weights'
                                  f'[{task!r}] must be >= 0, got {w!r}')
+        if not float(loss_weight) >= 0:
+            raise ValueError(f'PredictionDistillLoss: loss_weight must be '
+                             f'>= 0, got {loss_weight!r}')
         self.temperature = float(temperature)
         self.task_weights = {t: float(w) for t, w in task_weights.items()}
         self.loss_weight = float(loss_weight)

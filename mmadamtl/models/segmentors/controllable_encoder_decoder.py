@@ -155,6 +155,18 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
         self.budget = check_budget(budget)
         self._searched = {}
 
+    def set_train_tasks(self, tasks: Optional[Sequence[str]],
+                        all_losses: bool = False) -> None:
+        """As the base class's, without ``all_losses``: the sandwich step
+        trains the tasks it is given (refused rather than freezing
+        decoders whose losses it would not train)."""
+        if all_losses and tasks is not None:
+            raise ValueError(
+                'TaskAlternationHook(all_task_losses=True) is not supported '
+                'by the controllable model (its sandwich step trains only '
+                'the turn\'s task); use all_task_losses=False')
+        super().set_train_tasks(tasks)
+
     def set_control(self, budget: Optional[float] = None,
                     preference: Optional[Dict[str, float]] = None) -> None:
         """Run inference at ``budget`` and ``preference`` (see the class);

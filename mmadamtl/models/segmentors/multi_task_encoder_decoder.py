@@ -193,7 +193,7 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         # tasks' decoders learn (the others' parameters frozen here).
         self.train_tasks: Optional[List[str]] = None
         self._all_losses = False
-        self._frozen: List[torch.nn.Parameter] = []
+        self._turn_frozen: List[torch.nn.Parameter] = []
         # Per-image training budgets, set each iteration by
         # BudgetScheduleHook through set_train_budgets.
         self._train_budgets: Optional[torch.Tensor] = None
@@ -310,9 +310,9 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         unfreezes what this one froze."""
         self.train_tasks = None if tasks is None else check_tasks(
             tasks, self.tasks, where='training tasks')
-        for p in self._frozen:
+        for p in self._turn_frozen:
             p.requires_grad_(True)
-        self._frozen = []
+        self._turn_frozen = []
         self._all_losses = bool(all_losses) and tasks is not None
         if not self._all_losses:
             return
@@ -322,7 +322,7 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
             for p in self.decode_head.decoders[task].parameters():
                 if p.requires_grad:
                     p.requires_grad_(False)
-                    self._frozen.append(p)
+                    self._turn_frozen.append(p)
 
     def _loss_tasks(self, control: Control, feats) -> Tuple[str, ...]:
         """The tasks whose losses a training batch sums."""
@@ -402,6 +402,13 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         if cfg is None:
             return None, None
         cfg = dict(cfg)
+        unknown = set(cfg) - {'teacher_checkpoint', 'temperature',
+                              'loss_weight', 'task_weights'}
+        if unknown:
+            raise ValueError(
+                f'train_cfg.distill: unknown key(s) {sorted(unknown)} '
+                f'(known: teacher_checkpoint, temperature, loss_weight, '
+                f'task_weights)')
         path = cfg.pop('teacher_checkpoint', None)
         if not path:
             raise ValueError(
@@ -428,6 +435,8 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
             check_checkpoint_matches(self, path, optional=[r'(^|\.)policy\.'],
                                      state=state)
             teacher = copy.deepcopy(self)
+            # A teacher of its own, without the student's caches.
+            teacher._kd_teacher = teacher._compiled_heads = None
             teacher.load_state_dict(state, strict=False)
             self._kd_teacher = (teacher.eval().requires_grad_(False), )
         return self._kd_teacher[0]

@@ -389,3 +389,13 @@ def test_static_teacher_distillation_is_refused():
                                distill=dict(teacher_checkpoint='s.pth'))
     with pytest.raises(ValueError, match='predict_distill'):
         MODELS.build(cfg.model)
+
+
+def test_alternation_with_all_losses_is_refused():
+    """The sandwich step trains only the turn's task: freezing the other
+    decoders for losses it never computes is refused by name."""
+    model = _model()
+    with pytest.raises(ValueError, match='all_task_losses'):
+        model.set_train_tasks(['semseg'], all_losses=True)
+    model.set_train_tasks(['semseg'])
+    assert model.train_tasks == ['semseg']

@@ -81,6 +81,13 @@ def test_distillation_config_errors(tiny_cfg, tmp_path):
         _student(dict(temperature=2.0))
     with pytest.raises(ValueError, match='temperature'):
         _student(dict(teacher_checkpoint='x.pth', temperature=0))
+    with pytest.raises(ValueError, match='loss_weight'):
+        _student(dict(teacher_checkpoint='x.pth', loss_weight=-1.0))
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['weight'\]"):
+        _student(dict(teacher_checkpoint='x.pth', weight=2.0))
+    with pytest.raises(ValueError, match='temperature'):
+        distill_task('seg', torch.zeros(1, 2, 2, 2), torch.zeros(1, 2, 2, 2),
+                     temperature=-1)
     model = _student(dict(teacher_checkpoint=str(tmp_path / 'none.pth')))
     with pytest.raises(FileNotFoundError, match='none.pth'):
         model.kd_teacher()
