@@ -56,15 +56,12 @@ import sys
 import threading
 import time
 
-from demo_common import (QUICK_DATA, QUICK_SCALE, ROOT, STATIC,
+from demo_common import (ADAPTIVE, QUICK_DATA, QUICK_SCALE,
+                         ROOT, STATIC, STATIC_FAIR, STATIC_SMALL,
                          TASK_COLUMNS, data_options, demo_paths,
                          ensure_synthetic_data, evaluate, fmt, load_model,
-                         quick_banner, run, time_models, train)
+                         quick_banner, run, time_models, train, train_adamtl)
 
-STATIC_FAIR = 'configs/static_swin_synthetic_1400it.py'
-STATIC_SMALL = 'configs/static_swin_synthetic_small.py'
-POLICY = 'configs/adamtl_swin_synthetic_policy.py'
-ADAPTIVE = 'configs/adamtl_swin_synthetic.py'
 # The other stories, in the order they run, each a tool of its own.
 STORIES = [('loss weighting', 'tools/demo_loss_weighting.py',
             'loss_weighting_results'),
@@ -294,12 +291,8 @@ def adamtl_story(args, work_dir, data_root, data_opt, scale, start) -> list:
     from mmadamtl.utils import TASKS
 
     ensure_synthetic_data(args.data_root)
-    static_ckpt = train(STATIC, osp.join(work_dir, 'static'), data_opt,
-                        args.retrain, scale=scale)
-    policy_ckpt = train(POLICY, osp.join(work_dir, 'policy'), data_opt,
-                        args.retrain, load_from=static_ckpt, scale=scale)
-    adaptive_ckpt = train(ADAPTIVE, osp.join(work_dir, 'adamtl'), data_opt,
-                          args.retrain, load_from=policy_ckpt, scale=scale)
+    adaptive_ckpt = train_adamtl(work_dir, data_opt, args.retrain,
+                                 scale)['adamtl']
     fair_ckpt = train(STATIC_FAIR, osp.join(work_dir, 'static_1400it'),
                       data_opt, args.retrain, scale=scale)
     small_ckpt = train(STATIC_SMALL, osp.join(work_dir, 'static_small'),
