@@ -35,7 +35,8 @@ the static models a user would otherwise train, on the synthetic data.
 
 Seed 0 is the configs' own seed: its trainings are the demo's
 (work_dirs/demo, or work_dirs/demo_quick with --quick), reused; seed s
-trains in ``<the demo's dir>_seed<s>`` with ``randomness.seed=s``.
+trains each next to seed 0's run, with ``randomness.seed=s``
+(work_dirs/demo/static_1400it_seed1 next to work_dirs/demo/static_1400it).
 Finished trainings and evaluations newer than their checkpoint are
 reused unless --retrain is given.
 """
@@ -292,9 +293,10 @@ def plot(rows, path, seeds, overwrite=True) -> None:
         ax.set_xlabel(label)
     axes[0].set_ylabel('Δm vs static 2-2-2-2 (%)')
     axes[0].legend(fontsize=7)
-    fig.suptitle('mean over seeds ' + ', '.join(map(str, seeds)) +
-                 ('' if len(seeds) > 1 else f' ({ONE_SEED_NOTE})'),
-                 fontsize=8)
+    fig.suptitle(
+        f"mean ± std over seeds {', '.join(map(str, seeds))}"
+        if len(seeds) > 1 else f'seed {seeds[0]} ({ONE_SEED_NOTE})',
+        fontsize=8)
     fig.tight_layout()
     save_figure(fig, path, dpi=120, overwrite=overwrite)
     plt.close(fig)
@@ -306,7 +308,8 @@ def report(args) -> dict:
     from mmadamtl.utils.safe_io import check_output, write_json, write_text
 
     work_dir = osp.join(ROOT, args.work_dir)
-    figure = args.figure or osp.join(work_dir, 'pareto.png')
+    shown = args.figure or osp.join(args.work_dir, 'pareto.png')
+    figure = osp.join(ROOT, shown)
     # A figure path of the user's is replaced only when asked; the work
     # dir's outputs are the tool's own, written anew on every run.
     own = args.figure is None
@@ -337,7 +340,7 @@ def report(args) -> dict:
     res = dict(schedule_scale=args.schedule_scale, seeds=seeds,
                note=None if len(seeds) > 1 else ONE_SEED_NOTE,
                train_seconds=train_s, reference=reference, rows=rows,
-               per_seed=per_seed, figure=osp.relpath(figure, ROOT))
+               per_seed=per_seed, figure=shown)
     write_text(osp.join(work_dir, 'pareto_results.md'), text,
                overwrite=True)
     write_json(osp.join(work_dir, 'pareto_results.json'), res,
@@ -345,7 +348,7 @@ def report(args) -> dict:
     plot(rows, figure, seeds, overwrite=own or args.overwrite)
     print(f'\n{text}')
     print(f"saved {osp.join(args.work_dir, 'pareto_results')}.md and .json, "
-          f'{osp.relpath(figure, ROOT)} ({time.time() - start:.0f}s)')
+          f'{shown} ({time.time() - start:.0f}s)')
     return res
 
 

@@ -204,6 +204,7 @@ def test_report_writes_table_json_and_figure(pareto, tmp_path, monkeypatch):
     res = pareto.report(pareto.parse_args(
         ['--work-dir', str(work), '--figure', str(figure), '--overwrite']))
     assert res['note'] == pareto.ONE_SEED_NOTE
+    assert res['figure'] == str(figure)
     assert all(r['delta_m_std'] is None for r in res['rows'])
     assert figure.read_bytes()[:4] == b'\x89PNG'
     assert pareto.ONE_SEED_NOTE in (work / 'pareto_results.md').read_text()
