@@ -228,3 +228,42 @@ def test_quick_uses_the_quick_demos_work_dir(pareto):
     assert args.work_dir == 'work_dirs/demo_quick'
     args = pareto.parse_args([])
     assert (args.work_dir, args.seeds) == ('work_dirs/demo', 1)
+
+
+def test_controllable_rows_reuse_or_measure_their_table(pareto, tmp_path):
+    work = str(tmp_path)
+    for n, i in FULL_ITERS.items():
+        _finished(work, n, i)
+    ckpt = _finished(work, 'controllable', 800)
+    table = osp.join(work, 'controllable', 'lookup_table.json')
+    # No table next to the checkpoint: measured with tools/controllable.py
+    # on the held-out images of the data root.
+    specs = pareto.specs(work, 'data/x', 0, False, 1.0, [], [0.5, 1.0], 8)
+    cmd = pareto.calls[-1]
+    assert cmd[1:5] == ['tools/controllable.py', 'table',
+                        pareto.CONTROLLABLE, ckpt]
+    assert 'lookup_dataloader.dataset.data_root=data/x' in cmd
+    rows = [s for s in specs if s['family'] == 'controllable']
+    assert [r['budget'] for r in rows] == [0.5, 1.0]
+    # Evaluated with the edge benchmark, as every other row.
+    assert rows[0]['opts'] == {'model.test_cfg.lookup_table': table,
+                               'model.test_cfg.budget': 0.5,
+                               'test_evaluator.edge_protocol': 'bsds'}
+    assert rows[1]['metrics'] == osp.join(
+        work, 'controllable_bsds_b1_metrics.json')
+    # A table newer than the checkpoint (the demo's) is reused.
+    with open(table, 'w') as f:
+        f.write('{}')
+    pareto.calls.clear()
+    pareto.specs(work, 'data/x', 0, False, 1.0, [], [0.5], 8)
+    assert pareto.calls == []
+    # Seed 1 trains its own super-network next to seed 0's.
+    with pytest.raises(RuntimeError, match='max_iters=800'):
+        for n, i in FULL_ITERS.items():
+            _finished(work, f'{n}_seed1', i)
+        pareto.specs(work, 'data/x', 1, False, 1.0, [], [0.5], 8)
+    cmd = pareto.calls[-1]
+    assert cmd[2] == pareto.CONTROLLABLE
+    assert cmd[cmd.index('--work-dir') + 1] == osp.join(
+        work, 'controllable_seed1')
+    assert 'randomness.seed=1' in cmd
