@@ -115,8 +115,8 @@ def specs(work_dir, data_root, seed, retrain, scale, budgets,
           controllable_budgets, mtlora_rank, skip_controllable=False):
     """Train (or reuse) seed ``seed``'s models; returns one spec per row:
     ``method``, ``family``, ``budget``, ``seed``, ``config``, ``ckpt``,
-    ``opts`` (the evaluation's config options) and ``metrics`` (the path
-    of its tools/test.py metrics)."""
+    ``opts`` (the evaluation's config options) and ``metrics_path`` (its
+    tools/test.py metrics)."""
     data_opt = data_options(data_root)
 
     def metrics_path(tag):
@@ -129,14 +129,14 @@ def specs(work_dir, data_root, seed, retrain, scale, budgets,
                      scale=scale)
         out.append(dict(method=method, family='static', budget=None,
                         config=config, ckpt=ckpt, opts={},
-                        metrics=metrics_path(tag)))
+                        metrics_path=metrics_path(tag)))
     adamtl = train_adamtl(work_dir, data_opt, retrain, scale, seed)['adamtl']
     for b in budgets:
         out.append(dict(
             method='AdaMTL', family='AdaMTL', budget=b, config=ADAPTIVE,
             ckpt=adamtl, opts={'model.test_cfg.budget': b,
                                'model.test_cfg.budget_mode': 'target'},
-            metrics=metrics_path(f'AdaMTL_target_b{b:g}')))
+            metrics_path=metrics_path(f'AdaMTL_target_b{b:g}')))
     if not skip_controllable:
         lookup = f'lookup_dataloader.dataset.data_root={data_root}'
         ckpt = train(CONTROLLABLE, seed_dir(osp.join(
@@ -156,15 +156,16 @@ def specs(work_dir, data_root, seed, retrain, scale, budgets,
                 opts={'model.test_cfg.lookup_table': table,
                       'model.test_cfg.budget': b,
                       'test_evaluator.edge_protocol': 'bsds'},
-                metrics=metrics_path(f'controllable_bsds_b{b:g}')))
+                metrics_path=metrics_path(f'controllable_bsds_b{b:g}')))
     run_dir = osp.join(work_dir, f'mtlora_r{mtlora_rank}')
     opts = {'model.backbone.lora.r': mtlora_rank}
     ckpt = finished(MTLORA, run_dir, [f'{k}={v}' for k, v in opts.items()],
                     scale) if seed == 0 else None
     if ckpt:
-        out.append(dict(method=f'MTLoRA r={mtlora_rank}', family='MTLoRA',
-                        budget=None, config=MTLORA, ckpt=ckpt, opts=opts,
-                        metrics=metrics_path(f'mtlora_r{mtlora_rank}')))
+        out.append(dict(
+            method=f'MTLoRA r={mtlora_rank}', family='MTLoRA', budget=None,
+            config=MTLORA, ckpt=ckpt, opts=opts,
+            metrics_path=metrics_path(f'mtlora_r{mtlora_rank}')))
     elif seed == 0:
         print(f'[pareto] no finished MTLoRA r={mtlora_rank} run in '
               f'{run_dir}: its row is left out (tools/demo_mtlora.py '
@@ -182,6 +183,12 @@ def seed_rows(evaluated, latency_ms):
         evaluated: Specs (see ``specs``) with ``metrics`` the dict of
             their evaluation.
         latency_ms: Median ms per image of each spec, in order.
+
+    Returns:
+        tuple[list[dict], dict]: The rows (``method``, ``family``,
+        ``budget``, ``seed``, ``config``, ``checkpoint``, the costs, Δm,
+        latency and the main metrics) and the reference (task -> main
+        metric).
     """
     import numpy as np
 
@@ -326,10 +333,9 @@ def report(args) -> dict:
     train_s = time.time() - start
     data_opt = data_options(args.data_root)
     for e in todo:
-        path = e['metrics']
-        e['metrics'] = evaluate(e['config'], e['ckpt'],
-                                osp.join(work_dir, 'eval'), path, data_opt,
-                                e['opts'], reuse=not args.retrain)
+        e['metrics'] = evaluate(
+            e['config'], e['ckpt'], osp.join(work_dir, 'eval'),
+            e['metrics_path'], data_opt, e['opts'], reuse=not args.retrain)
     models = {i: load_model(e['config'], e['ckpt'], e['opts'])
               for i, e in enumerate(todo)}
     timing = time_models(models, STATIC, osp.join(ROOT, args.data_root))

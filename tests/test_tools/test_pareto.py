@@ -52,9 +52,9 @@ def test_seed_zero_reuses_the_demos_trainings(pareto, tmp_path):
                            'static_small', 'static_embed32')]
     assert {s['ckpt'] for s in specs[4:]} == {ckpts['adamtl']}
     # Seed 0's evaluations are the demo's files (tools/demo.py's tags).
-    assert specs[0]['metrics'] == osp.join(work, 'static_metrics.json')
-    assert specs[5]['metrics'] == osp.join(work,
-                                           'AdaMTL_target_b0.5_metrics.json')
+    assert specs[0]['metrics_path'] == osp.join(work, 'static_metrics.json')
+    assert specs[5]['metrics_path'] == osp.join(
+        work, 'AdaMTL_target_b0.5_metrics.json')
     assert specs[5]['opts'] == {'model.test_cfg.budget': 0.5,
                                 'model.test_cfg.budget_mode': 'target'}
     assert all(s['seed'] == 0 for s in specs)
@@ -63,7 +63,8 @@ def test_seed_zero_reuses_the_demos_trainings(pareto, tmp_path):
     specs = pareto.specs(work, 'data/synthetic', 0, False, 1.0, [0.5], [],
                          8, skip_controllable=True)
     assert specs[-1]['method'] == 'MTLoRA r=8'
-    assert specs[-1]['metrics'] == osp.join(work, 'mtlora_r8_metrics.json')
+    assert specs[-1]['metrics_path'] == osp.join(work,
+                                                 'mtlora_r8_metrics.json')
     assert pareto.calls == []
 
 
@@ -88,7 +89,8 @@ def test_another_seed_trains_in_its_own_work_dir(pareto, tmp_path):
                          8, skip_controllable=True)
     assert pareto.calls == []
     assert specs[0]['ckpt'].startswith(osp.join(work, 'static_1400it_seed1'))
-    assert specs[0]['metrics'] == osp.join(work, 'static_seed1_metrics.json')
+    assert specs[0]['metrics_path'] == osp.join(work,
+                                                'static_seed1_metrics.json')
     # MTLoRA: seed 0 only.
     assert 'MTLoRA' not in {s['family'] for s in specs}
 
@@ -159,7 +161,7 @@ def test_report_writes_table_json_and_figure(pareto, tmp_path, monkeypatch):
     def specs(work_dir, data_root, seed, *args, **kwargs):
         return [dict(method=m, family=f, budget=b, seed=seed, config='c.py',
                      ckpt=str(tmp_path / 'c.pth'), opts={},
-                     metrics=_metrics(v))
+                     metrics_path=_metrics(v))
                 for m, f, b, v in ((fair, 'static', None, 50.0 + seed),
                                    ('static 1-1-1-1', 'static', None, 48.0),
                                    ('AdaMTL', 'AdaMTL', 0.5, 47.0 - seed),
@@ -249,7 +251,7 @@ def test_controllable_rows_reuse_or_measure_their_table(pareto, tmp_path):
     assert rows[0]['opts'] == {'model.test_cfg.lookup_table': table,
                                'model.test_cfg.budget': 0.5,
                                'test_evaluator.edge_protocol': 'bsds'}
-    assert rows[1]['metrics'] == osp.join(
+    assert rows[1]['metrics_path'] == osp.join(
         work, 'controllable_bsds_b1_metrics.json')
     # A table newer than the checkpoint (the demo's) is reused.
     with open(table, 'w') as f:
