@@ -1,14 +1,15 @@
 """The main job of `make demo`: the AdaMTL story, then the loss-weighting
 comparison (tools/demo_loss_weighting.py), the MTLoRA story
-(tools/demo_mtlora.py) and the controllable-widths one
-(tools/demo_controllable.py), each run as its own tool, on the embedded
-synthetic dataset, on CPU. What the stories share is in
-tools/demo_common.py.
+(tools/demo_mtlora.py), the controllable-widths one
+(tools/demo_controllable.py) and the Pareto figure of them all against
+a family of static models (tools/pareto.py, one training seed), each run
+as its own tool, on the embedded synthetic dataset, on CPU. What the
+stories share is in tools/demo_common.py.
 
     python tools/demo.py [--full] [--work-dir DIR] [--retrain]
                          [--budgets 0.25 0.5 0.75] [--cap 0.5]
 
-By default a quick run (`make demo`, about 30 minutes on 2 cores from
+By default a quick run (`make demo`, about 35 minutes on 2 cores from
 scratch): every training 1/16 of its iterations (tools/train.py
 --schedule-scale), no validation during training, evaluated on a copy of
 the synthetic data with 40 validation images (data/synthetic_quick), in
@@ -56,21 +57,19 @@ import sys
 import threading
 import time
 
-from demo_common import (QUICK_DATA, QUICK_SCALE, ROOT, STATIC,
+from demo_common import (ADAPTIVE, ONE_SEED_NOTE, QUICK_DATA, QUICK_SCALE,
+                         ROOT, STATIC, STATIC_FAIR, STATIC_SMALL,
                          TASK_COLUMNS, data_options, demo_paths,
                          ensure_synthetic_data, evaluate, fmt, load_model,
-                         quick_banner, run, time_models, train)
+                         quick_banner, run, time_models, train, train_adamtl)
 
-STATIC_FAIR = 'configs/static_swin_synthetic_1400it.py'
-STATIC_SMALL = 'configs/static_swin_synthetic_small.py'
-POLICY = 'configs/adamtl_swin_synthetic_policy.py'
-ADAPTIVE = 'configs/adamtl_swin_synthetic.py'
 # The other stories, in the order they run, each a tool of its own.
 STORIES = [('loss weighting', 'tools/demo_loss_weighting.py',
             'loss_weighting_results'),
            ('MTLoRA', 'tools/demo_mtlora.py', 'mtlora_results'),
            ('controllable widths', 'tools/demo_controllable.py',
-            'controllable_results')]
+            'controllable_results'),
+           ('Pareto', 'tools/pareto.py', 'pareto_results')]
 # Minutes each story takes from scratch on 2 cores (the ETA's prior; a
 # slower pace of the stories done so far stretches it). Quick: measured
 # (docs/results.md); full: measured on a fresh clone at issue 26 (AdaMTL,
@@ -78,9 +77,9 @@ STORIES = [('loss weighting', 'tools/demo_loss_weighting.py',
 # there (2.3 s per iteration) plus its evaluation.
 EXPECTED_MINUTES = dict(
     quick={'AdaMTL': 10, 'loss weighting': 6, 'MTLoRA': 5,
-           'controllable widths': 4},
+           'controllable widths': 4, 'Pareto': 5},
     full={'AdaMTL': 89, 'loss weighting': 47, 'MTLoRA': 36,
-          'controllable widths': 40})
+          'controllable widths': 40, 'Pareto': 25})
 
 
 class Progress:
@@ -215,7 +214,7 @@ def main():
     parser.add_argument('--full', action='store_true',
                         help='the full run the docs\' tables come from '
                         '(about 3-3.5 h on 2 cores from scratch); default: '
-                        'the quick run (about 30 min)')
+                        'the quick run (about 35 min)')
     parser.add_argument('--work-dir',
                         help='default: work_dirs/demo (--full), '
                         'work_dirs/demo_quick (quick)')
@@ -236,7 +235,9 @@ def main():
                         '(tools/demo_loss_weighting.py)')
     parser.add_argument('--skip-controllable', action='store_true',
                         help='leave out the controllable-widths part '
-                        '(tools/demo_controllable.py)')
+                        '(tools/demo_controllable.py) and its Pareto rows')
+    parser.add_argument('--skip-pareto', action='store_true',
+                        help='leave out the Pareto figure (tools/pareto.py)')
     args = parser.parse_args()
     scale = args.schedule_scale = 1.0 if args.full else QUICK_SCALE
     demo_paths(args)
@@ -245,7 +246,8 @@ def main():
     data_opt = data_options(args.data_root)
 
     skip = dict(zip([name for name, _, _ in STORIES], (
-        args.skip_loss_weighting, args.skip_mtlora, args.skip_controllable)))
+        args.skip_loss_weighting, args.skip_mtlora, args.skip_controllable,
+        args.skip_pareto)))
     stories = [st for st in STORIES if not skip[st[0]]]
     start = time.time()
     expected = EXPECTED_MINUTES['full' if args.full else 'quick']
@@ -262,6 +264,15 @@ def main():
                 if name == 'MTLoRA' else []
             if name == 'loss weighting' and not args.full:
                 extra = ['--timing-iters', '40']
+            if name == 'Pareto':
+                # One seed here, the demo's trainings plus the static
+                # family's two extra members; the spread takes more.
+                print(f'[demo] Pareto figure from {ONE_SEED_NOTE}')
+                extra = ['--budgets', *map(str, args.budgets),
+                         '--mtlora-rank',
+                         str(args.ranks[len(args.ranks) // 2])] + (
+                    ['--skip-controllable'] if args.skip_controllable
+                    else [])
             run([sys.executable, tool, '--work-dir', args.work_dir,
                  '--data-root', args.data_root, '--schedule-scale',
                  repr(scale), *extra] +
@@ -294,12 +305,8 @@ def adamtl_story(args, work_dir, data_root, data_opt, scale, start) -> list:
     from mmadamtl.utils import TASKS
 
     ensure_synthetic_data(args.data_root)
-    static_ckpt = train(STATIC, osp.join(work_dir, 'static'), data_opt,
-                        args.retrain, scale=scale)
-    policy_ckpt = train(POLICY, osp.join(work_dir, 'policy'), data_opt,
-                        args.retrain, load_from=static_ckpt, scale=scale)
-    adaptive_ckpt = train(ADAPTIVE, osp.join(work_dir, 'adamtl'), data_opt,
-                          args.retrain, load_from=policy_ckpt, scale=scale)
+    adaptive_ckpt = train_adamtl(work_dir, data_opt, args.retrain,
+                                 scale)['adamtl']
     fair_ckpt = train(STATIC_FAIR, osp.join(work_dir, 'static_1400it'),
                       data_opt, args.retrain, scale=scale)
     small_ckpt = train(STATIC_SMALL, osp.join(work_dir, 'static_small'),

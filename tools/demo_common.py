@@ -13,12 +13,24 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 STATIC = 'configs/static_swin_synthetic.py'
+# AdaMTL's stages 2 and 3 (stage 1 is STATIC), and the static models
+# trained as long as its three stages together (1400 iterations): the
+# fair baseline Δm is measured against and the half-as-deep control.
+POLICY = 'configs/adamtl_swin_synthetic_policy.py'
+ADAPTIVE = 'configs/adamtl_swin_synthetic.py'
+STATIC_FAIR = 'configs/static_swin_synthetic_1400it.py'
+STATIC_SMALL = 'configs/static_swin_synthetic_small.py'
+CONTROLLABLE = 'configs/controllable_swin_synthetic.py'
+MTLORA = 'configs/mtlora_swin_synthetic.py'
 # The quick run (`make demo`): every training's iteration counts times
 # QUICK_SCALE, on a copy of the synthetic data with fewer validation images
 # (the full run, `make demo-full`, is the one the docs' tables come from).
 QUICK_SCALE = 1 / 16
 QUICK_DATA = 'data/synthetic_quick'
 QUICK_NUM_VAL = 40
+# What the Pareto table says when it holds one training seed.
+ONE_SEED_NOTE = ('one seed; `python tools/pareto.py --seeds 3` for the '
+                 'spread')
 # The synthetic dataset's tasks; one column each: its main metric (the
 # one Δm uses).
 TASK_COLUMNS = ['semseg', 'human_parts', 'saliency', 'normals', 'edge',
@@ -110,9 +122,6 @@ def train(config, work_dir, data_opt, retrain, load_from=None, options=(),
     ``max_iters``, times ``scale``) is there, resuming an unfinished one;
     return the last checkpoint. ``scale < 1``: a quick run, without
     validation during training."""
-    from mmengine.config import Config
-
-    from mmadamtl.utils.schedule import scale_schedule
     from mmadamtl.utils.work_dir import finished_checkpoint
     extra = [f'load_from={load_from}'] if load_from else []
     extra += list(options)
@@ -120,9 +129,7 @@ def train(config, work_dir, data_opt, retrain, load_from=None, options=(),
     if scale != 1:
         extra.append(f'train_cfg.val_begin={10**9}')
         quick = ['--schedule-scale', repr(scale)]
-    cfg = Config.fromfile(osp.join(ROOT, config))
-    cfg.merge_from_dict(cfg_options(extra))
-    iters = scale_schedule(cfg, scale).train_cfg.max_iters
+    iters = train_iters(config, extra, scale)
     found = None if retrain else finished_checkpoint(
         osp.join(ROOT, work_dir), iters)
     if found is None:
@@ -134,6 +141,56 @@ def train(config, work_dir, data_opt, retrain, load_from=None, options=(),
             raise RuntimeError(f'{config}: the training in {work_dir} did '
                                f'not reach max_iters={iters}')
     return found[0]
+
+
+def train_iters(config, options=(), scale=1.0) -> int:
+    """``max_iters`` of ``config`` with ``--cfg-options`` ``options``, its
+    schedule times ``scale``."""
+    from mmengine.config import Config
+
+    from mmadamtl.utils.schedule import scale_schedule
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    cfg.merge_from_dict(cfg_options(list(options)))
+    return scale_schedule(cfg, scale).train_cfg.max_iters
+
+
+def finished(config, work_dir, options=(), scale=1.0):
+    """The last checkpoint of a finished training of ``config`` (with
+    ``options``, its schedule times ``scale``) in ``work_dir``, else None
+    (``train`` without training)."""
+    from mmadamtl.utils.work_dir import finished_checkpoint
+    found = finished_checkpoint(osp.join(ROOT, work_dir),
+                                train_iters(config, options, scale))
+    return None if found is None else found[0]
+
+
+def seed_dir(work_dir: str, seed: int = 0) -> str:
+    """The work dir of a training with ``randomness.seed=seed``: the
+    configs' own seed, 0, trains in ``work_dir`` (the demo's runs), any
+    other in ``work_dir_seed<seed>``."""
+    return work_dir if seed == 0 else f'{work_dir}_seed{seed}'
+
+
+def seed_options(seed: int = 0) -> list:
+    """``--cfg-options`` of a training seeded ``seed`` (none for 0, the
+    configs' own ``randomness.seed``)."""
+    return [] if seed == 0 else [f'randomness.seed={seed}']
+
+
+def train_adamtl(work_dir, data_opt, retrain, scale=1.0, seed=0) -> dict:
+    """AdaMTL's three stages, each from the last checkpoint of the one
+    before (reusing finished ones, see ``train``), seeded ``seed``; returns
+    each stage's last checkpoint (``static``, ``policy``, ``adamtl``)."""
+    opts = seed_options(seed)
+    static = train(STATIC, seed_dir(osp.join(work_dir, 'static'), seed),
+                   data_opt, retrain, options=opts, scale=scale)
+    policy = train(POLICY, seed_dir(osp.join(work_dir, 'policy'), seed),
+                   data_opt, retrain, load_from=static, options=opts,
+                   scale=scale)
+    adamtl = train(ADAPTIVE, seed_dir(osp.join(work_dir, 'adamtl'), seed),
+                   data_opt, retrain, load_from=policy, options=opts,
+                   scale=scale)
+    return dict(static=static, policy=policy, adamtl=adamtl)
 
 
 def cfg_options(opts: list) -> dict:
@@ -153,9 +210,15 @@ def options(opts: dict) -> list:
     return [f'{k}={v}' for k, v in opts.items()]
 
 
-def evaluate(config, checkpoint, work_dir, out, data_opt, opts):
+def evaluate(config, checkpoint, work_dir, out, data_opt, opts,
+             reuse=False):
     """``tools/test.py``'s metrics of ``checkpoint``, written anew to
-    ``out``."""
+    ``out``; with ``reuse``, read from ``out`` instead where it is newer
+    than ``checkpoint`` (an evaluation of this training)."""
+    if reuse and osp.isfile(out) and \
+            osp.getmtime(out) >= osp.getmtime(checkpoint):
+        with open(out, encoding='utf-8') as f:
+            return json.load(f)
     run([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir',
          work_dir, '--metrics-out', out, '--overwrite', '--cfg-options',
          *data_opt, *options(opts)])

@@ -38,13 +38,12 @@ import os
 import os.path as osp
 import time
 
-from demo_common import (ROOT, STATIC, TASK_COLUMNS, add_demo_args,
-                         demo_paths, ensure_synthetic_data, evaluate,
-                         quick_banner, train)
+from demo_common import (CONTROLLABLE, ROOT, STATIC, TASK_COLUMNS,
+                         add_demo_args, demo_paths, ensure_synthetic_data,
+                         evaluate, quick_banner, train)
 
 from mmadamtl.utils.safe_io import save_figure, write_json, write_text
 
-CONTROLLABLE = 'configs/controllable_swin_synthetic.py'
 NUM_PREFS = 20
 TASK_BUDGETS = (1.0, 0.5)
 

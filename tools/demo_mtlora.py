@@ -31,14 +31,13 @@ import os.path as osp
 import sys
 import time
 
-from demo_common import (ROOT, TASK_COLUMNS, add_demo_args, data_options,
-                         demo_paths, ensure_synthetic_data, evaluate, fmt,
-                         quick_banner, run, train)
+from demo_common import (MTLORA, ROOT, TASK_COLUMNS, add_demo_args,
+                         data_options, demo_paths, ensure_synthetic_data,
+                         evaluate, fmt, quick_banner, run, train)
 
 from mmadamtl.utils.safe_io import write_json, write_text
 
 PRETRAIN = 'configs/mtlora_swin_synthetic_pretrain.py'
-MTLORA = 'configs/mtlora_swin_synthetic.py'
 FULL = 'configs/mtlora_swin_synthetic_full.py'
 DECODERS = 'configs/mtlora_swin_synthetic_decoders.py'
 

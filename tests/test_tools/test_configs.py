@@ -273,3 +273,27 @@ def test_single_task_configs_differ_only_in_the_task(name):
     assert cfg.param_scheduler == base.param_scheduler
     assert cfg.optim_wrapper == base.optim_wrapper
     assert cfg.get('randomness') == base.get('randomness')
+
+
+@pytest.mark.parametrize('name,depths,embed', [
+    ('static_swin_synthetic_1400it_depths1121', [1, 1, 2, 1], 48),
+    ('static_swin_synthetic_1400it_embed32', [2, 2, 2, 2], 32)])
+def test_static_family_configs(name, depths, embed):
+    """tools/pareto.py's static family: the fair baseline's recipe (data,
+    schedule, 1400 iterations, seed) with another encoder, whose taps
+    feed the decoders."""
+    fair = Config.fromfile(osp.join(ROOT, 'configs',
+                                    'static_swin_synthetic_1400it.py'))
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'static_family',
+                                   f'{name}.py'))
+    for key in ('train_cfg', 'param_scheduler', 'optim_wrapper',
+                'train_dataloader', 'test_evaluator', 'randomness'):
+        assert cfg[key] == fair[key], key
+    assert cfg.train_cfg.max_iters == 1400
+    assert cfg.model.backbone.depths == depths
+    assert cfg.model.backbone.embed_dims == embed
+    assert cfg.model.decode_head.decoder == fair.model.decode_head.decoder
+    model = MODELS.build(cfg.model).eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 64, 64), mode='tensor')
+    assert out['semseg'].shape == (1, 6, 16, 16)

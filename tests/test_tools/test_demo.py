@@ -257,3 +257,36 @@ def test_quick_dwa_scales_its_period_with_the_schedule():
         'model.decode_head.loss_weighting.interval=2']
     assert module.quick_options('dwa', 1.0) == []
     assert module.quick_options('gradnorm', 1 / 16) == []
+
+
+def test_demo_ends_with_the_one_seed_pareto_figure(monkeypatch, capsys):
+    """`make demo` runs tools/pareto.py last, with the quick run's
+    schedule, its budgets and MTLoRA's middle rank, and says it is one
+    seed; --skip-controllable reaches it, --skip-pareto leaves it out."""
+    import sys
+    demo = _demo()
+    calls = []
+    monkeypatch.setattr(demo, 'run', calls.append)
+    monkeypatch.setattr(demo, 'adamtl_story', lambda *a: [])
+    monkeypatch.setattr(sys, 'argv', ['demo.py', '--budgets', '0.3', '0.6',
+                                      '--ranks', '4', '16', '32'])
+    demo.main()
+    tools = [c[1] for c in calls]
+    assert tools == ['tools/demo_loss_weighting.py', 'tools/demo_mtlora.py',
+                     'tools/demo_controllable.py', 'tools/pareto.py']
+    cmd = calls[-1]
+    assert cmd[cmd.index('--schedule-scale') + 1] == repr(1 / 16)
+    assert cmd[cmd.index('--work-dir') + 1] == 'work_dirs/demo_quick'
+    assert cmd[cmd.index('--budgets') + 1:][:2] == ['0.3', '0.6']
+    assert cmd[cmd.index('--mtlora-rank') + 1] == '16'
+    assert '--skip-controllable' not in cmd and '--seeds' not in cmd
+    assert demo.ONE_SEED_NOTE in capsys.readouterr().out
+    calls.clear()
+    monkeypatch.setattr(sys, 'argv', ['demo.py', '--skip-controllable'])
+    demo.main()
+    assert [c[1] for c in calls][-1] == 'tools/pareto.py'
+    assert '--skip-controllable' in calls[-1]
+    calls.clear()
+    monkeypatch.setattr(sys, 'argv', ['demo.py', '--skip-pareto'])
+    demo.main()
+    assert 'tools/pareto.py' not in [c[1] for c in calls]

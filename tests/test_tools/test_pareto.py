@@ -1,0 +1,271 @@
+"""tools/pareto.py: seeds' work dirs, reuse of finished trainings and
+evaluations, Δm rows, the results file and figure, bad arguments."""
+import json
+import os
+import os.path as osp
+
+import pytest
+
+from tests.test_tools.test_demo import _tool
+
+# The full run's iteration counts (configs/): a fake finished training
+# of each.
+FULL_ITERS = {'static_1400it': 1400, 'static_depths1121': 1400,
+              'static_small': 1400, 'static_embed32': 1400, 'static': 800,
+              'policy': 100, 'adamtl': 500}
+
+
+def _finished(work_dir, name, iters):
+    import torch
+    folder = osp.join(work_dir, name)
+    os.makedirs(folder, exist_ok=True)
+    ckpt = osp.join(folder, f'iter_{iters}.pth')
+    torch.save(dict(meta=dict(iter=iters)), ckpt)
+    with open(osp.join(folder, 'last_checkpoint'), 'w') as f:
+        f.write(ckpt)
+    return ckpt
+
+
+@pytest.fixture
+def pareto(monkeypatch):
+    """tools/pareto.py with the commands it would run recorded, not run."""
+    module = _tool('pareto')
+    calls = []
+    common = __import__('demo_common')
+    monkeypatch.setattr(common, 'run', calls.append)
+    monkeypatch.setattr(module, 'run', calls.append)
+    module.calls = calls
+    return module
+
+
+def test_seed_zero_reuses_the_demos_trainings(pareto, tmp_path):
+    work = str(tmp_path)
+    ckpts = {n: _finished(work, n, i) for n, i in FULL_ITERS.items()}
+    specs = pareto.specs(work, 'data/synthetic', 0, False, 1.0, [0.25, 0.5],
+                         [0.5], 8, skip_controllable=True)
+    assert pareto.calls == []  # nothing trained
+    assert [s['method'] for s in specs] == [
+        'static 2-2-2-2', 'static 1-1-2-1', 'static 1-1-1-1',
+        'static 2-2-2-2, embed 32', 'AdaMTL', 'AdaMTL']
+    assert [s['ckpt'] for s in specs[:4]] == [
+        ckpts[n] for n in ('static_1400it', 'static_depths1121',
+                           'static_small', 'static_embed32')]
+    assert {s['ckpt'] for s in specs[4:]} == {ckpts['adamtl']}
+    # Seed 0's evaluations are the demo's files (tools/demo.py's tags).
+    assert specs[0]['metrics_path'] == osp.join(work, 'static_metrics.json')
+    assert specs[5]['metrics_path'] == osp.join(
+        work, 'AdaMTL_target_b0.5_metrics.json')
+    assert specs[5]['opts'] == {'model.test_cfg.budget': 0.5,
+                                'model.test_cfg.budget_mode': 'target'}
+    assert all(s['seed'] == 0 for s in specs)
+    # MTLoRA's row comes from the demo's run when it finished.
+    _finished(work, 'mtlora_r8', 400)
+    specs = pareto.specs(work, 'data/synthetic', 0, False, 1.0, [0.5], [],
+                         8, skip_controllable=True)
+    assert specs[-1]['method'] == 'MTLoRA r=8'
+    assert specs[-1]['metrics_path'] == osp.join(work,
+                                                 'mtlora_r8_metrics.json')
+    assert pareto.calls == []
+
+
+def test_another_seed_trains_in_its_own_work_dir(pareto, tmp_path):
+    work = str(tmp_path)
+    for n, i in FULL_ITERS.items():
+        _finished(work, n, i)
+    # Seed 1 has no finished run: it trains (here: the command it would
+    # run, then the missing checkpoint).
+    with pytest.raises(RuntimeError, match='max_iters=1400'):
+        pareto.specs(work, 'data/synthetic', 1, False, 1.0, [0.5], [], 8,
+                     skip_controllable=True)
+    cmd = pareto.calls[-1]
+    assert cmd[cmd.index('--work-dir') + 1] == osp.join(
+        work, 'static_1400it_seed1')
+    assert 'randomness.seed=1' in cmd
+    # Once finished there, it is reused; its files are named by the seed.
+    for n, i in FULL_ITERS.items():
+        _finished(work, f'{n}_seed1', i)
+    pareto.calls.clear()
+    specs = pareto.specs(work, 'data/synthetic', 1, False, 1.0, [0.5], [],
+                         8, skip_controllable=True)
+    assert pareto.calls == []
+    assert specs[0]['ckpt'].startswith(osp.join(work, 'static_1400it_seed1'))
+    assert specs[0]['metrics_path'] == osp.join(work,
+                                                'static_seed1_metrics.json')
+    # MTLoRA: seed 0 only.
+    assert 'MTLoRA' not in {s['family'] for s in specs}
+
+
+def test_evaluation_reused_when_newer_than_its_checkpoint(pareto, tmp_path):
+    common = __import__('demo_common')
+    ckpt = _finished(str(tmp_path), 'run', 10)
+    out = str(tmp_path / 'm.json')
+    with open(out, 'w') as f:
+        json.dump(dict(gflops=1.5), f)
+    assert common.evaluate('c.py', ckpt, str(tmp_path), out, [], {},
+                           reuse=True) == dict(gflops=1.5)
+    assert pareto.calls == []
+    # A checkpoint newer than the metrics: evaluated again.
+    os.utime(ckpt, (os.stat(out).st_mtime + 10,) * 2)
+    common.evaluate('c.py', ckpt, str(tmp_path), out, [], {}, reuse=True)
+    assert pareto.calls[-1][1] == 'tools/test.py'
+
+
+def _metrics(value):
+    """Main metrics of the six tasks, all ``value``, and costs."""
+    from mmadamtl.utils import TASKS
+    m = {TASKS[t].main_key: value for t in _tool('demo_common').TASK_COLUMNS}
+    m.update(gflops=0.6, encoder_gflops=0.2)
+    return m
+
+
+def test_seed_rows_delta_m_against_the_mean_fair_static(pareto):
+    from mmadamtl.utils import TASKS
+    fair = pareto.FAMILY[0][0]
+    evaluated = [
+        dict(method=fair, family='static', budget=None, seed=0,
+             config='a.py', ckpt='/x/a.pth', metrics=_metrics(40.0)),
+        dict(method=fair, family='static', budget=None, seed=1,
+             config='a.py', ckpt='/x/b.pth', metrics=_metrics(60.0)),
+        dict(method='AdaMTL', family='AdaMTL', budget=0.5, seed=0,
+             config='c.py', ckpt='/x/c.pth', metrics=_metrics(45.0)),
+        dict(method='AdaMTL', family='AdaMTL', budget=0.5, seed=1,
+             config='c.py', ckpt='/x/d.pth', metrics=_metrics(50.0)),
+    ]
+    rows, reference = pareto.seed_rows(evaluated, [10.0, 12.0, 7.0, 9.0])
+    assert set(reference.values()) == {50.0}
+    # Every task at 45 against 50: +10% where lower is better, -10%
+    # where higher is; seed 1 equals the reference.
+    tasks = pareto.TASK_COLUMNS
+    lower = sum(TASKS[t].lower_is_better for t in tasks)
+    expected = 100 * (0.1 * lower - 0.1 * (len(tasks) - lower)) / len(tasks)
+    assert rows[2]['delta_m'] == pytest.approx(expected)
+    assert rows[3]['delta_m'] == pytest.approx(0.0)
+    table = pareto.table_rows(rows)
+    assert len(table) == 2
+    # The fair static model's mean is its own reference: Δm 0, its seeds'
+    # spread kept.
+    assert table[0]['delta_m'] == pytest.approx(0.0)
+    assert table[0]['delta_m_std'] == pytest.approx(
+        abs(rows[0]['delta_m'] - rows[1]['delta_m']) / 2 ** 0.5)
+    assert table[1]['delta_m'] == pytest.approx(expected / 2)
+    assert table[1]['latency_ms'] == pytest.approx(8.0)
+    with pytest.raises(ValueError, match='no static 2-2-2-2 row'):
+        pareto.seed_rows(evaluated[2:], [7.0, 9.0])
+
+
+def test_report_writes_table_json_and_figure(pareto, tmp_path, monkeypatch):
+    """The whole tool with trainings, evaluations and timing faked: the
+    results file's keys, the one-seed note, the figure."""
+    fair = pareto.FAMILY[0][0]
+
+    def specs(work_dir, data_root, seed, *args, **kwargs):
+        return [dict(method=m, family=f, budget=b, seed=seed, config='c.py',
+                     ckpt=str(tmp_path / 'c.pth'), opts={},
+                     metrics_path=_metrics(v))
+                for m, f, b, v in ((fair, 'static', None, 50.0 + seed),
+                                   ('static 1-1-1-1', 'static', None, 48.0),
+                                   ('AdaMTL', 'AdaMTL', 0.5, 47.0 - seed),
+                                   ('controllable', 'controllable', 0.5,
+                                    46.0),
+                                   # The same sub-network at another
+                                   # budget: equal costs and Δm.
+                                   ('controllable', 'controllable', 0.75,
+                                    46.0),
+                                   ('MTLoRA r=8', 'MTLoRA', None, 49.0))]
+
+    monkeypatch.setattr(pareto, 'specs', specs)
+    monkeypatch.setattr(pareto, 'ensure_synthetic_data', lambda root: None)
+    monkeypatch.setattr(pareto, 'evaluate',
+                        lambda config, ckpt, w, out, d, o, reuse: out)
+    monkeypatch.setattr(pareto, 'load_model', lambda *a: None)
+    monkeypatch.setattr(pareto, 'time_models', lambda models, *a: dict(
+        latency_ms={i: 10.0 + i for i in models}))
+    work = tmp_path / 'demo'
+    args = pareto.parse_args(['--work-dir', str(work), '--seeds', '2'])
+    res = pareto.report(args)
+    with open(work / 'pareto_results.json', encoding='utf-8') as f:
+        saved = json.load(f)
+    assert saved['rows'] == res['rows'] and saved['seeds'] == [0, 1]
+    assert len(saved['rows']) == 6 and len(saved['per_seed']) == 12
+    for row in saved['rows']:
+        assert {'method', 'budget', 'encoder_gflops', 'gflops', 'delta_m',
+                'latency_ms', 'delta_m_std', 'seeds'} <= set(row)
+        assert row['seeds'] == [0, 1]
+    assert saved['note'] is None
+    assert osp.getsize(work / 'pareto.png') > 0
+    text = (work / 'pareto_results.md').read_text()
+    assert '| AdaMTL | 0.5 | 2 |' in text
+    # One seed says so; a figure of the user's is not replaced unasked.
+    figure = tmp_path / 'pareto.png'
+    figure.write_bytes(b'mine')
+    args = pareto.parse_args(['--work-dir', str(work), '--figure',
+                              str(figure)])
+    with pytest.raises(FileExistsError, match='--overwrite'):
+        pareto.report(args)
+    assert figure.read_bytes() == b'mine'
+    res = pareto.report(pareto.parse_args(
+        ['--work-dir', str(work), '--figure', str(figure), '--overwrite']))
+    assert res['note'] == pareto.ONE_SEED_NOTE
+    assert res['figure'] == str(figure)
+    assert all(r['delta_m_std'] is None for r in res['rows'])
+    assert figure.read_bytes()[:4] == b'\x89PNG'
+    assert pareto.ONE_SEED_NOTE in (work / 'pareto_results.md').read_text()
+
+
+@pytest.mark.parametrize('argv,message', [
+    (['--seeds', '0'], '--seeds must be at least 1'),
+    (['--budgets', '0.5', '1.5'], 'budgets are shares'),
+    (['--controllable-budgets', '0'], 'budgets are shares'),
+    (['--quick', '--schedule-scale', '0.5'], '--quick is --schedule-scale'),
+])
+def test_bad_arguments(pareto, capsys, argv, message):
+    with pytest.raises(SystemExit):
+        pareto.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_quick_uses_the_quick_demos_work_dir(pareto):
+    args = pareto.parse_args(['--quick'])
+    assert args.schedule_scale == pareto.QUICK_SCALE
+    assert args.work_dir == 'work_dirs/demo_quick'
+    args = pareto.parse_args([])
+    assert (args.work_dir, args.seeds) == ('work_dirs/demo', 1)
+
+
+def test_controllable_rows_reuse_or_measure_their_table(pareto, tmp_path):
+    work = str(tmp_path)
+    for n, i in FULL_ITERS.items():
+        _finished(work, n, i)
+    ckpt = _finished(work, 'controllable', 800)
+    table = osp.join(work, 'controllable', 'lookup_table.json')
+    # No table next to the checkpoint: measured with tools/controllable.py
+    # on the held-out images of the data root.
+    specs = pareto.specs(work, 'data/x', 0, False, 1.0, [], [0.5, 1.0], 8)
+    cmd = pareto.calls[-1]
+    assert cmd[1:5] == ['tools/controllable.py', 'table',
+                        pareto.CONTROLLABLE, ckpt]
+    assert 'lookup_dataloader.dataset.data_root=data/x' in cmd
+    rows = [s for s in specs if s['family'] == 'controllable']
+    assert [r['budget'] for r in rows] == [0.5, 1.0]
+    # Evaluated with the edge benchmark, as every other row.
+    assert rows[0]['opts'] == {'model.test_cfg.lookup_table': table,
+                               'model.test_cfg.budget': 0.5,
+                               'test_evaluator.edge_protocol': 'bsds'}
+    assert rows[1]['metrics_path'] == osp.join(
+        work, 'controllable_bsds_b1_metrics.json')
+    # A table newer than the checkpoint (the demo's) is reused.
+    with open(table, 'w') as f:
+        f.write('{}')
+    pareto.calls.clear()
+    pareto.specs(work, 'data/x', 0, False, 1.0, [], [0.5], 8)
+    assert pareto.calls == []
+    # Seed 1 trains its own super-network next to seed 0's.
+    with pytest.raises(RuntimeError, match='max_iters=800'):
+        for n, i in FULL_ITERS.items():
+            _finished(work, f'{n}_seed1', i)
+        pareto.specs(work, 'data/x', 1, False, 1.0, [], [0.5], 8)
+    cmd = pareto.calls[-1]
+    assert cmd[2] == pareto.CONTROLLABLE
+    assert cmd[cmd.index('--work-dir') + 1] == osp.join(
+        work, 'controllable_seed1')
+    assert 'randomness.seed=1' in cmd

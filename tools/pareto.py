@@ -1,0 +1,367 @@
+"""The accuracy-cost Pareto figure of `make demo`: every method against
+the static models a user would otherwise train, on the synthetic data.
+
+    python tools/pareto.py [--seeds N] [--quick] [--work-dir DIR]
+                           [--figure PATH [--overwrite]] [--retrain]
+                           [--budgets 0.25 0.5 0.75]
+                           [--controllable-budgets 0.5 0.75 1.0]
+                           [--mtlora-rank 8] [--skip-controllable]
+
+1. train (or reuse) for each seed 0..N-1: the static family, each member
+   trained as long as AdaMTL's three stages together (1400 iterations):
+   depths 2-2-2-2 (configs/static_swin_synthetic_1400it.py, the fair
+   baseline), 1-1-2-1 and 1-1-1-1 (configs/static_family/,
+   configs/static_swin_synthetic_small.py) and 2-2-2-2 with embedding 32
+   instead of 48; AdaMTL's three stages; the controllable super-network
+   and its lookup table (tools/controllable.py table);
+2. evaluate with tools/test.py (one metric, the edge benchmark, for
+   every row): the static family, AdaMTL at each of --budgets
+   (``budget_mode='target'``), the controllable model's searched
+   sub-network at each of --controllable-budgets (uniform preference)
+   and MTLoRA at --mtlora-rank (seed 0 only: the MTLoRA part of the demo,
+   when it ran);
+3. time every model on the validation images (batch 1, CPU, alternately
+   image by image, median ms per image);
+4. Δm of every model against the fair static model's metrics averaged
+   over the seeds, then per row the mean over seeds and the sample
+   standard deviation of Δm; mark the rows no other row beats in
+   accuracy at lower cost (encoder GFLOPs, latency);
+5. save the table (pareto_results.md, pareto_results.json: one row per
+   model with ``method``, ``budget``, ``encoder_gflops``, ``gflops``,
+   ``delta_m``, ``delta_m_std``, ``seeds``, ``latency_ms``; the per-seed
+   rows too) and the figure (Δm against executed encoder GFLOPs and
+   against latency, error bars one standard deviation over the seeds) in
+   the work dir.
+
+Seed 0 is the configs' own seed: its trainings are the demo's
+(work_dirs/demo, or work_dirs/demo_quick with --quick), reused; seed s
+trains each next to seed 0's run, with ``randomness.seed=s``
+(work_dirs/demo/static_1400it_seed1 next to work_dirs/demo/static_1400it).
+Finished trainings and evaluations newer than their checkpoint are
+reused unless --retrain is given.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+import time
+
+from demo_common import (ADAPTIVE, CONTROLLABLE, MTLORA, ONE_SEED_NOTE,
+                         QUICK_SCALE, ROOT, STATIC, STATIC_FAIR, STATIC_SMALL,
+                         TASK_COLUMNS, add_demo_args, data_options,
+                         demo_paths, ensure_synthetic_data, evaluate,
+                         finished, fmt, load_model, quick_banner, run,
+                         seed_dir, seed_options, time_models, train,
+                         train_adamtl)
+
+# The static family: (method, config, work dir and metrics tag of seed 0);
+# the first is the fair baseline Δm is measured against. The first and
+# third are the demo's own references.
+FAMILY = [
+    ('static 2-2-2-2', STATIC_FAIR, 'static_1400it', 'static'),
+    ('static 1-1-2-1', 'configs/static_family/'
+     'static_swin_synthetic_1400it_depths1121.py', 'static_depths1121',
+     'static_depths1121'),
+    ('static 1-1-1-1', STATIC_SMALL, 'static_small', 'static_small'),
+    ('static 2-2-2-2, embed 32', 'configs/static_family/'
+     'static_swin_synthetic_1400it_embed32.py', 'static_embed32',
+     'static_embed32'),
+]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    add_demo_args(parser)
+    parser.add_argument('--quick', action='store_true',
+                        help=f'the quick run\'s trainings (`make demo`): '
+                        f'--schedule-scale {QUICK_SCALE:g}')
+    parser.add_argument('--seeds', type=int, default=1,
+                        help='training seeds 0..N-1 (seed 0: the demo\'s '
+                        'trainings); default 1')
+    parser.add_argument('--figure', help='default: pareto.png in the work '
+                        'dir (written anew on every run)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing --figure')
+    parser.add_argument('--budgets', type=float, nargs='+',
+                        default=[0.25, 0.5, 0.75],
+                        help='AdaMTL\'s budgets (budget_mode target)')
+    parser.add_argument('--controllable-budgets', type=float, nargs='+',
+                        default=[0.5, 0.75, 1.0],
+                        help='budgets of the controllable model\'s searched '
+                        'sub-networks (uniform preference)')
+    parser.add_argument('--mtlora-rank', type=int, default=8,
+                        help='the MTLoRA row: the demo\'s run of this rank')
+    parser.add_argument('--skip-controllable', action='store_true',
+                        help='leave out the controllable rows')
+    args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f'--seeds must be at least 1, got {args.seeds}')
+    for name in ('budgets', 'controllable_budgets'):
+        bad = [b for b in getattr(args, name) if not 0 < b <= 1]
+        if bad:
+            parser.error(f"--{name.replace('_', '-')}: budgets are shares "
+                         f'of the full model in (0, 1], got {bad}')
+    if args.quick:
+        if args.schedule_scale not in (1.0, QUICK_SCALE):
+            parser.error(f'--quick is --schedule-scale {QUICK_SCALE:g}; '
+                         f'give one of the two, not --schedule-scale '
+                         f'{args.schedule_scale:g}')
+        args.schedule_scale = QUICK_SCALE
+    demo_paths(args)
+    return args
+
+
+def specs(work_dir, data_root, seed, retrain, scale, budgets,
+          controllable_budgets, mtlora_rank, skip_controllable=False):
+    """Train (or reuse) seed ``seed``'s models; returns one spec per row:
+    ``method``, ``family``, ``budget``, ``seed``, ``config``, ``ckpt``,
+    ``opts`` (the evaluation's config options) and ``metrics_path`` (its
+    tools/test.py metrics)."""
+    data_opt = data_options(data_root)
+
+    def metrics_path(tag):
+        return seed_dir(osp.join(work_dir, tag), seed) + '_metrics.json'
+
+    out = []
+    for method, config, run_dir, tag in FAMILY:
+        ckpt = train(config, seed_dir(osp.join(work_dir, run_dir), seed),
+                     data_opt, retrain, options=seed_options(seed),
+                     scale=scale)
+        out.append(dict(method=method, family='static', budget=None,
+                        config=config, ckpt=ckpt, opts={},
+                        metrics_path=metrics_path(tag)))
+    adamtl = train_adamtl(work_dir, data_opt, retrain, scale, seed)['adamtl']
+    for b in budgets:
+        out.append(dict(
+            method='AdaMTL', family='AdaMTL', budget=b, config=ADAPTIVE,
+            ckpt=adamtl, opts={'model.test_cfg.budget': b,
+                               'model.test_cfg.budget_mode': 'target'},
+            metrics_path=metrics_path(f'AdaMTL_target_b{b:g}')))
+    if not skip_controllable:
+        lookup = f'lookup_dataloader.dataset.data_root={data_root}'
+        ckpt = train(CONTROLLABLE, seed_dir(osp.join(
+            work_dir, 'controllable'), seed), data_opt, retrain,
+            options=[lookup, *seed_options(seed)], scale=scale)
+        table = osp.join(osp.dirname(ckpt), 'lookup_table.json')
+        if retrain or not osp.isfile(table) or \
+                osp.getmtime(table) < osp.getmtime(ckpt):
+            run([sys.executable, 'tools/controllable.py', 'table',
+                 CONTROLLABLE, ckpt, '--overwrite', '--cfg-options', lookup])
+        for b in controllable_budgets:
+            # The edge benchmark, as every other row (the controllable
+            # config's own evaluator approximates edges).
+            out.append(dict(
+                method='controllable', family='controllable', budget=b,
+                config=CONTROLLABLE, ckpt=ckpt,
+                opts={'model.test_cfg.lookup_table': table,
+                      'model.test_cfg.budget': b,
+                      'test_evaluator.edge_protocol': 'bsds'},
+                metrics_path=metrics_path(f'controllable_bsds_b{b:g}')))
+    run_dir = osp.join(work_dir, f'mtlora_r{mtlora_rank}')
+    opts = {'model.backbone.lora.r': mtlora_rank}
+    ckpt = finished(MTLORA, run_dir, [f'{k}={v}' for k, v in opts.items()],
+                    scale) if seed == 0 else None
+    if ckpt:
+        out.append(dict(
+            method=f'MTLoRA r={mtlora_rank}', family='MTLoRA', budget=None,
+            config=MTLORA, ckpt=ckpt, opts=opts,
+            metrics_path=metrics_path(f'mtlora_r{mtlora_rank}')))
+    elif seed == 0:
+        print(f'[pareto] no finished MTLoRA r={mtlora_rank} run in '
+              f'{run_dir}: its row is left out (tools/demo_mtlora.py '
+              f'trains it)')
+    for s in out:
+        s['seed'] = seed
+    return out
+
+
+def seed_rows(evaluated, latency_ms):
+    """One row per model and seed: Δm against the fair static model's
+    main metrics averaged over its seeds (the first static method).
+
+    Args:
+        evaluated: Specs (see ``specs``) with ``metrics`` the dict of
+            their evaluation.
+        latency_ms: Median ms per image of each spec, in order.
+
+    Returns:
+        tuple[list[dict], dict]: The rows (``method``, ``family``,
+        ``budget``, ``seed``, ``config``, ``checkpoint``, the costs, Δm,
+        latency and the main metrics) and the reference (task -> main
+        metric).
+    """
+    import numpy as np
+
+    from mmadamtl.evaluation.metrics.multi_task_metric import delta_m
+    from mmadamtl.utils import TASKS
+
+    fair = [e['metrics'] for e in evaluated if e['method'] == FAMILY[0][0]]
+    if not fair:
+        raise ValueError(f'no {FAMILY[0][0]} row: Δm has no reference')
+    reference = {t: float(np.mean([m[TASKS[t].main_key] for m in fair]))
+                 for t in TASK_COLUMNS}
+    rows = []
+    for e, ms in zip(evaluated, latency_ms):
+        m = e['metrics']
+        rows.append(dict(
+            method=e['method'], family=e['family'], budget=e['budget'],
+            seed=e['seed'], config=e['config'],
+            checkpoint=osp.relpath(e['ckpt'], ROOT),
+            encoder_gflops=m['encoder_gflops'], gflops=m['gflops'],
+            delta_m=delta_m(m, reference), latency_ms=ms,
+            metrics={TASKS[t].main_key: m[TASKS[t].main_key]
+                     for t in TASK_COLUMNS}))
+    return rows, reference
+
+
+def table_rows(per_seed):
+    """The table's rows: the per-seed rows (see ``seed_rows``) averaged
+    over the seeds, each marked on or off the fronts of Δm against encoder
+    GFLOPs and against latency."""
+    from mmadamtl.evaluation import aggregate_seeds, mark_fronts
+    return mark_fronts(aggregate_seeds(
+        [{k: v for k, v in r.items() if k not in ('metrics', 'checkpoint')}
+         for r in per_seed]))
+
+
+def render(rows, seeds, scale=1.0, data_root='data/synthetic') -> str:
+    """The Markdown table of the aggregated rows."""
+    n = len(seeds)
+    head = ['method', 'budget', 'seeds', 'encoder GFLOPs', 'GFLOPs',
+            'Δm vs static 2-2-2-2 (%)', 'CPU latency (ms/img)',
+            'Pareto (GFLOPs / latency)']
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
+    for r in rows:
+        dm = f"{r['delta_m']:+.2f}" + (
+            f" ± {r['delta_m_std']:.2f}" if r['delta_m_std'] is not None
+            else '')
+        front = '/'.join('yes' if r[k] else 'no' for k in (
+            'pareto_encoder_gflops', 'pareto_latency_ms'))
+        lines.append('| ' + ' | '.join([
+            r['method'], fmt(r['budget'], '{:g}'), str(len(r['seeds'])),
+            f"{r['encoder_gflops']:.4f}", f"{r['gflops']:.4f}", dm,
+            f"{r['latency_ms']:.2f}", front]) + ' |')
+    spread = ONE_SEED_NOTE if n == 1 else (
+        f'mean ± sample standard deviation over seeds '
+        f'{", ".join(map(str, seeds))}')
+    notes = (
+        f'Seeds: {spread}. Every static model and AdaMTL trained 1400 '
+        'iterations in all (AdaMTL: 800 static + 100 policy + 500 joint; '
+        'the controllable super-network 800, each iteration training 4 '
+        'sub-networks; MTLoRA 400 from an 800-iteration semseg-pretrained '
+        'encoder, seed 0 only). Δm against the static 2-2-2-2 model '
+        '(its main metrics averaged over the seeds), every model evaluated '
+        'by tools/test.py with the same metric (edges: the BSDS benchmark, '
+        '25 thresholds). Encoder GFLOPs and GFLOPs: mean executed per '
+        'image. Latency: median per image at batch 1 (`model.predict`), '
+        'all models timed alternately image by image in one process '
+        f'({os.cpu_count()} cores; compare within the table). Pareto: no '
+        'other row has at least its Δm at no more cost.')
+    title = ('Accuracy against cost on the synthetic dataset: the static '
+             'family, AdaMTL, controllable widths and MTLoRA')
+    return (f'# {title}\n\n{quick_banner(scale, data_root)}'
+            + '\n'.join(lines) + f'\n\n{notes}\n')
+
+
+def plot(rows, path, seeds, overwrite=True) -> None:
+    """Two panels, Δm against encoder GFLOPs and against latency; error
+    bars one standard deviation over the seeds; the static family drawn
+    as a line."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    from mmadamtl.utils.safe_io import save_figure
+
+    styles = dict(static=('k', 'o', '-'), AdaMTL=('C0', '^', '--'),
+                  controllable=('C1', 's', ':'), MTLoRA=('C2', 'D', ''))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, cost, label in zip(
+            axes, ('encoder_gflops', 'latency_ms'),
+            ('executed encoder GFLOPs per image (128x128)',
+             'CPU latency (ms per image, batch 1)')):
+        for family, (color, marker, line) in styles.items():
+            pts = sorted(((r[cost], r['delta_m'], r['delta_m_std'] or 0.0,
+                           r) for r in rows if r['family'] == family),
+                         key=lambda p: p[0])
+            if not pts:
+                continue
+            name = pts[0][3]['method'] if family == 'MTLoRA' else family
+            ax.errorbar([p[0] for p in pts], [p[1] for p in pts],
+                        yerr=[p[2] for p in pts], color=color, marker=marker,
+                        linestyle=line or 'none', capsize=3, label=name)
+            for x, y, _, r in pts:
+                tag = r['method'].replace('static ', '') \
+                    if family == 'static' else fmt(r['budget'], '{:g}')
+                if tag != '-':
+                    ax.annotate(tag, (x, y), fontsize=6,
+                                xytext=(3, 3), textcoords='offset points')
+        ax.axhline(0, color='grey', lw=0.5)
+        ax.set_xlabel(label)
+    axes[0].set_ylabel('Δm vs static 2-2-2-2 (%)')
+    axes[0].legend(fontsize=7)
+    fig.suptitle(
+        f"mean ± std over seeds {', '.join(map(str, seeds))}"
+        if len(seeds) > 1 else f'seed {seeds[0]} ({ONE_SEED_NOTE})',
+        fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=120, overwrite=overwrite)
+    plt.close(fig)
+
+
+def report(args) -> dict:
+    """Train, evaluate, time, aggregate; save the table and the figure;
+    returns the results."""
+    from mmadamtl.utils.safe_io import check_output, write_json, write_text
+
+    work_dir = osp.join(ROOT, args.work_dir)
+    shown = args.figure or osp.join(args.work_dir, 'pareto.png')
+    figure = osp.join(ROOT, shown)
+    # A figure path of the user's is replaced only when asked; the work
+    # dir's outputs are the tool's own, written anew on every run.
+    own = args.figure is None
+    check_output(figure, overwrite=own or args.overwrite, what='figure')
+    seeds = list(range(args.seeds))
+    ensure_synthetic_data(args.data_root)
+    start = time.time()
+    todo = []
+    for seed in seeds:
+        todo += specs(work_dir, args.data_root, seed, args.retrain,
+                      args.schedule_scale, args.budgets,
+                      args.controllable_budgets, args.mtlora_rank,
+                      args.skip_controllable)
+    train_s = time.time() - start
+    data_opt = data_options(args.data_root)
+    for e in todo:
+        e['metrics'] = evaluate(
+            e['config'], e['ckpt'], osp.join(work_dir, 'eval'),
+            e['metrics_path'], data_opt, e['opts'], reuse=not args.retrain)
+    models = {i: load_model(e['config'], e['ckpt'], e['opts'])
+              for i, e in enumerate(todo)}
+    timing = time_models(models, STATIC, osp.join(ROOT, args.data_root))
+    per_seed, reference = seed_rows(
+        todo, [timing['latency_ms'][i] for i in range(len(todo))])
+    rows = table_rows(per_seed)
+    text = render(rows, seeds, args.schedule_scale, args.data_root)
+    res = dict(schedule_scale=args.schedule_scale, seeds=seeds,
+               note=None if len(seeds) > 1 else ONE_SEED_NOTE,
+               train_seconds=train_s, reference=reference, rows=rows,
+               per_seed=per_seed, figure=shown)
+    write_text(osp.join(work_dir, 'pareto_results.md'), text,
+               overwrite=True)
+    write_json(osp.join(work_dir, 'pareto_results.json'), res,
+               overwrite=True)
+    plot(rows, figure, seeds, overwrite=own or args.overwrite)
+    print(f'\n{text}')
+    print(f"saved {osp.join(args.work_dir, 'pareto_results')}.md and .json, "
+          f'{shown} ({time.time() - start:.0f}s)')
+    return res
+
+
+def main(argv=None):
+    report(parse_args(argv))
+
+
+if __name__ == '__main__':
+    os.environ.setdefault('PYTHONUNBUFFERED', '1')
+    main()
