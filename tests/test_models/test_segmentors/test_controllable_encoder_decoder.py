@@ -161,14 +161,18 @@ def test_non_slimmable_parts_are_refused():
         MODELS.build(cfg.model)
 
 
-def test_sandwich_step_averages_the_four_subnets_gradients():
-    """One training step = one SGD step on the mean of the sampled
-    sub-networks' gradients, the narrower ones with CI-KD against the
-    widest's detached features."""
-    model = _model()
+def _reference_step(model, pkd=None):
+    """A sandwich step computed independently: each sampled
+    sub-network's loss on its own graph (the narrower ones with CI-KD
+    against the widest's detached features and, with ``pkd``, its
+    prediction distillation against the widest's detached outputs), the
+    mean of their gradients; then the model's own step from the same
+    weights, seed and batch with SGD at lr 1. Returns the log, the
+    parameters before and after, the reference gradient and the
+    narrower sub-networks' ``pkd`` values."""
+    from mmadamtl.apis import random_batch
     model.train()
     x = torch.randn(2, 3, 64, 64)
-    from mmadamtl.apis import random_batch
     data = random_batch(model, 2, (64, 64))
     raw = dict(inputs=[(x[i] * 50 + 100).clamp(0, 255).to(torch.uint8)
                        for i in range(2)],
@@ -178,34 +182,48 @@ def test_sandwich_step_averages_the_four_subnets_gradients():
     torch.manual_seed(3)
     subnets = model.sample_subnets()
     pre = model.data_preprocessor(raw, True)
-    # Independent: each sub-network's loss on its own graph.
     grads = [torch.zeros_like(p) for p in params]
-    teacher = None
-    for k, (_, sub) in enumerate(subnets):
+    teacher = teacher_outs = None
+    kd_values = []
+    for _, sub in subnets:
         model.zero_grad()
         subnet = model.check_subnet(**sub)
         feats = model.backbone(pre['inputs'],
                                Control(subnet=subnet['encoder']))
-        losses = model.decode_head.loss(feats, pre['data_samples'],
-                                        widths=subnet['decoders'])
-        loss = sum(losses.values())
+        outs = model.decode_head(feats, None, subnet['decoders'])
+        loss = sum(model.decode_head.loss_by_outputs(
+            outs, pre['data_samples'], feats).values())
         if teacher is None:
             teacher = [f.detach() for f in feats]
+            teacher_outs = {t: o.detach() for t, o in outs.items()}
         else:
             loss = loss + sum(((f - t)**2).mean()
                               for f, t in zip(feats, teacher))
+            if pkd is not None:
+                kd = sum(pkd(outs, teacher_outs).values())
+                kd_values.append(float(kd))
+                loss = loss + kd
         loss.backward()
         for g, p in zip(grads, params):
             if p.grad is not None:
                 g += p.grad / len(subnets)
     model.zero_grad()
-    # BN running stats moved above; restore the weights only matters.
+    # BN running stats moved above; restoring the weights is what matters.
     for p, b in zip(params, before):
         p.data.copy_(b)
     model.set_subnet()
     wrapper = OptimWrapper(torch.optim.SGD(params, lr=1.0))
     torch.manual_seed(3)
     log = model.train_step(raw, wrapper)
+    return log, params, before, grads, kd_values
+
+
+def test_sandwich_step_averages_the_four_subnets_gradients():
+    """One training step = one SGD step on the mean of the sampled
+    sub-networks' gradients, the narrower ones with CI-KD against the
+    widest's detached features."""
+    model = _model()
+    log, params, before, grads, _ = _reference_step(model)
     assert {'max.loss', 'min.loss', 'rand0.loss', 'rand1.loss',
             'min.loss_cikd'} <= set(log)
     for p, b, g in zip(params, before, grads):
@@ -283,50 +301,9 @@ def test_sandwich_step_with_prediction_distillation():
     kd = dict(type='PredictionDistillLoss', temperature=2.0,
               loss_weight=0.7, task_weights=dict(depth=3.0))
     model = _sandwich_model(predict_distill=kd)
-    model.train()
-    from mmadamtl.apis import random_batch
-    data = random_batch(model, 2, (64, 64))
-    x = torch.randn(2, 3, 64, 64)
-    raw = dict(inputs=[(x[i] * 50 + 100).clamp(0, 255).to(torch.uint8)
-                       for i in range(2)],
-               data_samples=data['data_samples'])
-    params = [p for p in model.parameters() if p.requires_grad]
-    before = [p.detach().clone() for p in params]
     pkd = PredictionDistillLoss(temperature=2.0, loss_weight=0.7,
                                 task_weights=dict(depth=3.0))
-    torch.manual_seed(3)
-    subnets = model.sample_subnets()
-    pre = model.data_preprocessor(raw, True)
-    grads = [torch.zeros_like(p) for p in params]
-    teacher = teacher_outs = None
-    kd_values = []
-    for _, sub in subnets:
-        model.zero_grad()
-        subnet = model.check_subnet(**sub)
-        feats = model.backbone(pre['inputs'],
-                               Control(subnet=subnet['encoder']))
-        outs = model.decode_head(feats, None, subnet['decoders'])
-        loss = sum(model.decode_head.loss_by_outputs(
-            outs, pre['data_samples'], feats).values())
-        if teacher is None:
-            teacher = [f.detach() for f in feats]
-            teacher_outs = {t: o.detach() for t, o in outs.items()}
-        else:
-            loss = loss + sum(((f - t)**2).mean()
-                              for f, t in zip(feats, teacher))
-            kd = sum(pkd(outs, teacher_outs).values())
-            kd_values.append(float(kd))
-            loss = loss + kd
-        loss.backward()
-        for g, p in zip(grads, params):
-            if p.grad is not None:
-                g += p.grad / len(subnets)
-    model.zero_grad()
-    for p, b in zip(params, before):
-        p.data.copy_(b)
-    wrapper = OptimWrapper(torch.optim.SGD(params, lr=1.0))
-    torch.manual_seed(3)
-    log = model.train_step(raw, wrapper)
+    log, params, before, grads, kd_values = _reference_step(model, pkd)
     assert all(v > 0 for v in kd_values)
     for name, value in zip(('min', 'rand0', 'rand1'), kd_values):
         assert float(log[f'{name}.loss_pkd']) == pytest.approx(value,
