@@ -26,7 +26,7 @@ from typing import List, Tuple
 import torch
 import torch.nn as nn
 
-from .slimmable import head_dim
+from .slimmable import head_dim, qkv_heads
 
 
 def head_importance(w_msa: nn.Module) -> torch.Tensor:
@@ -51,12 +51,11 @@ def permute_heads(w_msa: nn.Module, order: torch.Tensor) -> None:
     """Reorder ``w_msa``'s heads in place: head ``i`` becomes the old
     head ``order[i]``."""
     heads, d = w_msa.num_heads, head_dim(w_msa)
-    qkv, proj = w_msa.qkv, w_msa.proj
-    c = qkv.in_features
-    qkv.weight.copy_(qkv.weight.view(3, heads, d, c)[:, order].reshape(
-        3 * heads * d, c))
-    if qkv.bias is not None:
-        qkv.bias.copy_(qkv.bias.view(3, heads, d)[:, order].reshape(-1))
+    weight, bias = qkv_heads(w_msa, order)
+    w_msa.qkv.weight.copy_(weight)
+    if bias is not None:
+        w_msa.qkv.bias.copy_(bias)
+    proj = w_msa.proj
     table = w_msa.relative_position_bias_table
     table.copy_(table[:, order])
     proj.weight.copy_(proj.weight.view(-1, heads, d)[:, order].reshape(

@@ -38,20 +38,28 @@ def head_dim(w_msa: nn.Module) -> int:
     return w_msa.qkv.out_features // (3 * w_msa.num_heads)
 
 
-def qkv_rows(w_msa: nn.Module, heads: int) -> Tuple[torch.Tensor,
-                                                   Optional[torch.Tensor]]:
-    """Weight and bias of ``w_msa.qkv`` restricted to its first ``heads``
-    heads, in mmseg's (3, heads, head_dim) output layout."""
+def qkv_heads(w_msa: nn.Module, index) -> Tuple[torch.Tensor,
+                                                Optional[torch.Tensor]]:
+    """Weight and bias of ``w_msa.qkv`` restricted to the heads ``index``
+    (a slice or an index tensor over the heads), in mmseg's (3, heads,
+    head_dim) output layout: each head's q, k and v rows move
+    together."""
     qkv = w_msa.qkv
     c = qkv.in_features
     total = w_msa.num_heads
     d = head_dim(w_msa)
-    weight = qkv.weight.view(3, total, d, c)[:, :heads].reshape(
-        3 * heads * d, c)
+    weight = qkv.weight.view(3, total, d, c)[:, index].reshape(-1, c)
     bias = None
     if qkv.bias is not None:
-        bias = qkv.bias.view(3, total, d)[:, :heads].reshape(-1)
+        bias = qkv.bias.view(3, total, d)[:, index].reshape(-1)
     return weight, bias
+
+
+def qkv_rows(w_msa: nn.Module, heads: int) -> Tuple[torch.Tensor,
+                                                   Optional[torch.Tensor]]:
+    """Weight and bias of ``w_msa.qkv`` restricted to its first ``heads``
+    heads (:func:`qkv_heads`)."""
+    return qkv_heads(w_msa, slice(0, heads))
 
 
 def slim_window_msa(w_msa: nn.Module, x: torch.Tensor,
