@@ -35,7 +35,6 @@ import argparse
 import copy
 import math
 import os.path as osp
-import platform
 import sys
 
 import torch
@@ -53,6 +52,7 @@ from mmadamtl.apis.benchmark import (compare_inference,  # noqa: E402
 from mmadamtl.models.backbones import MTLoRASwinTransformer  # noqa: E402
 from mmadamtl.models.policies import calibrate_policy  # noqa: E402
 from mmadamtl.utils.cli import positive_int, run_tool  # noqa: E402
+from mmadamtl.utils.timing import device_name  # noqa: E402
 
 # The targets of docs/benchmarks.md.
 LATENCY_OVER_FLOPS_MAX = 1.15
@@ -120,8 +120,7 @@ def about(args) -> dict:
     return dict(
         config=args.config, checkpoint=args.checkpoint,
         batch_size=args.batch_size, device=args.device, amp=args.amp,
-        device_name=(torch.cuda.get_device_name() if args.device == 'cuda'
-                     else platform.processor() or platform.machine()),
+        device_name=device_name(args.device),
         threads=torch.get_num_threads(), torch=torch.__version__,
         rounds=args.rounds)
 

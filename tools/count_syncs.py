@@ -37,6 +37,7 @@ sys.path.insert(0, ROOT)
 from mmadamtl.apis import init_model, random_batch  # noqa: E402
 from mmadamtl.models.policies import calibrate_policy  # noqa: E402
 from mmadamtl.utils.cli import positive_int, run_tool  # noqa: E402
+from mmadamtl.utils.timing import device_name  # noqa: E402
 from mmadamtl.utils.host_sync import SyncCounter  # noqa: E402
 
 
@@ -125,8 +126,7 @@ def measure(args):
         config=args.config, checkpoint=args.checkpoint, budget=args.budget,
         batch_size=args.batch_size, shape=shape, device=args.device,
         torch=torch.__version__,
-        device_name=(torch.cuda.get_device_name()
-                     if args.device == 'cuda' else 'cpu'),
+        device_name=device_name(args.device),
         stages=stages, blocks=blocks, executed_blocks=executed,
         bound=stages + blocks + 1, **result)
 

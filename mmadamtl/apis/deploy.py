@@ -28,7 +28,7 @@ from mmadamtl.models.backbones.narrow_swin import narrow_swin_state
 from mmadamtl.models.heads.slimmable_decoder import fill_narrow_decoder
 from mmadamtl.models.layers import CondRunner
 from mmadamtl.models.utils.budget import check_budget
-from mmadamtl.utils.timing import synchronize
+from mmadamtl.utils.timing import device_name, synchronize
 
 # The controllable model's settings a static model does not take.
 _CONTROLLABLE_TEST = ('subnet', 'budget', 'preference', 'lookup_table',
@@ -496,6 +496,7 @@ def deploy(config: str, checkpoint: Optional[str], out_dir: str,
                   shape=list(shape), exporter=exporter, method=method,
                   torch=torch.__version__,
                   onnxruntime=onnxruntime.__version__,
+                  device_name=device_name(device),
                   control=dict(budget=budget, preference=preference,
                                subnet=subnet, tasks=tasks))
     gen = torch.Generator().manual_seed(0)

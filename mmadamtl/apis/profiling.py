@@ -3,14 +3,13 @@ measurements of ``tools/encoder_breakdown.py`` (see its doc for the
 parts). The profiling runners plug in through the encoders' public
 arguments (``mmadamtl.models.layers.profiling``)."""
 import functools
-import platform
 import time
 from typing import Dict, List, Optional
 
 import torch
 
 from mmadamtl.utils.cli import progress
-from mmadamtl.utils.timing import (alternate_timings, cuda_graph,
+from mmadamtl.utils.timing import (alternate_timings, cuda_graph, device_name,
                                    paired_summary)
 
 from ..models.backbones import SwinEncoder
@@ -164,9 +163,7 @@ def adaptive_floor(model, batches: List[torch.Tensor], repeats: int,
             spread=per_round)
     return dict(
         mode='floor', device=device,
-        device_name=torch.cuda.get_device_name()
-        if str(device).startswith('cuda') else platform.processor()
-        or platform.machine(),
+        device_name=device_name(device),
         shape=list(batches[0].shape[2:]), batch_size=batches[0].shape[0],
         images=images, repeats=repeats, torch=torch.__version__,
         threads=torch.get_num_threads(), calibration=calibration,

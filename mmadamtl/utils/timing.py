@@ -20,6 +20,28 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def device_name(device: str) -> str:
+    """What a timing on ``device`` ran on: the GPU's name, or the CPU's
+    model (``/proc/cpuinfo``, else ``platform``) with the vector
+    instruction set torch's CPU kernels dispatch to (e.g. ``AVX512``,
+    ``AVX2``): the same code runs at different speeds on the two, so a
+    figure names both."""
+    if str(device).startswith('cuda'):
+        return torch.cuda.get_device_name()
+    name = ''
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    name = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import platform
+    name = name or platform.processor() or platform.machine()
+    return f'{name} ({torch.backends.cpu.get_cpu_capability()})'
+
+
 def alternate_timings(fns: Dict[str, Callable[[int], object]],
                       repeats: int,
                       warmup: int = 2,

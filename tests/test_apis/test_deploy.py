@@ -130,6 +130,9 @@ def test_deploy_static_model_onnx_parity_and_files(tmp_path):
                     exporter='torchscript', repeats=1)
     assert report['method'] == 'static'
     assert report['tasks'] == list(model.tasks)
+    # The timings name the CPU and the instruction set they ran with.
+    assert report['device_name'].endswith(
+        f'({torch.backends.cpu.get_cpu_capability()})')
     diff = report['verify']['max_abs_diff']
     assert set(diff) == set(model.tasks)
     assert max(diff.values()) <= 1e-4
