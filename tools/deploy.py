@@ -177,6 +177,17 @@ def render(r: dict) -> str:
             lines.append(f"latency per image on {lat['device']} (median of "
                          f"{lat['repeats']}): PyTorch {lat['pytorch']:.2f} "
                          f"ms, ONNX Runtime {lat['onnxruntime']:.2f} ms")
+        w = v.get('widest')
+        if w:
+            sp = w['latency_share_spread']
+            share = r['narrow']['gflops'] / w['gflops']
+            lines.append(
+                f"against the widest sub-network exported the same way "
+                f"({w['gflops']:.3f} GFLOPs), ONNX Runtime alternately, "
+                f"{w['repeats']} rounds: {w['narrow_onnxruntime_ms']:.2f} "
+                f"vs {w['onnxruntime_ms']:.2f} ms, latency share "
+                f"{w['latency_share']:.3f} ({sp['min']:.3f}-"
+                f"{sp['max']:.3f}) for a GFLOPs share of {share:.3f}")
     return '\n'.join(lines)
 
 
@@ -197,7 +208,9 @@ def render_adaptive(v: dict) -> str:
             line += (f"; ONNX Runtime {row['onnxruntime_ms']:.2f} ms, "
                      f"PyTorch {row['pytorch_ms']:.2f} ms")
         if 'latency_over_gflops' in row:
-            line += (f"; latency {row['latency_ratio']:.3f}x / GFLOPs "
+            sp = row['latency_ratio_spread']
+            line += (f"; latency {row['latency_ratio']:.3f}x "
+                     f"({sp['min']:.3f}-{sp['max']:.3f}) / GFLOPs "
                      f"{row['gflops_ratio']:.3f}x of static = "
                      f"{row['latency_over_gflops']:.3f}")
         lines.append(line)

@@ -11,6 +11,7 @@
 ``tools/deploy.py`` is the command line; ``docs/deploy.md`` the guide.
 """
 import copy
+import os.path as osp
 import statistics
 import tempfile
 import time
@@ -28,7 +29,8 @@ from mmadamtl.models.backbones.narrow_swin import narrow_swin_state
 from mmadamtl.models.heads.slimmable_decoder import fill_narrow_decoder
 from mmadamtl.models.layers import CondRunner
 from mmadamtl.models.utils.budget import check_budget
-from mmadamtl.utils.timing import device_name, synchronize
+from mmadamtl.utils.timing import (alternate_timings, device_name,
+                                   paired_summary, synchronize)
 
 # The controllable model's settings a static model does not take.
 _CONTROLLABLE_TEST = ('subnet', 'budget', 'preference', 'lookup_table',
@@ -267,12 +269,15 @@ def verify_adaptive_onnx(model: nn.Module, control: Control, path: str,
     (``SkipRunner``) at each of ``budgets`` on every input: the largest
     ``|ONNX Runtime - PyTorch|`` per task over all, the executed share of
     the blocks' compute and GFLOPs per image (what the decisions ran),
-    and with ``repeats`` the median latency per image of ONNX Runtime and
-    eager PyTorch at each budget (the mean over the inputs of each
-    input's median, since the work follows each image's decisions). With
-    ``static_path`` (the same model exported without a budget: every
-    block) also its latency and GFLOPs, and per budget the latency ratio
-    over the GFLOPs ratio against it."""
+    and with ``repeats`` the latency per image at each budget: of eager
+    PyTorch (the mean over the inputs of each input's median), and of
+    ONNX Runtime, every budget's graph timed alternately with the others
+    over all inputs (:func:`ort_alternated`; the work follows each
+    image's decisions). With ``static_path`` (the same model exported
+    without a budget: every block) the static graph runs in the same
+    rounds: its latency and GFLOPs, and per budget the median over rounds
+    of the latency ratio against it (with its spread) over the GFLOPs
+    ratio."""
     graph = TaskOutputs(model, control, budget_input=True)
     session = ort_session(path, device)
     diff = dict.fromkeys(graph.tasks, 0.0)
@@ -295,50 +300,124 @@ def verify_adaptive_onnx(model: nn.Module, control: Control, path: str,
             row = dict(block_fraction=fractions,
                        gflops=float(np.mean(gflops)))
             if repeats:
-                row['onnxruntime_ms'], row['pytorch_ms'] = _latencies(
-                    session, graph, eager, inputs, b, device, repeats,
-                    warmup)
+                row['pytorch_ms'] = _eager_ms(eager, inputs, device,
+                                              repeats, warmup)
             rows[str(b)] = row
         result = dict(max_abs_diff=diff, inputs=len(inputs),
                       budgets=rows, budget_mode=control.budget_mode)
-        if repeats and static_path is not None:
-            static = TaskOutputs(model, control.replace(budget=None))
-            static_session = ort_session(static_path, device)
-            ms, _ = _latencies(static_session, static, None, inputs, None,
-                               device, repeats, warmup)
+        if not repeats:
+            return result
+        runs = {b: (session, [graph.example(x.to(device), float(b))
+                              for x in inputs]) for b in rows}
+        if static_path is not None:
+            runs['static'] = (ort_session(static_path, device),
+                              [(x, ) for x in inputs])
+        times = ort_alternated(runs, repeats, warmup)
+        images = sum(x.shape[0] for x in inputs)
+        for b, row in rows.items():
+            row['onnxruntime_ms'] = \
+                1e3 * float(np.median(times[b])) / images
+        if static_path is not None:
             with model.runtime(budget=None, tasks=list(control.tasks)):
                 static_gflops = float(
                     model.predict(inputs[0].to(device))[0].metainfo['gflops'])
-            result['static'] = dict(onnxruntime_ms=ms, gflops=static_gflops)
-            for row in rows.values():
-                row['latency_ratio'] = row['onnxruntime_ms'] / ms
+            result['static'] = dict(
+                onnxruntime_ms=1e3 * float(np.median(times['static'])) /
+                images, gflops=static_gflops)
+            for b, row in rows.items():
+                paired = paired_summary(times, images, b, 'static')
+                row['latency_ratio'] = paired['ratio']
+                row['latency_ratio_spread'] = paired['spread']
                 row['gflops_ratio'] = row['gflops'] / static_gflops
                 row['latency_over_gflops'] = \
                     row['latency_ratio'] / row['gflops_ratio']
-        if repeats:
-            result['latency'] = dict(repeats=repeats, device=str(device))
+        result['latency'] = dict(repeats=repeats, device=str(device),
+                                 alternated=True)
     return result
+
+
+def ort_alternated(runs: Dict[str, tuple], repeats: int, warmup: int = 2
+                   ) -> Dict[str, List[float]]:
+    """Seconds per round of each named ONNX Runtime run: ``runs[name] =
+    (session, [inputs of one call, ...])`` (one tuple of tensors per
+    call, in the session's input order); a round makes every call of
+    every run, the runs alternately (:func:`alternate_timings`), so that
+    drifts of the machine hit them all alike."""
+    feeds = {name: [_feed(session, args) for args in calls]
+             for name, (session, calls) in runs.items()}
+    steps = {len(f) for f in feeds.values()}
+    if len(steps) != 1:
+        raise ValueError(f'every run needs the same number of calls, got '
+                         f'{ {n: len(f) for n, f in feeds.items()} }')
+    fns = {name: (lambda step, s=runs[name][0], f=feeds[name]:
+                  s.run(None, f[step])) for name in runs}
+    return alternate_timings(fns, repeats, warmup, steps.pop(),
+                             desc='ONNX Runtime')
+
+
+def verify_share(model: nn.Module, shape: Sequence[int], path: str,
+                 inputs: Sequence[torch.Tensor], exporter: str,
+                 device: str = 'cpu', repeats: int = 10,
+                 warmup: int = 2) -> dict:
+    """The narrow model exported at ``path`` (from the controllable
+    ``model``) against ``model``'s widest sub-network (every head and MLP
+    neuron, decoders at 1.0, the same tasks) made a narrow model and
+    exported the same way, both timed alternately in ONNX Runtime on
+    ``inputs``: the widest's latency per image and GFLOPs, and the median
+    over rounds of the latency share (narrow / widest) with its spread."""
+    session = ort_session(path, device)
+    tasks = [o.name for o in session.get_outputs()]
+    with model.runtime(subnet=dict(encoder='max'), tasks=tasks):
+        widest_control = model.control(tuple(shape))
+    _, widest = narrow_model(model, widest_control)
+    module = TaskOutputs(widest, widest.control(tuple(shape)))
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = osp.join(tmp, 'widest.onnx')
+        export_onnx(module, (inputs[0], ), ref, exporter)
+        calls = [(x, ) for x in inputs]
+        times = ort_alternated(
+            dict(narrow=(session, calls),
+                 widest=(ort_session(ref, device), calls)), repeats, warmup)
+    images = sum(x.shape[0] for x in inputs)
+    paired = paired_summary(times, images, 'narrow', 'widest')
+    x0 = torch.zeros(1, 3, *shape, device=inputs[0].device)
+    return dict(onnxruntime_ms=paired['widest'],
+                narrow_onnxruntime_ms=paired['narrow'],
+                gflops=_gflops(widest, x0, {}),
+                latency_share=paired['ratio'],
+                latency_share_spread=paired['spread'],
+                repeats=repeats, device=str(device), alternated=True)
 
 
 def _latencies(session, onnx_module: TaskOutputs, eager: Optional[nn.Module],
                inputs, budget, device, repeats, warmup):
     """Mean over ``inputs`` of each one's median latency (ms per image) of
     ONNX Runtime, and of ``eager`` (None: not timed)."""
-    ort_ms, torch_ms = [], []
+    ort_ms = []
     for x in inputs:
         x = x.to(device)
         feed = _feed(session, onnx_module.example(x, budget))
         for _ in range(warmup):
             session.run(None, feed)
-            if eager is not None:
-                eager(x)
         ort_ms.append(_median_ms(lambda: session.run(None, feed), repeats,
                                  'cpu') / x.shape[0])
-        if eager is not None:
-            torch_ms.append(_median_ms(lambda: eager(x), repeats, device) /
-                            x.shape[0])
-    return float(np.mean(ort_ms)), \
-        float(np.mean(torch_ms)) if torch_ms else None
+    return float(np.mean(ort_ms)), None if eager is None else _eager_ms(
+        eager, inputs, device, repeats, warmup)
+
+
+def _eager_ms(eager: nn.Module, inputs, device, repeats: int,
+              warmup: int) -> float:
+    """Mean over ``inputs`` of each one's median latency (ms per image)
+    of ``eager``."""
+    ms = []
+    with torch.no_grad():
+        for x in inputs:
+            x = x.to(device)
+            for _ in range(warmup):
+                eager(x)
+            ms.append(_median_ms(lambda: eager(x), repeats, device) /
+                      x.shape[0])
+    return float(np.mean(ms))
 
 
 def max_output_diff(a: TaskOutputs, b: TaskOutputs,
@@ -445,7 +524,6 @@ def deploy(config: str, checkpoint: Optional[str], out_dir: str,
     (:func:`~mmadamtl.apis.bn_recalibration.recalibrate_bn`); the
     slimmable model is not changed. Returns what ``deploy.json``
     holds."""
-    import os.path as osp
     import onnxruntime
 
     from mmadamtl.apis.inference import init_model
@@ -590,5 +668,11 @@ def deploy(config: str, checkpoint: Optional[str], out_dir: str,
     elif verify:
         report['verify'] = verify_onnx(deployed, files['onnx'], checks,
                                        device, repeats)
+        if method == 'controllable' and repeats:
+            # The latency share against the widest sub-network, exported
+            # and timed the same way in the same rounds.
+            report['verify']['widest'] = verify_share(
+                model, shape, files['onnx'], checks, exporter, device,
+                repeats)
     write_json(files['json'], report, inputs=inputs, overwrite=overwrite)
     return report

@@ -3,6 +3,7 @@ models, ONNX export and ONNX Runtime parity."""
 import json
 import os
 import os.path as osp
+import runpy
 import subprocess
 import sys
 
@@ -180,7 +181,7 @@ def test_deploy_adamtl_as_an_adaptive_graph(tmp_path):
     torch.manual_seed(0)
     report = deploy(TINY_ADAMTL, None, out, (64, 64), budget=0.5,
                     budgets=[0.25, 0.75], calibrate=True, verify=2,
-                    repeats=0, tasks=['semseg', 'depth'],
+                    repeats=2, tasks=['semseg', 'depth'],
                     cfg_options={'model.backbone.policy.task_mode':
                                  'per_task',
                                  # 5 blocks, one shifted: a shorter export
@@ -217,6 +218,19 @@ def test_deploy_adamtl_as_an_adaptive_graph(tmp_path):
     assert sum(n.op_type == 'If' for n in graph.node) >= 5  # 5 blocks
     curve = report['calibration']['curve']
     assert curve == sorted(curve) and curve[0] < 0.25 < 0.75 < curve[-1]
+    # Timed against the same model's static graph in the same rounds:
+    # each budget's ratios from its GFLOPs and the static graph's.
+    static = verify['static']
+    assert verify['latency']['alternated']
+    for row in verify['budgets'].values():
+        assert row['gflops'] < static['gflops']
+        assert row['gflops_ratio'] == pytest.approx(
+            row['gflops'] / static['gflops'])
+        spread = row['latency_ratio_spread']
+        assert 0 < spread['min'] <= row['latency_ratio'] <= spread['max']
+        assert row['latency_over_gflops'] == pytest.approx(
+            row['latency_ratio'] / row['gflops_ratio'])
+        assert row['onnxruntime_ms'] > 0 and row['pytorch_ms'] > 0
 
 
 def test_deploy_adamtl_without_budget_runs_every_block(tmp_path):
@@ -269,6 +283,15 @@ def test_deploy_tool_narrow_model_runs_in_mmseg_test_tool(tiny_synthetic,
     assert narrow['gflops'] == pytest.approx(report['gflops'], rel=1e-9)
     assert narrow['gflops'] < narrow['max_gflops']
     assert max(report['verify']['max_abs_diff'].values()) <= 1e-4
+    # Timed against the widest sub-network (every task here), exported
+    # the same way, in the same rounds.
+    widest = report['verify']['widest']
+    assert widest['gflops'] == pytest.approx(narrow['max_gflops'], rel=1e-9)
+    spread = widest['latency_share_spread']
+    assert 0 < spread['min'] <= widest['latency_share'] <= spread['max']
+    text = runpy.run_path(osp.join(ROOT, 'tools', 'deploy.py'))['render'](
+        report)
+    assert f"latency share {widest['latency_share']:.3f}" in text
     opts = [f'{k}.dataset.data_root={tiny_synthetic}'
             for k in ('train_dataloader', 'val_dataloader',
                       'test_dataloader')]
