@@ -185,12 +185,22 @@ def export_onnx(module: TaskOutputs, example: tuple, path: str,
     return names
 
 
-def ort_session(path: str, device: str = 'cpu', threads: int = 0):
+def ort_session(path: str, device: str = 'cpu', threads: int = 0,
+                spin: bool = False):
     """An ONNX Runtime session of ``path`` on ``device`` (``cpu``, or
-    ``cuda`` through the CUDA execution provider)."""
+    ``cuda`` through the CUDA execution provider).
+
+    ``spin``: whether its worker threads spin-wait for work between runs
+    (ONNX Runtime's default). Off here: the verification runs a session
+    beside PyTorch and other sessions in one process, and a pool that
+    spins after its run takes the cores from whatever runs next (on 2
+    cores it slowed the next session's run by up to ~40%); a process
+    that serves one session may turn it on."""
     import onnxruntime as ort
     providers = ['CPUExecutionProvider']
     options = ort.SessionOptions()
+    options.add_session_config_entry('session.intra_op.allow_spinning',
+                                     '1' if spin else '0')
     if not str(device).startswith('cuda'):
         # Not its warnings about initialisers the graph's branches leave
         # unused (on CUDA they would hide nodes falling back to the CPU).

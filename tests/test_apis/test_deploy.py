@@ -12,7 +12,7 @@ import torch
 
 from mmadamtl.apis import init_model
 from mmadamtl.apis.deploy import (TaskOutputs, deploy, max_output_diff,
-                                  narrow_model)
+                                  narrow_model, ort_session)
 from mmadamtl.models.backbones import NarrowSwinTransformer
 from mmadamtl.models.layers.slimmable import head_dim
 from mmadamtl.models.utils import counted_flops
@@ -303,3 +303,16 @@ def test_deploy_tool_narrow_model_runs_in_mmseg_test_tool(tiny_synthetic,
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'semseg/mIoU' in proc.stdout + proc.stderr
+
+
+
+def test_ort_session_spin_waiting_is_off_unless_asked(tmp_path):
+    """Sessions timed beside PyTorch and other sessions do not spin-wait
+    between runs (a spinning pool takes the cores from the next run)."""
+    path = str(tmp_path / 'linear.onnx')
+    torch.onnx.export(torch.nn.Linear(4, 2), (torch.zeros(1, 4), ), path,
+                      dynamo=False)
+    key = 'session.intra_op.allow_spinning'
+    for kwargs, want in (({}, '0'), (dict(spin=True), '1')):
+        options = ort_session(path, **kwargs).get_session_options()
+        assert options.get_session_config_entry(key) == want
