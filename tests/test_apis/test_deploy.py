@@ -305,7 +305,6 @@ def test_deploy_tool_narrow_model_runs_in_mmseg_test_tool(tiny_synthetic,
     assert 'semseg/mIoU' in proc.stdout + proc.stderr
 
 
-
 def test_ort_session_spin_waiting_is_off_unless_asked(tmp_path):
     """Sessions timed beside PyTorch and other sessions do not spin-wait
     between runs (a spinning pool takes the cores from the next run)."""
