@@ -37,8 +37,8 @@ sys.path.insert(0, ROOT)
 from mmadamtl.apis import init_model, random_batch  # noqa: E402
 from mmadamtl.models.policies import calibrate_policy  # noqa: E402
 from mmadamtl.utils.cli import positive_int, run_tool  # noqa: E402
-from mmadamtl.utils.timing import device_name  # noqa: E402
 from mmadamtl.utils.host_sync import SyncCounter  # noqa: E402
+from mmadamtl.utils.timing import device_name  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -3,7 +3,7 @@
     python tools/deploy.py CONFIG CHECKPOINT --out DIR [--shape H W]
         [--budget B] [--budgets B ...] [--calibrate]
         [--preference task=w ...] [--subnet JSON]
-        [--tasks t ...] [--verify N] [--device cpu|cuda]
+        [--tasks t ...] [--verify N] [--repeats R] [--device cpu|cuda]
         [--exporter dynamo|torchscript] [--recalibrate-bn N] [--overwrite]
 
 Writes ``DIR/model.onnx`` (input ``image``: the preprocessed batch of one
@@ -12,7 +12,9 @@ per task, named by task: its raw map at the input's size, what
 ``predict`` post-processes) and ``DIR/deploy.json``
 (config, checkpoint, shape, control, GFLOPs; with ``--verify N`` the
 largest |ONNX Runtime - PyTorch| per task over N random inputs and the
-median latency per image of both on ``--device``).
+median latency per image of both on ``--device``; a ratio of two ONNX
+Runtime graphs comes from timing them alternately in the same rounds).
+
 
 - static and MTLoRA models (MTLoRA merged first: its merge check in
   ``deploy.json``);
@@ -25,7 +27,9 @@ median latency per image of both on ``--device``).
   ``--recalibrate-bn N`` then re-estimates the narrow model's BatchNorm
   statistics on the first N images of the config's training set at its
   sub-network (the slimmable model's per-width statistics mix every
-  encoder that fed them);
+  encoder that fed them); ``--verify`` also times the narrow graph in
+  the same rounds as the widest sub-network exported the same way (its
+  latency share);
 - AdaMTL: at ``--budget`` an adaptive graph whose second input,
   ``budget`` (shape (1,)), is read in the config's ``budget_mode``
   (``target`` or ``input``; ``cap`` is refused): block decisions as
@@ -97,7 +101,8 @@ def parse_args(argv=None):
                         help='compare ONNX Runtime with PyTorch on N '
                         'random inputs and time both')
     parser.add_argument('--repeats', type=positive_int, default=10,
-                        help='timed runs of --verify')
+                        help='timed rounds of --verify (each over all '
+                        'its inputs)')
     parser.add_argument('--device', default='cpu',
                         help='cpu or cuda (PyTorch and ONNX Runtime)')
     parser.add_argument('--exporter', default='dynamo',

@@ -374,10 +374,15 @@ def verify_share(model: nn.Module, shape: Sequence[int], path: str,
     neuron, decoders at 1.0, the same tasks) made a narrow model and
     exported the same way, both timed alternately in ONNX Runtime on
     ``inputs``: the widest's latency per image and GFLOPs, and the median
-    over rounds of the latency share (narrow / widest) with its spread."""
+    over rounds of the latency share (narrow / widest) with its spread.
+    The widest keeps the slimmable model's BatchNorm statistics (a
+    ``--recalibrate-bn`` of the narrow one changes values, not time)."""
     session = ort_session(path, device)
     tasks = [o.name for o in session.get_outputs()]
-    with model.runtime(subnet=dict(encoder='max'), tasks=tasks):
+    # No budget or preference of the config's test_cfg: the widest itself,
+    # not a search.
+    with model.runtime(budget=None, preference=None,
+                       subnet=dict(encoder='max'), tasks=tasks):
         widest_control = model.control(tuple(shape))
     _, widest = narrow_model(model, widest_control)
     module = TaskOutputs(widest, widest.control(tuple(shape)))

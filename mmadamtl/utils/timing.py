@@ -5,6 +5,7 @@ import copy
 import glob
 import json
 import os.path as osp
+import platform
 import time
 from typing import Callable, Dict, List
 
@@ -27,7 +28,7 @@ def device_name(device: str) -> str:
     ``AVX2``): the same code runs at different speeds on the two, so a
     figure names both."""
     if str(device).startswith('cuda'):
-        return torch.cuda.get_device_name()
+        return torch.cuda.get_device_name(torch.device(device))
     name = ''
     try:
         with open('/proc/cpuinfo', encoding='utf-8') as f:
@@ -37,9 +38,9 @@ def device_name(device: str) -> str:
                     break
     except OSError:
         pass
-    import platform
     name = name or platform.processor() or platform.machine()
-    return f'{name} ({torch.backends.cpu.get_cpu_capability()})'
+    capability = getattr(torch.backends.cpu, 'get_cpu_capability', None)
+    return f'{name} ({capability()})' if capability else name
 
 
 def alternate_timings(fns: Dict[str, Callable[[int], object]],
