@@ -15,7 +15,6 @@ largest |ONNX Runtime - PyTorch| per task over N random inputs and the
 median latency per image of both on ``--device``; a ratio of two ONNX
 Runtime graphs comes from timing them alternately in the same rounds).
 
-
 - static and MTLoRA models (MTLoRA merged first: its merge check in
   ``deploy.json``);
 - controllable models: ``--budget``/``--preference`` (through the

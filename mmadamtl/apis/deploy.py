@@ -261,9 +261,12 @@ def verify_onnx(module: TaskOutputs, path: str, inputs: Sequence[torch.Tensor],
             _update_diff(diff, module, ref, got)
         result = dict(max_abs_diff=diff, inputs=len(inputs))
         if repeats:
-            ort_ms, torch_ms = _latencies(session, module, module,
-                                          inputs[:1], None, device, repeats,
-                                          warmup)
+            x = inputs[0]
+            ort_ms = _mean_median_ms(
+                [(lambda f=_feed(session, (x, )): session.run(None, f),
+                  x.shape[0])], 'cpu', repeats, warmup)
+            torch_ms = _eager_ms(module, inputs[:1], device, repeats,
+                                 warmup)
             result['latency_ms'] = dict(
                 pytorch=torch_ms, onnxruntime=ort_ms, repeats=repeats,
                 device=str(device))
@@ -404,35 +407,26 @@ def verify_share(model: nn.Module, shape: Sequence[int], path: str,
                 repeats=repeats, device=str(device), alternated=True)
 
 
-def _latencies(session, onnx_module: TaskOutputs, eager: Optional[nn.Module],
-               inputs, budget, device, repeats, warmup):
-    """Mean over ``inputs`` of each one's median latency (ms per image) of
-    ONNX Runtime, and of ``eager`` (None: not timed)."""
-    ort_ms = []
-    for x in inputs:
-        x = x.to(device)
-        feed = _feed(session, onnx_module.example(x, budget))
+def _mean_median_ms(calls, device: str, repeats: int,
+                    warmup: int) -> float:
+    """Mean over ``calls`` (``(fn, images)`` pairs) of each ``fn``'s
+    median latency in ms per image, after ``warmup`` untimed calls."""
+    ms = []
+    for fn, images in calls:
         for _ in range(warmup):
-            session.run(None, feed)
-        ort_ms.append(_median_ms(lambda: session.run(None, feed), repeats,
-                                 'cpu') / x.shape[0])
-    return float(np.mean(ort_ms)), None if eager is None else _eager_ms(
-        eager, inputs, device, repeats, warmup)
+            fn()
+        ms.append(_median_ms(fn, repeats, device) / images)
+    return float(np.mean(ms))
 
 
 def _eager_ms(eager: nn.Module, inputs, device, repeats: int,
               warmup: int) -> float:
     """Mean over ``inputs`` of each one's median latency (ms per image)
     of ``eager``."""
-    ms = []
     with torch.no_grad():
-        for x in inputs:
-            x = x.to(device)
-            for _ in range(warmup):
-                eager(x)
-            ms.append(_median_ms(lambda: eager(x), repeats, device) /
-                      x.shape[0])
-    return float(np.mean(ms))
+        return _mean_median_ms(
+            [(lambda x=x.to(device): eager(x), x.shape[0]) for x in inputs],
+            device, repeats, warmup)
 
 
 def max_output_diff(a: TaskOutputs, b: TaskOutputs,
