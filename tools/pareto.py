@@ -6,13 +6,15 @@ the static models a user would otherwise train, on the synthetic data.
                            [--budgets 0.25 0.5 0.75]
                            [--controllable-budgets 0.5 0.75 1.0]
                            [--mtlora-rank 8] [--skip-controllable]
+                           [--family 1-1-2-1 1-1-1-1 embed32]
 
 1. train (or reuse) for each seed 0..N-1: the static family, each member
    trained as long as AdaMTL's three stages together (1400 iterations):
    depths 2-2-2-2 (configs/static_swin_synthetic_1400it.py, the fair
    baseline), 1-1-2-1 and 1-1-1-1 (configs/static_family/,
    configs/static_swin_synthetic_small.py) and 2-2-2-2 with embedding 32
-   instead of 48; AdaMTL's three stages; the controllable super-network
+   instead of 48 (--family picks which of the last three); AdaMTL's
+   three stages; the controllable super-network
    and its lookup table (tools/controllable.py table);
 2. evaluate with tools/test.py (one metric, the edge benchmark, for
    every row): the static family, AdaMTL at each of --budgets
@@ -54,19 +56,22 @@ from demo_common import (ADAPTIVE, CONTROLLABLE, MTLORA, ONE_SEED_NOTE,
                          seed_dir, seed_options, time_models, train,
                          train_adamtl)
 
-# The static family: (method, config, work dir and metrics tag of seed 0);
-# the first is the fair baseline Δm is measured against. The first and
-# third are the demo's own references.
+# The static family: (method, config, work dir and metrics tag of seed 0,
+# its --family name); the first is the fair baseline Δm is measured
+# against, always trained. The first and third are the demo's own
+# references.
 FAMILY = [
-    ('static 2-2-2-2', STATIC_FAIR, 'static_1400it', 'static'),
+    ('static 2-2-2-2', STATIC_FAIR, 'static_1400it', 'static', '2-2-2-2'),
     ('static 1-1-2-1', 'configs/static_family/'
      'static_swin_synthetic_1400it_depths1121.py', 'static_depths1121',
-     'static_depths1121'),
-    ('static 1-1-1-1', STATIC_SMALL, 'static_small', 'static_small'),
+     'static_depths1121', '1-1-2-1'),
+    ('static 1-1-1-1', STATIC_SMALL, 'static_small', 'static_small',
+     '1-1-1-1'),
     ('static 2-2-2-2, embed 32', 'configs/static_family/'
      'static_swin_synthetic_1400it_embed32.py', 'static_embed32',
-     'static_embed32'),
+     'static_embed32', 'embed32'),
 ]
+SMALLER = [m[4] for m in FAMILY[1:]]
 
 
 def parse_args(argv=None):
@@ -93,6 +98,11 @@ def parse_args(argv=None):
                         help='the MTLoRA row: the demo\'s run of this rank')
     parser.add_argument('--skip-controllable', action='store_true',
                         help='leave out the controllable rows')
+    parser.add_argument('--family', nargs='+', choices=SMALLER,
+                        default=SMALLER,
+                        help='the smaller static models trained beside the '
+                        'fair 2-2-2-2 one (always trained: Δm\'s '
+                        'reference); default all')
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f'--seeds must be at least 1, got {args.seeds}')
@@ -112,18 +122,22 @@ def parse_args(argv=None):
 
 
 def specs(work_dir, data_root, seed, retrain, scale, budgets,
-          controllable_budgets, mtlora_rank, skip_controllable=False):
+          controllable_budgets, mtlora_rank, skip_controllable=False,
+          family=None):
     """Train (or reuse) seed ``seed``'s models; returns one spec per row:
     ``method``, ``family``, ``budget``, ``seed``, ``config``, ``ckpt``,
     ``opts`` (the evaluation's config options) and ``metrics_path`` (its
-    tools/test.py metrics)."""
+    tools/test.py metrics). ``family``: the --family names of the smaller
+    static models to train beside the fair one (None: all)."""
     data_opt = data_options(data_root)
 
     def metrics_path(tag):
         return seed_dir(osp.join(work_dir, tag), seed) + '_metrics.json'
 
     out = []
-    for method, config, run_dir, tag in FAMILY:
+    for method, config, run_dir, tag, name in FAMILY:
+        if name in SMALLER and family is not None and name not in family:
+            continue
         ckpt = train(config, seed_dir(osp.join(work_dir, run_dir), seed),
                      data_opt, retrain, options=seed_options(seed),
                      scale=scale)
@@ -329,7 +343,7 @@ def report(args) -> dict:
         todo += specs(work_dir, args.data_root, seed, args.retrain,
                       args.schedule_scale, args.budgets,
                       args.controllable_budgets, args.mtlora_rank,
-                      args.skip_controllable)
+                      args.skip_controllable, args.family)
     train_s = time.time() - start
     data_opt = data_options(args.data_root)
     for e in todo:

@@ -58,6 +58,14 @@ def test_seed_zero_reuses_the_demos_trainings(pareto, tmp_path):
     assert specs[5]['opts'] == {'model.test_cfg.budget': 0.5,
                                 'model.test_cfg.budget_mode': 'target'}
     assert all(s['seed'] == 0 for s in specs)
+    # --family: the fair model and the chosen smaller ones only.
+    specs = pareto.specs(work, 'data/synthetic', 0, False, 1.0, [0.5], [],
+                         8, skip_controllable=True, family=['1-1-1-1'])
+    assert [s['method'] for s in specs] == [
+        'static 2-2-2-2', 'static 1-1-1-1', 'AdaMTL']
+    assert pareto.parse_args(['--family', '1-1-1-1', 'embed32']).family \
+        == ['1-1-1-1', 'embed32']
+    assert pareto.parse_args([]).family == ['1-1-2-1', '1-1-1-1', 'embed32']
     # MTLoRA's row comes from the demo's run when it finished.
     _finished(work, 'mtlora_r8', 400)
     specs = pareto.specs(work, 'data/synthetic', 0, False, 1.0, [0.5], [],
@@ -217,6 +225,7 @@ def test_report_writes_table_json_and_figure(pareto, tmp_path, monkeypatch):
     (['--budgets', '0.5', '1.5'], 'budgets are shares'),
     (['--controllable-budgets', '0'], 'budgets are shares'),
     (['--quick', '--schedule-scale', '0.5'], '--quick is --schedule-scale'),
+    (['--family', '2-2-2-2'], "invalid choice: '2-2-2-2'"),
 ])
 def test_bad_arguments(pareto, capsys, argv, message):
     with pytest.raises(SystemExit):
