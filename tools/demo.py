@@ -61,7 +61,8 @@ from demo_common import (ADAPTIVE, ONE_SEED_NOTE, QUICK_DATA, QUICK_SCALE,
                          ROOT, STATIC, STATIC_FAIR, STATIC_SMALL,
                          TASK_COLUMNS, data_options, demo_paths,
                          ensure_synthetic_data, evaluate, fmt, load_model,
-                         quick_banner, run, time_models, train, train_adamtl)
+                         objects_corr, quick_banner, run, time_models, train,
+                         train_adamtl)
 
 # The other stories, in the order they run, each a tool of its own.
 STORIES = [('loss weighting', 'tools/demo_loss_weighting.py',
@@ -299,8 +300,6 @@ def main():
 def adamtl_story(args, work_dir, data_root, data_opt, scale, start) -> list:
     """Train, evaluate and time AdaMTL and its references; print and save
     the table; returns the budget checks."""
-    import numpy as np
-
     from mmadamtl.evaluation.metrics.multi_task_metric import delta_m
     from mmadamtl.utils import TASKS
 
@@ -356,9 +355,7 @@ def adamtl_story(args, work_dir, data_root, data_opt, scale, start) -> list:
     timing = time_models(models, STATIC, data_root)
     static = results[0]['metrics']
     baselines = {t: static[TASKS[t].main_key] for t in TASK_COLUMNS}
-    with open(osp.join(data_root, 'meta.json'), encoding='utf-8') as f:
-        objects = json.load(f)['num_objects']
-    num_objects = np.array([objects[i] for i in timing['ids']], float)
+    objects_r = objects_corr(timing, data_root)
     for r in results:
         name = r['tag']
         r['delta_m'] = delta_m(r['metrics'], baselines)
@@ -370,9 +367,7 @@ def adamtl_story(args, work_dir, data_root, data_opt, scale, start) -> list:
         r['latency_ms'] = timing['latency_ms'][name]
         r['latency_ratio'] = r['latency_ms'] / \
             timing['latency_ms']['static']
-        g = np.array(timing['encoder_gflops'][name])
-        r['gflops_objects_corr'] = float(np.corrcoef(g, num_objects)[0, 1]) \
-            if g.std() > 0 else None
+        r['gflops_objects_corr'] = objects_r[name]
     checks = budget_checks(results)
 
     table = results_table(results)
@@ -383,7 +378,7 @@ def adamtl_story(args, work_dir, data_root, data_opt, scale, start) -> list:
         if r['mode'] in ('target', 'cap') and
         r['gflops_objects_corr'] is not None)
     title = ('AdaMTL vs the static multi-task Swin on the synthetic dataset '
-             f'({len(num_objects)} validation images, CPU, '
+             f'({len(timing["ids"])} validation images, CPU, '
              f'{os.cpu_count()} cores)')
     notes = (f'Every model trained 1400 iterations in all (AdaMTL: 800 '
              f'static + 100 policy + 500 joint). Requested: the budget '

@@ -267,6 +267,23 @@ def time_models(models: dict, config: str, data_root: str,
         encoder_gflops=gflops, ids=ids)
 
 
+def objects_corr(timing: dict, data_root: str) -> dict:
+    """Per model of ``time_models``' result: the correlation of each
+    image's executed encoder GFLOPs with its number of objects (the
+    synthetic data's ``meta.json``), None where every image cost the
+    same (a static model)."""
+    import numpy as np
+    with open(osp.join(data_root, 'meta.json'), encoding='utf-8') as f:
+        objects = json.load(f)['num_objects']
+    num_objects = np.array([objects[i] for i in timing['ids']], float)
+    out = {}
+    for name, values in timing['encoder_gflops'].items():
+        g = np.array(values, float)
+        out[name] = float(np.corrcoef(g, num_objects)[0, 1]) \
+            if g.std() > 0 else None
+    return out
+
+
 def load_model(config: str, checkpoint: str, opts: dict):
     """The evaluated model, with the evaluation's config options."""
     from mmadamtl.apis import init_model

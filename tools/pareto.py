@@ -52,9 +52,9 @@ from demo_common import (ADAPTIVE, CONTROLLABLE, MTLORA, ONE_SEED_NOTE,
                          QUICK_SCALE, ROOT, STATIC, STATIC_FAIR, STATIC_SMALL,
                          TASK_COLUMNS, add_demo_args, data_options,
                          demo_paths, ensure_synthetic_data, evaluate,
-                         finished, fmt, load_model, quick_banner, run,
-                         seed_dir, seed_options, time_models, train,
-                         train_adamtl)
+                         finished, fmt, load_model, objects_corr,
+                         quick_banner, run, seed_dir, seed_options,
+                         time_models, train, train_adamtl)
 
 # The static family: (method, config, work dir and metrics tag of seed 0,
 # its --family name); the first is the fair baseline Δm is measured
@@ -189,7 +189,7 @@ def specs(work_dir, data_root, seed, retrain, scale, budgets,
     return out
 
 
-def seed_rows(evaluated, latency_ms):
+def seed_rows(evaluated, latency_ms, objects_r=None):
     """One row per model and seed: Δm against the fair static model's
     main metrics averaged over its seeds (the first static method).
 
@@ -197,6 +197,9 @@ def seed_rows(evaluated, latency_ms):
         evaluated: Specs (see ``specs``) with ``metrics`` the dict of
             their evaluation.
         latency_ms: Median ms per image of each spec, in order.
+        objects_r: Per spec, in order, the correlation of its images'
+            executed encoder GFLOPs with their object counts (None: a
+            static model); None: not measured.
 
     Returns:
         tuple[list[dict], dict]: The rows (``method``, ``family``,
@@ -215,7 +218,9 @@ def seed_rows(evaluated, latency_ms):
     reference = {t: float(np.mean([m[TASKS[t].main_key] for m in fair]))
                  for t in TASK_COLUMNS}
     rows = []
-    for e, ms in zip(evaluated, latency_ms):
+    if objects_r is None:
+        objects_r = [None] * len(evaluated)
+    for e, ms, r in zip(evaluated, latency_ms, objects_r):
         m = e['metrics']
         rows.append(dict(
             method=e['method'], family=e['family'], budget=e['budget'],
@@ -223,6 +228,7 @@ def seed_rows(evaluated, latency_ms):
             checkpoint=osp.relpath(e['ckpt'], ROOT),
             encoder_gflops=m['encoder_gflops'], gflops=m['gflops'],
             delta_m=delta_m(m, reference), latency_ms=ms,
+            gflops_objects_corr=r,
             metrics={TASKS[t].main_key: m[TASKS[t].main_key]
                      for t in TASK_COLUMNS}))
     return rows, reference
@@ -232,10 +238,21 @@ def table_rows(per_seed):
     """The table's rows: the per-seed rows (see ``seed_rows``) averaged
     over the seeds, each marked on or off the fronts of Δm against encoder
     GFLOPs and against latency."""
+    import numpy as np
+
     from mmadamtl.evaluation import aggregate_seeds, mark_fronts
-    return mark_fronts(aggregate_seeds(
+    rows = mark_fronts(aggregate_seeds(
         [{k: v for k, v in r.items() if k not in ('metrics', 'checkpoint')}
          for r in per_seed]))
+    # The correlation with object count: the mean over the seeds where
+    # every seed measured one (an adaptive model), else None.
+    for row in rows:
+        rs = [r.get('gflops_objects_corr') for r in per_seed
+              if (r['method'], r['budget']) == (row['method'],
+                                                row['budget'])]
+        row['gflops_objects_corr'] = float(np.mean(rs)) \
+            if rs and None not in rs else None
+    return rows
 
 
 def render(rows, seeds, scale=1.0, data_root='data/synthetic') -> str:
@@ -243,7 +260,7 @@ def render(rows, seeds, scale=1.0, data_root='data/synthetic') -> str:
     n = len(seeds)
     head = ['method', 'budget', 'seeds', 'encoder GFLOPs', 'GFLOPs',
             'Δm vs static 2-2-2-2 (%)', 'CPU latency (ms/img)',
-            'Pareto (GFLOPs / latency)']
+            'r (GFLOPs, objects)', 'Pareto (GFLOPs / latency)']
     lines = ['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
     for r in rows:
         dm = f"{r['delta_m']:+.2f}" + (
@@ -254,7 +271,8 @@ def render(rows, seeds, scale=1.0, data_root='data/synthetic') -> str:
         lines.append('| ' + ' | '.join([
             r['method'], fmt(r['budget'], '{:g}'), str(len(r['seeds'])),
             f"{r['encoder_gflops']:.4f}", f"{r['gflops']:.4f}", dm,
-            f"{r['latency_ms']:.2f}", front]) + ' |')
+            f"{r['latency_ms']:.2f}",
+            fmt(r.get('gflops_objects_corr'), '{:+.2f}'), front]) + ' |')
     spread = ONE_SEED_NOTE if n == 1 else (
         f'mean ± sample standard deviation over seeds '
         f'{", ".join(map(str, seeds))}')
@@ -269,8 +287,11 @@ def render(rows, seeds, scale=1.0, data_root='data/synthetic') -> str:
         '25 thresholds). Encoder GFLOPs and GFLOPs: mean executed per '
         'image. Latency: median per image at batch 1 (`model.predict`), '
         'all models timed alternately image by image in one process '
-        f'({os.cpu_count()} cores; compare within the table). Pareto: no '
-        'other row has at least its Δm at no more cost.')
+        f'({os.cpu_count()} cores; compare within the table). r: the '
+        'correlation of each image\'s executed encoder GFLOPs with its '
+        'number of objects, mean over the seeds (- where every image '
+        'costs the same). Pareto: no other row has at least its Δm at no '
+        'more cost.')
     title = ('Accuracy against cost on the synthetic dataset: the static '
              'family, AdaMTL, controllable widths and MTLoRA')
     return (f'# {title}\n\n{quick_banner(scale, data_root)}'
@@ -353,8 +374,10 @@ def report(args) -> dict:
     models = {i: load_model(e['config'], e['ckpt'], e['opts'])
               for i, e in enumerate(todo)}
     timing = time_models(models, STATIC, osp.join(ROOT, args.data_root))
+    objects_r = objects_corr(timing, osp.join(ROOT, args.data_root))
     per_seed, reference = seed_rows(
-        todo, [timing['latency_ms'][i] for i in range(len(todo))])
+        todo, [timing['latency_ms'][i] for i in range(len(todo))],
+        [objects_r[i] for i in range(len(todo))])
     rows = table_rows(per_seed)
     text = render(rows, seeds, args.schedule_scale, args.data_root)
     res = dict(schedule_scale=args.schedule_scale, seeds=seeds,

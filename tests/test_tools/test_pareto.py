@@ -188,6 +188,10 @@ def test_report_writes_table_json_and_figure(pareto, tmp_path, monkeypatch):
     monkeypatch.setattr(pareto, 'load_model', lambda *a: None)
     monkeypatch.setattr(pareto, 'time_models', lambda models, *a: dict(
         latency_ms={i: 10.0 + i for i in models}))
+    # Per model: AdaMTL's images follow the objects, by seed 0.2 / 0.6.
+    monkeypatch.setattr(pareto, 'objects_corr', lambda timing, root: {
+        i: (0.2 + 0.4 * (i >= 6) if i % 6 == 2 else None)
+        for i in timing['latency_ms']})
     work = tmp_path / 'demo'
     args = pareto.parse_args(['--work-dir', str(work), '--seeds', '2'])
     res = pareto.report(args)
@@ -203,6 +207,12 @@ def test_report_writes_table_json_and_figure(pareto, tmp_path, monkeypatch):
     assert osp.getsize(work / 'pareto.png') > 0
     text = (work / 'pareto_results.md').read_text()
     assert '| AdaMTL | 0.5 | 2 |' in text
+    corr = {r['method']: r['gflops_objects_corr'] for r in saved['rows']}
+    assert corr['AdaMTL'] == pytest.approx(0.4)
+    assert corr[fair] is None
+    assert [r['gflops_objects_corr'] for r in saved['per_seed']
+            if r['method'] == 'AdaMTL'] == pytest.approx([0.2, 0.6])
+    assert '| +0.40 |' in text
     # One seed says so; a figure of the user's is not replaced unasked.
     figure = tmp_path / 'pareto.png'
     figure.write_bytes(b'mine')
@@ -278,3 +288,24 @@ def test_controllable_rows_reuse_or_measure_their_table(pareto, tmp_path):
     assert cmd[cmd.index('--work-dir') + 1] == osp.join(
         work, 'controllable_seed1')
     assert 'randomness.seed=1' in cmd
+
+
+def test_objects_corr_against_numpy(tmp_path):
+    """The correlation of each image's executed encoder GFLOPs with its
+    object count (meta.json), by the formula; None for equal costs."""
+    import numpy as np
+    common = _tool('demo_common')
+    objects = {'a': 0, 'b': 3, 'c': 1, 'd': 5}
+    (tmp_path / 'meta.json').write_text(json.dumps(dict(num_objects=objects)))
+    ids = ['d', 'a', 'c', 'b']
+    follows = [1.0 + 0.1 * objects[i] for i in ids]
+    noisy = [0.3, 0.1, 0.4, 0.2]
+    timing = dict(ids=ids, encoder_gflops=dict(
+        follows=follows, noisy=noisy, static=[0.5] * 4))
+    r = common.objects_corr(timing, str(tmp_path))
+    assert r['follows'] == pytest.approx(1.0)
+    x = np.array([objects[i] for i in ids], float) - 2.25
+    y = np.array(noisy) - 0.25
+    assert r['noisy'] == pytest.approx(
+        (x @ y) / np.sqrt((x @ x) * (y @ y)))
+    assert r['static'] is None
