@@ -31,7 +31,8 @@ the static models a user would otherwise train, on the synthetic data.
 5. save the table (pareto_results.md, pareto_results.json: one row per
    model with ``method``, ``budget``, ``encoder_gflops``, ``gflops``,
    ``delta_m``, ``delta_m_std``, ``seeds``, ``latency_ms``; the per-seed
-   rows too) and the figure (Δm against executed encoder GFLOPs and
+   rows too; the rows also as ``pareto`` in the demo's results.json
+   where there is one) and the figure (Δm against executed encoder GFLOPs and
    against latency, error bars one standard deviation over the seeds) in
    the work dir.
 
@@ -43,6 +44,7 @@ Finished trainings and evaluations newer than their checkpoint are
 reused unless --retrain is given.
 """
 import argparse
+import json
 import os
 import os.path as osp
 import sys
@@ -344,6 +346,23 @@ def plot(rows, path, seeds, overwrite=True) -> None:
     plt.close(fig)
 
 
+def add_to_demo_results(work_dir: str, res: dict) -> None:
+    """The rows (``method``, ``budget``, ``encoder_gflops``, ``gflops``,
+    ``delta_m``, ``latency_ms``, ``delta_m_std``, ``seeds``, ...) also go
+    into the demo's results.json of the work dir, as ``pareto`` beside its
+    AdaMTL table, where the demo wrote one (both are the demo's own
+    outputs, rewritten on every run)."""
+    from mmadamtl.utils.safe_io import write_json
+    path = osp.join(work_dir, 'results.json')
+    if not osp.isfile(path):
+        return
+    with open(path, encoding='utf-8') as f:
+        demo = json.load(f)
+    demo['pareto'] = {k: res[k] for k in ('seeds', 'note', 'figure',
+                                          'rows')}
+    write_json(path, demo, overwrite=True)
+
+
 def report(args) -> dict:
     """Train, evaluate, time, aggregate; save the table and the figure;
     returns the results."""
@@ -388,6 +407,7 @@ def report(args) -> dict:
                overwrite=True)
     write_json(osp.join(work_dir, 'pareto_results.json'), res,
                overwrite=True)
+    add_to_demo_results(work_dir, res)
     plot(rows, figure, seeds, overwrite=own or args.overwrite)
     print(f'\n{text}')
     print(f"saved {osp.join(args.work_dir, 'pareto_results')}.md and .json, "

@@ -193,8 +193,15 @@ def test_report_writes_table_json_and_figure(pareto, tmp_path, monkeypatch):
         i: (0.2 + 0.4 * (i >= 6) if i % 6 == 2 else None)
         for i in timing['latency_ms']})
     work = tmp_path / 'demo'
+    work.mkdir()
+    # The demo's results.json (its AdaMTL table) gains the rows.
+    (work / 'results.json').write_text(json.dumps(dict(results=[1, 2])))
     args = pareto.parse_args(['--work-dir', str(work), '--seeds', '2'])
     res = pareto.report(args)
+    demo = json.loads((work / 'results.json').read_text())
+    assert demo['results'] == [1, 2]
+    assert demo['pareto']['rows'] == res['rows']
+    assert demo['pareto']['seeds'] == [0, 1]
     with open(work / 'pareto_results.json', encoding='utf-8') as f:
         saved = json.load(f)
     assert saved['rows'] == res['rows'] and saved['seeds'] == [0, 1]
