@@ -1,6 +1,7 @@
 # Controllable widths on NYUD-v2 (4 tasks), 480x640: the static Swin-T
 # multi-task model (configs/static_swin_nyud.py, same schedule and
-# ImageNet start) made slimmable: per stage 1/3, 2/3 or all heads and MLP
+# ImageNet start, its heads and MLP neurons re-ordered by importance)
+# made slimmable: per stage 1/3, 2/3 or all heads and MLP
 # ratio 1-4 (12 stage-uniform encoders, 20,736 per-stage ones), AdaMTL
 # decoders at 0.25-1.0 of their 64 channels; sandwich rule with CI-KD.
 # The last 80 training images are held out for the lookup table
@@ -13,7 +14,12 @@ model = dict(
     backbone=dict(
         type='SlimmableSwinTransformer',
         head_choices=(1 / 3, 2 / 3, 1.0),
-        mlp_ratio_choices=(1, 2, 3, 4)),
+        mlp_ratio_choices=(1, 2, 3, 4),
+        # After the ImageNet weights load: heads and MLP neurons in order
+        # of importance, so the narrow prefixes keep the important ones
+        # (the widest computes the same; a trained checkpoint replaces
+        # the weights as usual).
+        reorder_importance=True),
     decode_head=dict(
         decoder=dict(type='SlimmableAdaMTLDecoder',
                      widths=(0.25, 0.5, 0.75, 1.0))),

@@ -182,6 +182,29 @@ def test_synthetic_recipe_ablation_configs():
         assert cfg.param_scheduler == main.param_scheduler
 
 
+def test_controllable_recipe_ablation_configs():
+    """Issue 30's controllable options, each one change from the synthetic
+    super-network's config; they build."""
+    def load(name):
+        return Config.fromfile(osp.join(ROOT, 'configs', f'{name}.py'))
+
+    main = load('controllable_swin_synthetic')
+    for name, change in (
+            ('predict_distill', dict(predict_distill=dict(
+                type='PredictionDistillLoss', loss_weight=1.0,
+                temperature=1.0))),
+            ('uniform_decoders', dict(decoder_sampling='uniform'))):
+        cfg = load(f'ablations/controllable_swin_synthetic_{name}')
+        assert cfg.model.train_cfg.sandwich == dict(
+            main.model.train_cfg.sandwich, **change)
+        for key in ('train_cfg', 'param_scheduler', 'train_dataloader',
+                    'test_evaluator'):
+            assert cfg[key] == main[key]
+        model = MODELS.build(cfg.model)
+        sandwich = model.sandwich
+        assert {k: sandwich[k] for k in change} == change
+
+
 @pytest.mark.parametrize('size', ['t', 's', 'b'])
 def test_paper_configs(size):
     """The paper's settings: 224x224, taps after patch merging, the count
@@ -243,6 +266,11 @@ def test_controllable_configs_hold_out_the_lookup_images(name):
     assert cfg.train_cfg.max_iters == static.train_cfg.max_iters
     assert cfg.model.type == 'ControllableEncoderDecoder'
     assert cfg.model_wrapper_cfg.type == 'SandwichDDP'
+    # The ImageNet-started encoders are re-ordered by importance before
+    # slimming; the synthetic one trains from scratch (nothing to order).
+    pretrained = cfg.model.backbone.get('init_cfg') is not None
+    assert pretrained == (name != 'controllable_swin_synthetic')
+    assert cfg.model.backbone.get('reorder_importance', False) == pretrained
 
 
 SINGLE_TASK = sorted(
