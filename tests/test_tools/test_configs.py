@@ -180,6 +180,20 @@ def test_synthetic_recipe_ablation_configs():
     for cfg in (batch, official, shared, distill):
         assert cfg.train_cfg == main.train_cfg
         assert cfg.param_scheduler == main.param_scheduler
+    # The long joint stage: the same 1400 iterations as the fair static
+    # model, re-split 400 / 100 / 900, the stages handing off.
+    s1 = load('ablations/static_swin_synthetic_400it')
+    s2 = load('ablations/adamtl_swin_synthetic_long_joint_policy')
+    s3 = load('ablations/adamtl_swin_synthetic_long_joint')
+    assert sum(c.train_cfg.max_iters for c in (s1, s2, s3)) == \
+        load('static_swin_synthetic_1400it').train_cfg.max_iters
+    assert s3.train_cfg.max_iters == 900
+    assert s2.load_from == ('work_dirs/static_swin_synthetic_400it/'
+                            f'iter_{s1.train_cfg.max_iters}.pth')
+    assert s3.load_from == ('work_dirs/adamtl_swin_synthetic_long_joint_'
+                            f'policy/iter_{s2.train_cfg.max_iters}.pth')
+    assert s3.model == main.model and s3.custom_hooks == main.custom_hooks
+    assert s3.param_scheduler == main.param_scheduler
 
 
 def test_controllable_recipe_ablation_configs():
