@@ -15,7 +15,7 @@ from mmadamtl.models.policies import (CALIBRATION_GRID, calibrate_budget,
 from mmadamtl.models.utils import swin_cost
 
 from tests.test_models.test_backbones.test_adaptive_swin import (
-    TASK_NAMES, _shuffle_policy, _swin)
+    SWIN, TASK_NAMES, _shuffle_policy, _swin)
 
 
 @pytest.mark.parametrize('policy', [
@@ -383,6 +383,37 @@ def test_count_loss_trains_from_a_real_pass():
     assert any(p.grad is not None and p.grad.abs().sum() > 0
                for p in ada.policy.parameters())
     assert adamtl_runners.any_selected(torch.tensor([[0., 1.]])).item() == 1
+
+
+def test_count_loss_of_a_real_pass_is_adamtls_formula():
+    """The count mode's token term on a real pass's statistics: each
+    block weighted by its width times its token count as AdaMTL's
+    ``get_tokens_select_stats`` does, with the widths and token counts
+    worked out here from the configuration and the input size."""
+    ada = _swin(policy=dict()).train()
+    _shuffle_policy(ada)
+    x = torch.randn(3, 3, 64, 64)
+    _, stats_ = ada.encode(x, Control(budget=0.5, budget_mode='input'))
+    # Stage s: embed_dims * 2**s channels on (64 / 4 / 2**s)**2 tokens.
+    widths = [32 * 2**s for s, d in enumerate(SWIN['depths'])
+              for _ in range(d)]
+    tokens = [(64 // 4 // 2**s)**2 for s, d in enumerate(SWIN['depths'])
+              for _ in range(d)]
+    assert stats_.widths.tolist() == widths
+    assert stats_.block_tokens.tolist() == tokens
+    shares = stats_.token_shares.detach().double().numpy()
+    keeps = stats_.keeps.detach().double().numpy()
+    w = np.array(widths, float) * np.array(tokens, float)
+    n_t = (shares * w).sum(1) / w.sum()
+    n_b = keeps.mean(1)
+    loss = MODELS.build(dict(type='BudgetLoss', mode='count',
+                             block_target=0.7, token_target=0.4,
+                             token_weight=0.5))(stats_, torch.full((3,), .5))
+    assert float(loss) == pytest.approx(
+        np.mean((n_b - 0.7)**2) + 0.5 * np.mean((n_t - 0.4)**2), rel=1e-5)
+    # Images differ (the shuffled selectors), so the check is not on a
+    # constant share.
+    assert np.ptp(shares.sum(1)) > 0
 
 
 def test_random_policy_control_executes_the_share():
