@@ -211,17 +211,18 @@ def options(opts: dict) -> list:
 
 
 def evaluate(config, checkpoint, work_dir, out, data_opt, opts,
-             reuse=False):
-    """``tools/test.py``'s metrics of ``checkpoint``, written anew to
-    ``out``; with ``reuse``, read from ``out`` instead where it is newer
-    than ``checkpoint`` (an evaluation of this training)."""
+             reuse=False, args=()):
+    """``tools/test.py``'s metrics of ``checkpoint`` (``args``: its
+    further arguments), written anew to ``out``; with ``reuse``, read from
+    ``out`` instead where it is newer than ``checkpoint`` (an evaluation
+    of this training)."""
     if reuse and osp.isfile(out) and \
             osp.getmtime(out) >= osp.getmtime(checkpoint):
         with open(out, encoding='utf-8') as f:
             return json.load(f)
     run([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir',
-         work_dir, '--metrics-out', out, '--overwrite', '--cfg-options',
-         *data_opt, *options(opts)])
+         work_dir, '--metrics-out', out, '--overwrite', *args,
+         '--cfg-options', *data_opt, *options(opts)])
     with open(out, encoding='utf-8') as f:
         return json.load(f)
 

@@ -6,6 +6,7 @@ the static models a user would otherwise train, on the synthetic data.
                            [--budgets 0.25 0.5 0.75]
                            [--controllable-budgets 0.5 0.75 1.0]
                            [--mtlora-rank 8] [--skip-controllable]
+                           [--recalibrate-bn N]
                            [--family 1-1-2-1 1-1-1-1 embed32]
 
 1. train (or reuse) for each seed 0..N-1: the static family, each member
@@ -19,7 +20,9 @@ the static models a user would otherwise train, on the synthetic data.
 2. evaluate with tools/test.py (one metric, the edge benchmark, for
    every row): the static family, AdaMTL at each of --budgets
    (``budget_mode='target'``), the controllable model's searched
-   sub-network at each of --controllable-budgets (uniform preference)
+   sub-network at each of --controllable-budgets (uniform preference;
+   with --recalibrate-bn N, each also with its BatchNorm statistics
+   re-estimated on N training images: tools/test.py --recalibrate-bn)
    and MTLoRA at --mtlora-rank (seed 0 only: the MTLoRA part of the demo,
    when it ran);
 3. time every model on the validation images (batch 1, CPU, alternately
@@ -74,6 +77,9 @@ FAMILY = [
      'static_embed32', 'embed32'),
 ]
 SMALLER = [m[4] for m in FAMILY[1:]]
+# The controllable rows with their sub-network's BatchNorm statistics
+# re-estimated (--recalibrate-bn).
+RECALIBRATED = 'controllable, BN recalibrated'
 
 
 def parse_args(argv=None):
@@ -100,6 +106,12 @@ def parse_args(argv=None):
                         help='the MTLoRA row: the demo\'s run of this rank')
     parser.add_argument('--skip-controllable', action='store_true',
                         help='leave out the controllable rows')
+    parser.add_argument('--recalibrate-bn', type=int, default=0,
+                        metavar='N',
+                        help='each controllable row also with its '
+                        'sub-network\'s BatchNorm statistics re-estimated on '
+                        'N training images (tools/test.py --recalibrate-bn; '
+                        'timed as the same sub-network); default 0: off')
     parser.add_argument('--family', nargs='+', choices=SMALLER,
                         default=SMALLER,
                         help='the smaller static models trained beside the '
@@ -108,6 +120,11 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f'--seeds must be at least 1, got {args.seeds}')
+    if args.recalibrate_bn < 0 or (args.recalibrate_bn and
+                                   args.skip_controllable):
+        parser.error(f'--recalibrate-bn N (N >= 0, got '
+                     f'{args.recalibrate_bn}) adds controllable rows, '
+                     f'which --skip-controllable leaves out')
     for name in ('budgets', 'controllable_budgets'):
         bad = [b for b in getattr(args, name) if not 0 < b <= 1]
         if bad:
@@ -125,12 +142,16 @@ def parse_args(argv=None):
 
 def specs(work_dir, data_root, seed, retrain, scale, budgets,
           controllable_budgets, mtlora_rank, skip_controllable=False,
-          family=None):
+          family=None, recalibrate_bn=0):
     """Train (or reuse) seed ``seed``'s models; returns one spec per row:
     ``method``, ``family``, ``budget``, ``seed``, ``config``, ``ckpt``,
-    ``opts`` (the evaluation's config options) and ``metrics_path`` (its
-    tools/test.py metrics). ``family``: the --family names of the smaller
-    static models to train beside the fair one (None: all)."""
+    ``opts`` (the evaluation's config options), ``args`` (further
+    tools/test.py arguments), ``metrics_path`` (its tools/test.py
+    metrics) and, for a row timed as another one, ``timed_as`` (that
+    spec). ``family``: the --family names of the smaller static models to
+    train beside the fair one (None: all); ``recalibrate_bn``: N > 0 adds
+    each controllable row with its BatchNorm statistics re-estimated on N
+    training images."""
     data_opt = data_options(data_root)
 
     def metrics_path(tag):
@@ -166,13 +187,21 @@ def specs(work_dir, data_root, seed, retrain, scale, budgets,
         for b in controllable_budgets:
             # The edge benchmark, as every other row (the controllable
             # config's own evaluator approximates edges).
-            out.append(dict(
+            plain = dict(
                 method='controllable', family='controllable', budget=b,
                 config=CONTROLLABLE, ckpt=ckpt,
                 opts={'model.test_cfg.lookup_table': table,
                       'model.test_cfg.budget': b,
                       'test_evaluator.edge_protocol': 'bsds'},
-                metrics_path=metrics_path(f'controllable_bsds_b{b:g}')))
+                metrics_path=metrics_path(f'controllable_bsds_b{b:g}'))
+            out.append(plain)
+            if recalibrate_bn:
+                # The same sub-network, so the same time: timed once.
+                out.append(dict(
+                    plain, method=RECALIBRATED, family=RECALIBRATED,
+                    args=['--recalibrate-bn', str(recalibrate_bn)],
+                    timed_as=plain, metrics_path=metrics_path(
+                        f'controllable_bsds_bn{recalibrate_bn}_b{b:g}')))
     run_dir = osp.join(work_dir, f'mtlora_r{mtlora_rank}')
     opts = {'model.backbone.lora.r': mtlora_rank}
     ckpt = finished(MTLORA, run_dir, [f'{k}={v}' for k, v in opts.items()],
@@ -311,7 +340,9 @@ def plot(rows, path, seeds, overwrite=True) -> None:
     from mmadamtl.utils.safe_io import save_figure
 
     styles = dict(static=('k', 'o', '-'), AdaMTL=('C0', '^', '--'),
-                  controllable=('C1', 's', ':'), MTLoRA=('C2', 'D', ''))
+                  controllable=('C1', 's', ':'),
+                  **{RECALIBRATED: ('C3', 's', '-.')},
+                  MTLoRA=('C2', 'D', ''))
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, cost, label in zip(
             axes, ('encoder_gflops', 'latency_ms'),
@@ -383,20 +414,26 @@ def report(args) -> dict:
         todo += specs(work_dir, args.data_root, seed, args.retrain,
                       args.schedule_scale, args.budgets,
                       args.controllable_budgets, args.mtlora_rank,
-                      args.skip_controllable, args.family)
+                      args.skip_controllable, args.family,
+                      args.recalibrate_bn)
     train_s = time.time() - start
     data_opt = data_options(args.data_root)
     for e in todo:
         e['metrics'] = evaluate(
             e['config'], e['ckpt'], osp.join(work_dir, 'eval'),
-            e['metrics_path'], data_opt, e['opts'], reuse=not args.retrain)
-    models = {i: load_model(e['config'], e['ckpt'], e['opts'])
-              for i, e in enumerate(todo)}
+            e['metrics_path'], data_opt, e['opts'], reuse=not args.retrain,
+            args=e.get('args', ()))
+    # A row timed as another takes that one's measurements.
+    index = {id(e): i for i, e in enumerate(todo)}
+    timed = [index[id(e['timed_as'])] if 'timed_as' in e else i
+             for i, e in enumerate(todo)]
+    models = {i: load_model(todo[i]['config'], todo[i]['ckpt'],
+                            todo[i]['opts']) for i in sorted(set(timed))}
     timing = time_models(models, STATIC, osp.join(ROOT, args.data_root))
     objects_r = objects_corr(timing, osp.join(ROOT, args.data_root))
     per_seed, reference = seed_rows(
-        todo, [timing['latency_ms'][i] for i in range(len(todo))],
-        [objects_r[i] for i in range(len(todo))])
+        todo, [timing['latency_ms'][i] for i in timed],
+        [objects_r[i] for i in timed])
     rows = table_rows(per_seed)
     text = render(rows, seeds, args.schedule_scale, args.data_root)
     res = dict(schedule_scale=args.schedule_scale, seeds=seeds,

@@ -5,6 +5,9 @@ mmadamtl).
 the config (predictions would replace ground truth) and existing
 prediction files; ``--metrics-out`` refuses an input of the command and
 an existing file. ``--overwrite`` lets both replace existing files.
+``--recalibrate-bn N`` tests a controllable model's sub-network with its
+BatchNorm statistics re-estimated on N training images
+(``BNRecalibrationHook``).
 """
 import argparse
 
@@ -34,8 +37,16 @@ def parse_args():
     parser.add_argument('--overwrite', action='store_true',
                         help='replace existing --out predictions and '
                         '--metrics-out file')
+    parser.add_argument('--recalibrate-bn', type=int, default=0,
+                        metavar='N',
+                        help='a controllable model: test its sub-network '
+                        'with the BatchNorm statistics re-estimated on N '
+                        'training images (BNRecalibrationHook; default 0: '
+                        'the trained statistics)')
     add_common_args(parser)
     args = parser.parse_args()
+    if args.recalibrate_bn < 0:
+        parser.error(f'--recalibrate-bn: N >= 0, got {args.recalibrate_bn}')
     set_local_rank(args)
     return args
 
@@ -54,6 +65,9 @@ def main():
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
         cfg.test_evaluator['overwrite'] = args.overwrite
+    if args.recalibrate_bn:
+        cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [dict(
+            type='BNRecalibrationHook', num_images=args.recalibrate_bn)]
 
     runner = Runner.from_cfg(cfg)
     check_checkpoint_matches(runner.model, args.checkpoint)

@@ -3,6 +3,7 @@ the batch statistics of the BatchNorms' inputs at that sub-network, only
 they change, and the model passed in is left as it was."""
 import copy
 import os.path as osp
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -201,3 +202,62 @@ def test_the_models_own_control_counts_only_what_ran(model):
         assert int(stats[f'{name}.num_batches_tracked']) == n
         torch.testing.assert_close(stats[f'{name}.running_mean'], mean,
                                    rtol=1e-4, atol=1e-5)
+
+
+def _hook_runner(model, cfg, batches):
+    from mmengine.logging import MMLogger
+    return SimpleNamespace(model=model, cfg=cfg, test_dataloader=batches,
+                           logger=MMLogger.get_current_instance())
+
+
+def test_hook_tests_with_the_subnetworks_statistics_then_restores(
+        model, tiny_synthetic):
+    """``BNRecalibrationHook`` (``tools/test.py --recalibrate-bn``): for
+    the test the model holds what ``recalibrate_bn`` gives for the
+    sub-network of the first test batch, nothing else changed; after it,
+    the trained statistics again; a batch that runs another sub-network
+    is refused."""
+    from mmengine.dataset import pseudo_collate
+
+    from mmadamtl.apis import build_test_dataset
+    from mmadamtl.engine.hooks import BNRecalibrationHook
+    cfg = copy.deepcopy(model.cfg)
+    cfg.train_dataloader.dataset.data_root = tiny_synthetic
+    test_set = build_test_dataset(cfg, tiny_synthetic)
+    batch = pseudo_collate([test_set[0], test_set[1]])
+    net = copy.deepcopy(model)
+    trained = {k: v.clone() for k, v in net.state_dict().items()}
+    hook = BNRecalibrationHook(num_images=3, seed=4)
+    runner = _hook_runner(net, cfg, [batch])
+    with net.runtime(subnet=SUBNET):
+        control = net.control((64, 64))
+        hook.before_test(runner)
+        expect = recalibrate_bn(model, train_batches(cfg, 3, seed=4),
+                                control)
+        state = net.state_dict()
+        changed = {k for k in state if not torch.equal(state[k], trained[k])}
+        assert changed and changed <= set(expect)
+        for k, v in expect.items():
+            torch.testing.assert_close(state[k], v, rtol=1e-5, atol=1e-6)
+        hook.before_test_iter(runner, 0, batch)
+    # Outside the settings another sub-network runs (the widest).
+    with pytest.raises(ValueError, match='test batch 3 .*another '
+                       'sub-network'):
+        hook.before_test_iter(runner, 3, batch)
+    hook.after_test(runner)
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, trained[k]), k
+
+
+def test_hook_refuses_other_models_and_bad_counts(tiny_synthetic):
+    from mmadamtl.engine.hooks import BNRecalibrationHook
+    static = init_model(TINY_STATIC)
+    hook = BNRecalibrationHook(num_images=2)
+    with pytest.raises(TypeError, match='controllable model.*'
+                       'MultiTaskEncoderDecoder'):
+        hook.before_test(_hook_runner(static, static.cfg, []))
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match='num_images'):
+            BNRecalibrationHook(num_images=bad)
+    with pytest.raises(ValueError, match='batch_size'):
+        BNRecalibrationHook(batch_size=0)

@@ -116,6 +116,13 @@ def test_evaluation_reused_when_newer_than_its_checkpoint(pareto, tmp_path):
     os.utime(ckpt, (os.stat(out).st_mtime + 10,) * 2)
     common.evaluate('c.py', ckpt, str(tmp_path), out, [], {}, reuse=True)
     assert pareto.calls[-1][1] == 'tools/test.py'
+    # Further tools/test.py arguments go before the config options.
+    common.evaluate('c.py', ckpt, str(tmp_path), out, ['a=1'], {'b': 2},
+                    args=['--recalibrate-bn', '8'])
+    cmd = pareto.calls[-1]
+    assert cmd[cmd.index('--recalibrate-bn') + 1] == '8'
+    assert cmd[cmd.index('--cfg-options'):] == ['--cfg-options', 'a=1',
+                                                'b=2']
 
 
 def _metrics(value):
@@ -167,30 +174,40 @@ def test_report_writes_table_json_and_figure(pareto, tmp_path, monkeypatch):
     fair = pareto.FAMILY[0][0]
 
     def specs(work_dir, data_root, seed, *args, **kwargs):
-        return [dict(method=m, family=f, budget=b, seed=seed, config='c.py',
-                     ckpt=str(tmp_path / 'c.pth'), opts={},
-                     metrics_path=_metrics(v))
-                for m, f, b, v in ((fair, 'static', None, 50.0 + seed),
-                                   ('static 1-1-1-1', 'static', None, 48.0),
-                                   ('AdaMTL', 'AdaMTL', 0.5, 47.0 - seed),
-                                   ('controllable', 'controllable', 0.5,
-                                    46.0),
-                                   # The same sub-network at another
-                                   # budget: equal costs and Δm.
-                                   ('controllable', 'controllable', 0.75,
-                                    46.0),
-                                   ('MTLoRA r=8', 'MTLoRA', None, 49.0))]
+        out = [dict(method=m, family=f, budget=b, seed=seed, config='c.py',
+                    ckpt=str(tmp_path / 'c.pth'), opts={},
+                    metrics_path=_metrics(v))
+               for m, f, b, v in ((fair, 'static', None, 50.0 + seed),
+                                  ('static 1-1-1-1', 'static', None, 48.0),
+                                  ('AdaMTL', 'AdaMTL', 0.5, 47.0 - seed),
+                                  ('controllable', 'controllable', 0.5,
+                                   46.0),
+                                  # The same sub-network at another
+                                  # budget: equal costs and Δm.
+                                  ('controllable', 'controllable', 0.75,
+                                   46.0),
+                                  ('MTLoRA r=8', 'MTLoRA', None, 49.0))]
+        # The controllable 0.5 row with BN recalibration: timed as it.
+        out.append(dict(out[3], method=pareto.RECALIBRATED,
+                        family=pareto.RECALIBRATED, timed_as=out[3],
+                        metrics_path=_metrics(46.5)))
+        return out
 
     monkeypatch.setattr(pareto, 'specs', specs)
     monkeypatch.setattr(pareto, 'ensure_synthetic_data', lambda root: None)
     monkeypatch.setattr(pareto, 'evaluate',
-                        lambda config, ckpt, w, out, d, o, reuse: out)
+                        lambda config, ckpt, w, out, d, o, reuse, args: out)
     monkeypatch.setattr(pareto, 'load_model', lambda *a: None)
-    monkeypatch.setattr(pareto, 'time_models', lambda models, *a: dict(
-        latency_ms={i: 10.0 + i for i in models}))
+    timed = []
+
+    def time_models(models, *a):
+        timed.append(sorted(models))
+        return dict(latency_ms={i: 10.0 + i for i in models})
+
+    monkeypatch.setattr(pareto, 'time_models', time_models)
     # Per model: AdaMTL's images follow the objects, by seed 0.2 / 0.6.
     monkeypatch.setattr(pareto, 'objects_corr', lambda timing, root: {
-        i: (0.2 + 0.4 * (i >= 6) if i % 6 == 2 else None)
+        i: (0.2 + 0.4 * (i >= 7) if i % 7 == 2 else None)
         for i in timing['latency_ms']})
     work = tmp_path / 'demo'
     work.mkdir()
@@ -205,7 +222,17 @@ def test_report_writes_table_json_and_figure(pareto, tmp_path, monkeypatch):
     with open(work / 'pareto_results.json', encoding='utf-8') as f:
         saved = json.load(f)
     assert saved['rows'] == res['rows'] and saved['seeds'] == [0, 1]
-    assert len(saved['rows']) == 6 and len(saved['per_seed']) == 12
+    assert len(saved['rows']) == 7 and len(saved['per_seed']) == 14
+    # The recalibrated rows are not timed again: the plain row's times.
+    assert timed[0] == [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12]
+    per = {(r['method'], r['budget'], r['seed']): r
+           for r in saved['per_seed']}
+    for seed in (0, 1):
+        recal = per[(pareto.RECALIBRATED, 0.5, seed)]
+        assert recal['latency_ms'] == per[('controllable', 0.5, seed)][
+            'latency_ms'] == 10.0 + 3 + 7 * seed
+        assert recal['delta_m'] != per[('controllable', 0.5, seed)][
+            'delta_m']
     for row in saved['rows']:
         assert {'method', 'budget', 'encoder_gflops', 'gflops', 'delta_m',
                 'latency_ms', 'delta_m_std', 'seeds'} <= set(row)
@@ -243,6 +270,9 @@ def test_report_writes_table_json_and_figure(pareto, tmp_path, monkeypatch):
     (['--controllable-budgets', '0'], 'budgets are shares'),
     (['--quick', '--schedule-scale', '0.5'], '--quick is --schedule-scale'),
     (['--family', '2-2-2-2'], "invalid choice: '2-2-2-2'"),
+    (['--recalibrate-bn', '-1'], '--recalibrate-bn N (N >= 0, got -1)'),
+    (['--recalibrate-bn', '8', '--skip-controllable'],
+     'which --skip-controllable leaves out'),
 ])
 def test_bad_arguments(pareto, capsys, argv, message):
     with pytest.raises(SystemExit):
@@ -279,6 +309,19 @@ def test_controllable_rows_reuse_or_measure_their_table(pareto, tmp_path):
                                'test_evaluator.edge_protocol': 'bsds'}
     assert rows[1]['metrics_path'] == osp.join(
         work, 'controllable_bsds_b1_metrics.json')
+    # With BN recalibration each row twice: the second re-estimates the
+    # statistics in tools/test.py and is timed as the first.
+    both = [s for s in pareto.specs(work, 'data/x', 0, False, 1.0, [],
+                                    [0.5, 1.0], 8, recalibrate_bn=64)
+            if s['family'] != 'static' and s['method'] != 'AdaMTL']
+    assert [(s['method'], s['budget']) for s in both] == [
+        ('controllable', 0.5), (pareto.RECALIBRATED, 0.5),
+        ('controllable', 1.0), (pareto.RECALIBRATED, 1.0)]
+    assert both[1]['args'] == ['--recalibrate-bn', '64']
+    assert both[1]['timed_as'] is both[0] and 'args' not in both[0]
+    assert both[1]['opts'] == both[0]['opts']
+    assert both[3]['metrics_path'] == osp.join(
+        work, 'controllable_bsds_bn64_b1_metrics.json')
     # A table newer than the checkpoint (the demo's) is reused.
     with open(table, 'w') as f:
         f.write('{}')

@@ -434,7 +434,8 @@ def test_controllable_train_resume_search_and_test(tiny_synthetic, tmp_path):
     path); the lookup table and the search run through
     tools/controllable.py; tools/test.py and mmseg's own test tool run a
     (budget, preference) request, whose executed GFLOPs stay within the
-    budget and are the searched configuration's."""
+    budget and are the searched configuration's; ``--recalibrate-bn``
+    tests the same sub-network with re-estimated BatchNorm statistics."""
     opts = _data_opts(tiny_synthetic)
     straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
     _run(['tools/train.py', TINY_CONTROLLABLE, '--work-dir', straight,
@@ -484,6 +485,16 @@ def test_controllable_train_resume_search_and_test(tiny_synthetic, tmp_path):
     assert 'semseg/mIoU' in metrics and 'depth/rmse' in metrics
     assert 'edge/odsF' not in metrics
     assert metrics['gflops'] == pytest.approx(found['gflops'], rel=1e-9)
+    # The same sub-network with its BatchNorm statistics re-estimated on
+    # 3 training images: the same cost, other values.
+    recal = str(tmp_path / 'metrics_recal.json')
+    proc = _run(['tools/test.py', TINY_CONTROLLABLE, ckpt, '--work-dir',
+                 straight, '--metrics-out', recal, '--recalibrate-bn', '3',
+                 '--cfg-options', *opts, *request])
+    assert 'BatchNorm statistics of' in proc.stdout + proc.stderr
+    recalibrated = json.load(open(recal))
+    assert recalibrated['gflops'] == metrics['gflops']
+    assert recalibrated['depth/rmse'] != metrics['depth/rmse']
     # mmseg's own test tool runs the same request.
     proc = _run([osp.join(MMSEG_TOOLS, 'test.py'), TINY_CONTROLLABLE, ckpt,
                  '--work-dir', str(tmp_path / 'mmseg'), '--cfg-options',
