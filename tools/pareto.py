@@ -120,11 +120,12 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f'--seeds must be at least 1, got {args.seeds}')
-    if args.recalibrate_bn < 0 or (args.recalibrate_bn and
-                                   args.skip_controllable):
-        parser.error(f'--recalibrate-bn N (N >= 0, got '
-                     f'{args.recalibrate_bn}) adds controllable rows, '
-                     f'which --skip-controllable leaves out')
+    if args.recalibrate_bn < 0:
+        parser.error(f'--recalibrate-bn N: N >= 0, got '
+                     f'{args.recalibrate_bn}')
+    if args.recalibrate_bn and args.skip_controllable:
+        parser.error('--recalibrate-bn adds controllable rows, which '
+                     '--skip-controllable leaves out')
     for name in ('budgets', 'controllable_budgets'):
         bad = [b for b in getattr(args, name) if not 0 < b <= 1]
         if bad:
@@ -323,6 +324,13 @@ def render(rows, seeds, scale=1.0, data_root='data/synthetic') -> str:
         'number of objects, mean over the seeds (- where every image '
         'costs the same). Pareto: no other row has at least its Δm at no '
         'more cost.')
+    if any(r['family'] == RECALIBRATED for r in rows):
+        notes += (f' {RECALIBRATED}: the controllable row of the same '
+                  'budget with its sub-network\'s BatchNorm statistics '
+                  're-estimated on training images (tools/test.py '
+                  '--recalibrate-bn), the same sub-network and so timed as '
+                  'that row, not again; the fronts count both, so of each '
+                  'pair the one with the lower Δm is off them.')
     title = ('Accuracy against cost on the synthetic dataset: the static '
              'family, AdaMTL, controllable widths and MTLoRA')
     return (f'# {title}\n\n{quick_banner(scale, data_root)}'

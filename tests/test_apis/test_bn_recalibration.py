@@ -244,9 +244,18 @@ def test_hook_tests_with_the_subnetworks_statistics_then_restores(
     with pytest.raises(ValueError, match='test batch 3 .*another '
                        'sub-network'):
         hook.before_test_iter(runner, 3, batch)
+    # The refusal put the trained statistics back; so does the test's end.
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, trained[k]), k
+    with net.runtime(subnet=SUBNET):
+        hook.before_test(runner)
+    assert any(not torch.equal(v, trained[k])
+               for k, v in net.state_dict().items())
     hook.after_test(runner)
     for k, v in net.state_dict().items():
         assert torch.equal(v, trained[k]), k
+    with pytest.raises(ValueError, match='test set is empty'):
+        hook.before_test(_hook_runner(net, cfg, []))
 
 
 def test_hook_refuses_other_models_and_bad_counts(tiny_synthetic):

@@ -233,6 +233,8 @@ def test_report_writes_table_json_and_figure(pareto, tmp_path, monkeypatch):
             'latency_ms'] == 10.0 + 3 + 7 * seed
         assert recal['delta_m'] != per[('controllable', 0.5, seed)][
             'delta_m']
+    assert 'timed as that row, not again' in \
+        (work / 'pareto_results.md').read_text()
     for row in saved['rows']:
         assert {'method', 'budget', 'encoder_gflops', 'gflops', 'delta_m',
                 'latency_ms', 'delta_m_std', 'seeds'} <= set(row)
@@ -270,7 +272,7 @@ def test_report_writes_table_json_and_figure(pareto, tmp_path, monkeypatch):
     (['--controllable-budgets', '0'], 'budgets are shares'),
     (['--quick', '--schedule-scale', '0.5'], '--quick is --schedule-scale'),
     (['--family', '2-2-2-2'], "invalid choice: '2-2-2-2'"),
-    (['--recalibrate-bn', '-1'], '--recalibrate-bn N (N >= 0, got -1)'),
+    (['--recalibrate-bn', '-1'], '--recalibrate-bn N: N >= 0, got -1'),
     (['--recalibrate-bn', '8', '--skip-controllable'],
      'which --skip-controllable leaves out'),
 ])

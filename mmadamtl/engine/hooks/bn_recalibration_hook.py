@@ -23,7 +23,9 @@ class BNRecalibrationHook(Hook):
     the first test batch's input size; a later batch that would run
     another one (another input size under a budget) stops the test with
     an error rather than be measured with another sub-network's
-    statistics.
+    statistics (the trained statistics put back first; after another
+    error in the test loop the model keeps the re-estimated ones, which
+    ``tools/test.py`` does not use further).
 
     Args:
         num_images: Training images to re-estimate on (>= 1).
@@ -70,7 +72,9 @@ class BNRecalibrationHook(Hook):
         from mmadamtl.apis.bn_recalibration import (recalibrate_bn,
                                                     train_batches)
         model = self._model(runner)
-        first = next(iter(runner.test_dataloader))
+        first = next(iter(runner.test_dataloader), None)
+        if first is None:
+            raise ValueError('BNRecalibrationHook: the test set is empty')
         self._control, size = self._control_of(model, first)
         batches = train_batches(runner.cfg, self.num_images,
                                 self.batch_size, self.seed)
@@ -90,6 +94,7 @@ class BNRecalibrationHook(Hook):
             return
         control, size = self._control_of(self._model(runner), data_batch)
         if control != self._control:
+            self.after_test(runner)
             raise ValueError(
                 f'BNRecalibrationHook: test batch {batch_idx} (input size '
                 f'{size[0]}x{size[1]}) runs another sub-network than the '
