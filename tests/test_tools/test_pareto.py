@@ -353,11 +353,14 @@ def test_objects_corr_against_numpy(tmp_path):
     follows = [1.0 + 0.1 * objects[i] for i in ids]
     noisy = [0.3, 0.1, 0.4, 0.2]
     timing = dict(ids=ids, encoder_gflops=dict(
-        follows=follows, noisy=noisy, static=[0.5] * 4))
+        follows=follows, noisy=noisy, static=[0.5] * 4,
+        # A static model's sums differ in the last bits (seen: a
+        # correlation of -1e-17 reported for the 2-2-2-2 model).
+        rounding=[0.251885568, 0.25188556799999995] * 2))
     r = common.objects_corr(timing, str(tmp_path))
     assert r['follows'] == pytest.approx(1.0)
     x = np.array([objects[i] for i in ids], float) - 2.25
     y = np.array(noisy) - 0.25
     assert r['noisy'] == pytest.approx(
         (x @ y) / np.sqrt((x @ x) * (y @ y)))
-    assert r['static'] is None
+    assert r['static'] is None and r['rounding'] is None
