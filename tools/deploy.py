@@ -53,7 +53,8 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from mmadamtl.apis.deploy import deploy  # noqa: E402
-from mmadamtl.utils.cli import positive_int, run_tool  # noqa: E402
+from mmadamtl.utils.cli import (non_negative_int, positive_int,  # noqa: E402
+                                run_tool)
 
 
 def _subnet(text: str) -> dict:
@@ -96,7 +97,8 @@ def parse_args(argv=None):
                         help='controllable: an explicit sub-network (JSON)')
     parser.add_argument('--tasks', nargs='+', help='tasks to export '
                         '(default: all the model runs)')
-    parser.add_argument('--verify', type=int, default=0, metavar='N',
+    parser.add_argument('--verify', type=non_negative_int, default=0,
+                        metavar='N',
                         help='compare ONNX Runtime with PyTorch on N '
                         'random inputs and time both')
     parser.add_argument('--repeats', type=positive_int, default=10,
@@ -106,7 +108,8 @@ def parse_args(argv=None):
                         help='cpu or cuda (PyTorch and ONNX Runtime)')
     parser.add_argument('--exporter', default='dynamo',
                         choices=['dynamo', 'torchscript'])
-    parser.add_argument('--recalibrate-bn', type=int, default=0, metavar='N',
+    parser.add_argument('--recalibrate-bn', type=non_negative_int, default=0,
+                        metavar='N',
                         help='controllable: re-estimate the narrow model\'s '
                         'BatchNorm statistics on N training images (0: off)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -116,11 +119,6 @@ def parse_args(argv=None):
     parser.add_argument('--json', action='store_true',
                         help='print deploy.json\'s content as JSON')
     args = parser.parse_args(argv)
-    if args.verify < 0:
-        parser.error(f'--verify must be >= 0, got {args.verify}')
-    if args.recalibrate_bn < 0:
-        parser.error(f'--recalibrate-bn must be >= 0, got '
-                     f'{args.recalibrate_bn}')
     return args
 
 

@@ -61,6 +61,8 @@ from demo_common import (ADAPTIVE, CONTROLLABLE, MTLORA, ONE_SEED_NOTE,
                          quick_banner, run, seed_dir, seed_options,
                          time_models, train, train_adamtl)
 
+from mmadamtl.utils.cli import non_negative_int, positive_int
+
 # The static family: (method, config, work dir and metrics tag of seed 0,
 # its --family name); the first is the fair baseline Δm is measured
 # against, always trained. The first and third are the demo's own
@@ -88,7 +90,7 @@ def parse_args(argv=None):
     parser.add_argument('--quick', action='store_true',
                         help=f'the quick run\'s trainings (`make demo`): '
                         f'--schedule-scale {QUICK_SCALE:g}')
-    parser.add_argument('--seeds', type=int, default=1,
+    parser.add_argument('--seeds', type=positive_int, default=1,
                         help='training seeds 0..N-1 (seed 0: the demo\'s '
                         'trainings); default 1')
     parser.add_argument('--figure', help='default: pareto.png in the work '
@@ -106,7 +108,7 @@ def parse_args(argv=None):
                         help='the MTLoRA row: the demo\'s run of this rank')
     parser.add_argument('--skip-controllable', action='store_true',
                         help='leave out the controllable rows')
-    parser.add_argument('--recalibrate-bn', type=int, default=0,
+    parser.add_argument('--recalibrate-bn', type=non_negative_int, default=0,
                         metavar='N',
                         help='each controllable row also with its '
                         'sub-network\'s BatchNorm statistics re-estimated on '
@@ -118,11 +120,6 @@ def parse_args(argv=None):
                         'fair 2-2-2-2 one (always trained: Δm\'s '
                         'reference); default all')
     args = parser.parse_args(argv)
-    if args.seeds < 1:
-        parser.error(f'--seeds must be at least 1, got {args.seeds}')
-    if args.recalibrate_bn < 0:
-        parser.error(f'--recalibrate-bn N: N >= 0, got '
-                     f'{args.recalibrate_bn}')
     if args.recalibrate_bn and args.skip_controllable:
         parser.error('--recalibrate-bn adds controllable rows, which '
                      '--skip-controllable leaves out')

@@ -18,6 +18,7 @@ import mmadamtl  # noqa: F401  (registers the components)
 from mmadamtl.models.backbones import check_checkpoint_matches
 from mmadamtl.utils import (add_common_args, load_config, set_local_rank,
                             shutdown_distributed)
+from mmadamtl.utils.cli import non_negative_int
 from mmadamtl.utils.safe_io import (check_output, check_outside_data,
                                     write_json)
 
@@ -37,7 +38,7 @@ def parse_args():
     parser.add_argument('--overwrite', action='store_true',
                         help='replace existing --out predictions and '
                         '--metrics-out file')
-    parser.add_argument('--recalibrate-bn', type=int, default=0,
+    parser.add_argument('--recalibrate-bn', type=non_negative_int, default=0,
                         metavar='N',
                         help='a controllable model: test its sub-network '
                         'with the BatchNorm statistics re-estimated on N '
@@ -45,8 +46,6 @@ def parse_args():
                         'the trained statistics)')
     add_common_args(parser)
     args = parser.parse_args()
-    if args.recalibrate_bn < 0:
-        parser.error(f'--recalibrate-bn: N >= 0, got {args.recalibrate_bn}')
     set_local_rank(args)
     return args
 

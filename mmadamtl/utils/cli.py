@@ -12,17 +12,29 @@ from rich.console import Console
 from rich.progress import track
 
 
-def positive_int(text: str) -> int:
-    """argparse ``type`` of counts that must be >= 1 (a batch size, a
-    number of images): the error names the value."""
+def _int_at_least(text: str, low: int) -> int:
+    """Parse ``text`` as an integer >= ``low`` for argparse: the error
+    names the value."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f'{text!r} is not an integer') from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
+    if value < low:
+        raise argparse.ArgumentTypeError(f'must be >= {low}, got {value}')
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type`` of counts that must be >= 1 (a batch size, a
+    number of images, of seeds)."""
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse ``type`` of counts where 0 means off (``--verify N``,
+    ``--recalibrate-bn N``)."""
+    return _int_at_least(text, 0)
 
 
 def progress(iterable: Iterable, desc: str, total: Optional[int] = None):

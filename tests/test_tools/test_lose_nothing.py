@@ -282,3 +282,24 @@ def test_table_tool_names_a_task_the_split_cannot_evaluate(tmp_path):
                        r"lookup_dataloader \(.*ImageSets/Context/train.txt, "
                        r"2 images\)\)"):
         build_table(model, dataset, batches)
+
+
+@pytest.mark.parametrize('tool,argv,message', [
+    ('deploy', ['c.py', 'ck.pth', '--out', 'o', '--verify', '-1'],
+     'argument --verify: must be >= 0, got -1'),
+    ('deploy', ['c.py', 'ck.pth', '--out', 'o', '--recalibrate-bn', '-2'],
+     'argument --recalibrate-bn: must be >= 0, got -2'),
+    ('deploy', ['c.py', 'ck.pth', '--out', 'o', '--recalibrate-bn', 'all'],
+     "argument --recalibrate-bn: 'all' is not an integer"),
+    ('test', ['c.py', 'ck.pth', '--recalibrate-bn', '-1'],
+     'argument --recalibrate-bn: must be >= 0, got -1'),
+])
+def test_negative_counts_are_named(tool, argv, message, capsys,
+                                   monkeypatch):
+    """Counts where 0 means off refuse a negative value, in every tool
+    that takes one, with the same message."""
+    module = _tool(tool)
+    monkeypatch.setattr(sys, 'argv', [f'{tool}.py'] + argv)
+    with pytest.raises(SystemExit):
+        module.parse_args(argv) if tool == 'deploy' else module.parse_args()
+    assert message in capsys.readouterr().err

@@ -267,12 +267,13 @@ def test_report_writes_table_json_and_figure(pareto, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize('argv,message', [
-    (['--seeds', '0'], '--seeds must be at least 1'),
+    (['--seeds', '0'], 'argument --seeds: must be >= 1, got 0'),
     (['--budgets', '0.5', '1.5'], 'budgets are shares'),
     (['--controllable-budgets', '0'], 'budgets are shares'),
     (['--quick', '--schedule-scale', '0.5'], '--quick is --schedule-scale'),
     (['--family', '2-2-2-2'], "invalid choice: '2-2-2-2'"),
-    (['--recalibrate-bn', '-1'], '--recalibrate-bn N: N >= 0, got -1'),
+    (['--recalibrate-bn', '-1'],
+     'argument --recalibrate-bn: must be >= 0, got -1'),
     (['--recalibrate-bn', '8', '--skip-controllable'],
      'which --skip-controllable leaves out'),
 ])
