@@ -177,20 +177,36 @@ def seed_options(seed: int = 0) -> list:
     return [] if seed == 0 else [f'randomness.seed={seed}']
 
 
-def train_adamtl(work_dir, data_opt, retrain, scale=1.0, seed=0) -> dict:
-    """AdaMTL's three stages, each from the last checkpoint of the one
-    before (reusing finished ones, see ``train``), seeded ``seed``; returns
-    each stage's last checkpoint (``static``, ``policy``, ``adamtl``)."""
+# AdaMTL's recipes: each stage's (config, work dir name, seed 0), stage 1
+# the static model. 'main' is the demo's (800 / 100 / 500 iterations);
+# 'long-joint' re-splits the same 1400 iterations 400 / 100 / 900 (issue
+# 30: is the joint stage's length the limit?).
+ADAMTL_RECIPES = {
+    'main': ((STATIC, 'static'), (POLICY, 'policy'), (ADAPTIVE, 'adamtl')),
+    'long-joint': (
+        ('configs/ablations/static_swin_synthetic_400it.py',
+         'long_joint_static'),
+        ('configs/ablations/adamtl_swin_synthetic_long_joint_policy.py',
+         'long_joint_policy'),
+        ('configs/ablations/adamtl_swin_synthetic_long_joint.py',
+         'long_joint')),
+}
+
+
+def train_adamtl(work_dir, data_opt, retrain, scale=1.0, seed=0,
+                 recipe='main') -> dict:
+    """AdaMTL's three stages of ``recipe`` (see ``ADAMTL_RECIPES``), each
+    from the last checkpoint of the one before (reusing finished ones, see
+    ``train``), seeded ``seed``; returns each stage's last checkpoint
+    (``static``, ``policy``, ``adamtl``)."""
     opts = seed_options(seed)
-    static = train(STATIC, seed_dir(osp.join(work_dir, 'static'), seed),
-                   data_opt, retrain, options=opts, scale=scale)
-    policy = train(POLICY, seed_dir(osp.join(work_dir, 'policy'), seed),
-                   data_opt, retrain, load_from=static, options=opts,
-                   scale=scale)
-    adamtl = train(ADAPTIVE, seed_dir(osp.join(work_dir, 'adamtl'), seed),
-                   data_opt, retrain, load_from=policy, options=opts,
-                   scale=scale)
-    return dict(static=static, policy=policy, adamtl=adamtl)
+    ckpts, load_from = [], None
+    for config, name in ADAMTL_RECIPES[recipe]:
+        load_from = train(config, seed_dir(osp.join(work_dir, name), seed),
+                          data_opt, retrain, load_from=load_from,
+                          options=opts, scale=scale)
+        ckpts.append(load_from)
+    return dict(zip(('static', 'policy', 'adamtl'), ckpts))
 
 
 def cfg_options(opts: list) -> dict:

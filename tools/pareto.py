@@ -8,6 +8,7 @@ the static models a user would otherwise train, on the synthetic data.
                            [--mtlora-rank 8] [--skip-controllable]
                            [--recalibrate-bn N]
                            [--family 1-1-2-1 1-1-1-1 embed32]
+                           [--adamtl-recipes main long-joint]
 
 1. train (or reuse) for each seed 0..N-1: the static family, each member
    trained as long as AdaMTL's three stages together (1400 iterations):
@@ -15,7 +16,9 @@ the static models a user would otherwise train, on the synthetic data.
    baseline), 1-1-2-1 and 1-1-1-1 (configs/static_family/,
    configs/static_swin_synthetic_small.py) and 2-2-2-2 with embedding 32
    instead of 48 (--family picks which of the last three); AdaMTL's
-   three stages; the controllable super-network
+   three stages (each of --adamtl-recipes: main, 800 / 100 / 500
+   iterations; long-joint, 400 / 100 / 900); the controllable
+   super-network
    and its lookup table (tools/controllable.py table);
 2. evaluate with tools/test.py (one metric, the edge benchmark, for
    every row): the static family, AdaMTL at each of --budgets
@@ -53,7 +56,7 @@ import os.path as osp
 import sys
 import time
 
-from demo_common import (ADAPTIVE, CONTROLLABLE, MTLORA, ONE_SEED_NOTE,
+from demo_common import (ADAMTL_RECIPES, CONTROLLABLE, MTLORA, ONE_SEED_NOTE,
                          QUICK_SCALE, ROOT, STATIC, STATIC_FAIR, STATIC_SMALL,
                          TASK_COLUMNS, add_demo_args, data_options,
                          demo_paths, ensure_synthetic_data, evaluate,
@@ -82,6 +85,11 @@ SMALLER = [m[4] for m in FAMILY[1:]]
 # The controllable rows with their sub-network's BatchNorm statistics
 # re-estimated (--recalibrate-bn).
 RECALIBRATED = 'controllable, BN recalibrated'
+# AdaMTL's rows per recipe (demo_common.ADAMTL_RECIPES): method and family,
+# and the metrics tag of seed 0 (the main recipe's: the demo's own).
+ADAMTL_ROWS = {'main': ('AdaMTL', 'AdaMTL'),
+               'long-joint': ('AdaMTL, long joint stage',
+                              'AdaMTL_long_joint')}
 
 
 def parse_args(argv=None):
@@ -114,6 +122,12 @@ def parse_args(argv=None):
                         'sub-network\'s BatchNorm statistics re-estimated on '
                         'N training images (tools/test.py --recalibrate-bn; '
                         'timed as the same sub-network); default 0: off')
+    parser.add_argument('--adamtl-recipes', nargs='+',
+                        choices=list(ADAMTL_RECIPES), default=['main'],
+                        help='AdaMTL\'s recipes, each trained and evaluated '
+                        'at every --budgets: main (800 static / 100 policy '
+                        '/ 500 joint iterations, the demo\'s), long-joint '
+                        '(400 / 100 / 900); default main')
     parser.add_argument('--family', nargs='+', choices=SMALLER,
                         default=SMALLER,
                         help='the smaller static models trained beside the '
@@ -140,7 +154,7 @@ def parse_args(argv=None):
 
 def specs(work_dir, data_root, seed, retrain, scale, budgets,
           controllable_budgets, mtlora_rank, skip_controllable=False,
-          family=None, recalibrate_bn=0):
+          family=None, recalibrate_bn=0, adamtl_recipes=('main',)):
     """Train (or reuse) seed ``seed``'s models; returns one spec per row:
     ``method``, ``family``, ``budget``, ``seed``, ``config``, ``ckpt``,
     ``opts`` (the evaluation's config options), ``args`` (further
@@ -149,7 +163,8 @@ def specs(work_dir, data_root, seed, retrain, scale, budgets,
     spec). ``family``: the --family names of the smaller static models to
     train beside the fair one (None: all); ``recalibrate_bn``: N > 0 adds
     each controllable row with its BatchNorm statistics re-estimated on N
-    training images."""
+    training images; ``adamtl_recipes``: AdaMTL's recipes to train and
+    evaluate (see ``ADAMTL_ROWS``)."""
     data_opt = data_options(data_root)
 
     def metrics_path(tag):
@@ -165,13 +180,17 @@ def specs(work_dir, data_root, seed, retrain, scale, budgets,
         out.append(dict(method=method, family='static', budget=None,
                         config=config, ckpt=ckpt, opts={},
                         metrics_path=metrics_path(tag)))
-    adamtl = train_adamtl(work_dir, data_opt, retrain, scale, seed)['adamtl']
-    for b in budgets:
-        out.append(dict(
-            method='AdaMTL', family='AdaMTL', budget=b, config=ADAPTIVE,
-            ckpt=adamtl, opts={'model.test_cfg.budget': b,
-                               'model.test_cfg.budget_mode': 'target'},
-            metrics_path=metrics_path(f'AdaMTL_target_b{b:g}')))
+    for recipe in adamtl_recipes:
+        method, tag = ADAMTL_ROWS[recipe]
+        adamtl = train_adamtl(work_dir, data_opt, retrain, scale, seed,
+                              recipe)['adamtl']
+        for b in budgets:
+            out.append(dict(
+                method=method, family=method, budget=b,
+                config=ADAMTL_RECIPES[recipe][-1][0], ckpt=adamtl,
+                opts={'model.test_cfg.budget': b,
+                      'model.test_cfg.budget_mode': 'target'},
+                metrics_path=metrics_path(f'{tag}_target_b{b:g}')))
     if not skip_controllable:
         lookup = f'lookup_dataloader.dataset.data_root={data_root}'
         ckpt = train(CONTROLLABLE, seed_dir(osp.join(
@@ -307,7 +326,10 @@ def render(rows, seeds, scale=1.0, data_root='data/synthetic') -> str:
         f'{", ".join(map(str, seeds))}')
     notes = (
         f'Seeds: {spread}. Every static model and AdaMTL trained 1400 '
-        'iterations in all (AdaMTL: 800 static + 100 policy + 500 joint; '
+        'iterations in all (AdaMTL: 800 static + 100 policy + 500 joint'
+        + (', its long joint stage 400 + 100 + 900' if any(
+            r['family'] == ADAMTL_ROWS['long-joint'][0] for r in rows)
+           else '') + '; '
         'the controllable super-network 800, each iteration training 4 '
         'sub-networks; MTLoRA 400 from an 800-iteration semseg-pretrained '
         'encoder, seed 0 only). Δm against the static 2-2-2-2 model '
@@ -345,6 +367,7 @@ def plot(rows, path, seeds, overwrite=True) -> None:
     from mmadamtl.utils.safe_io import save_figure
 
     styles = dict(static=('k', 'o', '-'), AdaMTL=('C0', '^', '--'),
+                  **{ADAMTL_ROWS['long-joint'][0]: ('C4', 'v', '--')},
                   controllable=('C1', 's', ':'),
                   **{RECALIBRATED: ('C3', 's', '-.')},
                   MTLoRA=('C2', 'D', ''))
@@ -420,7 +443,7 @@ def report(args) -> dict:
                       args.schedule_scale, args.budgets,
                       args.controllable_budgets, args.mtlora_rank,
                       args.skip_controllable, args.family,
-                      args.recalibrate_bn)
+                      args.recalibrate_bn, args.adamtl_recipes)
     train_s = time.time() - start
     data_opt = data_options(args.data_root)
     for e in todo:

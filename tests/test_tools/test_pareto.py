@@ -103,6 +103,55 @@ def test_another_seed_trains_in_its_own_work_dir(pareto, tmp_path):
     assert 'MTLoRA' not in {s['family'] for s in specs}
 
 
+def test_long_joint_recipe_trains_its_own_chain(pareto, tmp_path):
+    """--adamtl-recipes long-joint: its three stages (400 / 100 / 900
+    iterations) in their own work dirs, each from the one before, and its
+    own rows and metrics files beside the main recipe's."""
+    work = str(tmp_path)
+    for n, i in FULL_ITERS.items():
+        _finished(work, n, i)
+    # Stage 1 is missing: it trains (the command, then the missing file).
+    with pytest.raises(RuntimeError, match='max_iters=400'):
+        pareto.specs(work, 'data/synthetic', 0, False, 1.0, [0.5], [], 8,
+                     skip_controllable=True, family=['1-1-1-1'],
+                     adamtl_recipes=['main', 'long-joint'])
+    cmd = pareto.calls[-1]
+    assert cmd[cmd.index('--work-dir') + 1] == osp.join(
+        work, 'long_joint_static')
+    assert 'configs/ablations/static_swin_synthetic_400it.py' in cmd
+    static = _finished(work, 'long_joint_static', 400)
+    policy = _finished(work, 'long_joint_policy', 100)
+    # Stage 3 starts from stage 2's checkpoint.
+    pareto.calls.clear()
+    with pytest.raises(RuntimeError, match='max_iters=900'):
+        pareto.specs(work, 'data/synthetic', 0, False, 1.0, [0.5], [], 8,
+                     skip_controllable=True, family=['1-1-1-1'],
+                     adamtl_recipes=['long-joint'])
+    cmd = pareto.calls[-1]
+    assert f'load_from={policy}' in cmd
+    assert cmd[cmd.index('--work-dir') + 1] == osp.join(work, 'long_joint')
+    joint = _finished(work, 'long_joint', 900)
+    pareto.calls.clear()
+    specs = pareto.specs(work, 'data/synthetic', 0, False, 1.0, [0.5], [],
+                         8, skip_controllable=True, family=['1-1-1-1'],
+                         adamtl_recipes=['main', 'long-joint'])
+    assert pareto.calls == []
+    assert static != joint
+    assert [s['method'] for s in specs] == [
+        'static 2-2-2-2', 'static 1-1-1-1', 'AdaMTL',
+        'AdaMTL, long joint stage']
+    long = specs[-1]
+    assert long['ckpt'] == joint
+    assert long['config'] == \
+        'configs/ablations/adamtl_swin_synthetic_long_joint.py'
+    assert long['metrics_path'] == osp.join(
+        work, 'AdaMTL_long_joint_target_b0.5_metrics.json')
+    assert long['metrics_path'] != specs[2]['metrics_path']
+    assert pareto.parse_args([]).adamtl_recipes == ['main']
+    assert pareto.parse_args(
+        ['--adamtl-recipes', 'long-joint']).adamtl_recipes == ['long-joint']
+
+
 def test_evaluation_reused_when_newer_than_its_checkpoint(pareto, tmp_path):
     common = __import__('demo_common')
     ckpt = _finished(str(tmp_path), 'run', 10)
@@ -272,6 +321,7 @@ def test_report_writes_table_json_and_figure(pareto, tmp_path, monkeypatch):
     (['--controllable-budgets', '0'], 'budgets are shares'),
     (['--quick', '--schedule-scale', '0.5'], '--quick is --schedule-scale'),
     (['--family', '2-2-2-2'], "invalid choice: '2-2-2-2'"),
+    (['--adamtl-recipes', 'long'], "invalid choice: 'long'"),
     (['--recalibrate-bn', '-1'],
      'argument --recalibrate-bn: must be >= 0, got -1'),
     (['--recalibrate-bn', '8', '--skip-controllable'],
