@@ -177,10 +177,10 @@ def seed_options(seed: int = 0) -> list:
     return [] if seed == 0 else [f'randomness.seed={seed}']
 
 
-# AdaMTL's recipes: each stage's (config, work dir name, seed 0), stage 1
-# the static model. 'main' is the demo's (800 / 100 / 500 iterations);
-# 'long-joint' re-splits the same 1400 iterations 400 / 100 / 900 (issue
-# 30: is the joint stage's length the limit?).
+# AdaMTL's recipes: each stage's config and the work dir name of its
+# seed-0 run, stage 1 the static model. 'main' is the demo's (800 / 100 /
+# 500 iterations); 'long-joint' re-splits the same 1400 iterations 400 /
+# 100 / 900 (issue 30: is the joint stage's length the limit?).
 ADAMTL_RECIPES = {
     'main': ((STATIC, 'static'), (POLICY, 'policy'), (ADAPTIVE, 'adamtl')),
     'long-joint': (

@@ -32,7 +32,8 @@ sys.path.insert(0, ROOT)
 from mmadamtl.apis import build_test_dataset, init_model, load_batch  # noqa
 from mmadamtl.evaluation import image_complexity  # noqa: E402
 from mmadamtl.models.utils import counted_flops  # noqa: E402
-from mmadamtl.utils.cli import progress, run_tool  # noqa: E402
+from mmadamtl.utils.cli import (non_negative_int, progress,  # noqa: E402
+                                run_tool)
 
 _UNSET = object()
 
@@ -53,7 +54,7 @@ def parse_args(argv=None):
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
                         help="input size of the static count (default: "
                         "the config's crop_size)")
-    parser.add_argument('--num-images', type=int, default=20,
+    parser.add_argument('--num-images', type=non_negative_int, default=20,
                         help='test images for the executed GFLOPs '
                         '(0: skip)')
     parser.add_argument('--data-root', help='override the test data root')

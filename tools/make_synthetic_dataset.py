@@ -9,27 +9,22 @@ import argparse
 import time
 
 from mmadamtl.datasets import make_synthetic_dataset
+from mmadamtl.utils.cli import non_negative_int, positive_int
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('out_dir', help='root folder of the dataset')
-    parser.add_argument('--num-train', type=int, default=300)
-    parser.add_argument('--num-val', type=int, default=100)
-    parser.add_argument('--size', type=int, default=128,
+    parser.add_argument('--num-train', type=positive_int, default=300)
+    parser.add_argument('--num-val', type=positive_int, default=100)
+    parser.add_argument('--size', type=positive_int, default=128,
                         help='side of the square images, in pixels')
-    parser.add_argument('--max-objects', type=int, default=8)
+    parser.add_argument('--max-objects', type=non_negative_int, default=8)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--overwrite', action='store_true',
                         help='generate into a non-empty folder (replaces '
                         'its split files, meta.json and same-named files)')
-    args = parser.parse_args()
-    for name in ('num_train', 'num_val', 'size'):
-        if getattr(args, name) < 1:
-            parser.error(f'--{name.replace("_", "-")} must be >= 1')
-    if args.max_objects < 0:
-        parser.error('--max-objects must be >= 0')
-    return args
+    return parser.parse_args()
 
 
 def main():

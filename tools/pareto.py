@@ -18,11 +18,10 @@ the static models a user would otherwise train, on the synthetic data.
    instead of 48 (--family picks which of the last three); AdaMTL's
    three stages (each of --adamtl-recipes: main, 800 / 100 / 500
    iterations; long-joint, 400 / 100 / 900); the controllable
-   super-network
-   and its lookup table (tools/controllable.py table);
+   super-network and its lookup table (tools/controllable.py table);
 2. evaluate with tools/test.py (one metric, the edge benchmark, for
-   every row): the static family, AdaMTL at each of --budgets
-   (``budget_mode='target'``), the controllable model's searched
+   every row): the static family, each recipe's AdaMTL at each of
+   --budgets (``budget_mode='target'``), the controllable model's searched
    sub-network at each of --controllable-budgets (uniform preference;
    with --recalibrate-bn N, each also with its BatchNorm statistics
    re-estimated on N training images: tools/test.py --recalibrate-bn)
@@ -43,7 +42,9 @@ the static models a user would otherwise train, on the synthetic data.
    the work dir.
 
 Seed 0 is the configs' own seed: its trainings are the demo's
-(work_dirs/demo, or work_dirs/demo_quick with --quick), reused; seed s
+(work_dirs/demo, or work_dirs/demo_quick with --quick), reused (the
+long-joint recipe, which the demo does not train, trains there in
+long_joint_static, long_joint_policy and long_joint); seed s
 trains each next to seed 0's run, with ``randomness.seed=s``
 (work_dirs/demo/static_1400it_seed1 next to work_dirs/demo/static_1400it).
 Finished trainings and evaluations newer than their checkpoint are
@@ -134,6 +135,11 @@ def parse_args(argv=None):
                         'fair 2-2-2-2 one (always trained: Δm\'s '
                         'reference); default all')
     args = parser.parse_args(argv)
+    twice = sorted({r for r in args.adamtl_recipes
+                    if args.adamtl_recipes.count(r) > 1})
+    if twice:
+        parser.error(f'--adamtl-recipes names {", ".join(twice)} more than '
+                     'once')
     if args.recalibrate_bn and args.skip_controllable:
         parser.error('--recalibrate-bn adds controllable rows, which '
                      '--skip-controllable leaves out')

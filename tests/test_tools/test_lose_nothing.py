@@ -293,13 +293,20 @@ def test_table_tool_names_a_task_the_split_cannot_evaluate(tmp_path):
      "argument --recalibrate-bn: 'all' is not an integer"),
     ('test', ['c.py', 'ck.pth', '--recalibrate-bn', '-1'],
      'argument --recalibrate-bn: must be >= 0, got -1'),
+    ('get_flops', ['c.py', '--num-images', '-1'],
+     'argument --num-images: must be >= 0, got -1'),
+    ('make_synthetic_dataset', ['out', '--max-objects', '-1'],
+     'argument --max-objects: must be >= 0, got -1'),
+    ('make_synthetic_dataset', ['out', '--size', '0'],
+     'argument --size: must be >= 1, got 0'),
 ])
-def test_negative_counts_are_named(tool, argv, message, capsys,
-                                   monkeypatch):
-    """Counts where 0 means off refuse a negative value, in every tool
-    that takes one, with the same message."""
+def test_counts_below_their_least_are_named(tool, argv, message, capsys,
+                                            monkeypatch):
+    """Counts refuse a value below their least (0 where 0 means off, else
+    1) in every tool, with one message that names the value."""
     module = _tool(tool)
     monkeypatch.setattr(sys, 'argv', [f'{tool}.py'] + argv)
     with pytest.raises(SystemExit):
-        module.parse_args(argv) if tool == 'deploy' else module.parse_args()
+        module.parse_args(argv) if tool in ('deploy', 'get_flops') \
+            else module.parse_args()
     assert message in capsys.readouterr().err

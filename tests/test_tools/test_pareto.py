@@ -119,9 +119,19 @@ def test_long_joint_recipe_trains_its_own_chain(pareto, tmp_path):
     assert cmd[cmd.index('--work-dir') + 1] == osp.join(
         work, 'long_joint_static')
     assert 'configs/ablations/static_swin_synthetic_400it.py' in cmd
+    assert not any(a.startswith('load_from=') for a in cmd)
     static = _finished(work, 'long_joint_static', 400)
+    # Stage 2 starts from stage 1's checkpoint, stage 3 from stage 2's.
+    pareto.calls.clear()
+    with pytest.raises(RuntimeError, match='max_iters=100'):
+        pareto.specs(work, 'data/synthetic', 0, False, 1.0, [0.5], [], 8,
+                     skip_controllable=True, family=['1-1-1-1'],
+                     adamtl_recipes=['long-joint'])
+    cmd = pareto.calls[-1]
+    assert f'load_from={static}' in cmd
+    assert cmd[cmd.index('--work-dir') + 1] == osp.join(
+        work, 'long_joint_policy')
     policy = _finished(work, 'long_joint_policy', 100)
-    # Stage 3 starts from stage 2's checkpoint.
     pareto.calls.clear()
     with pytest.raises(RuntimeError, match='max_iters=900'):
         pareto.specs(work, 'data/synthetic', 0, False, 1.0, [0.5], [], 8,
@@ -136,10 +146,10 @@ def test_long_joint_recipe_trains_its_own_chain(pareto, tmp_path):
                          8, skip_controllable=True, family=['1-1-1-1'],
                          adamtl_recipes=['main', 'long-joint'])
     assert pareto.calls == []
-    assert static != joint
     assert [s['method'] for s in specs] == [
         'static 2-2-2-2', 'static 1-1-1-1', 'AdaMTL',
         'AdaMTL, long joint stage']
+    assert specs[2]['ckpt'] == osp.join(work, 'adamtl', 'iter_500.pth')
     long = specs[-1]
     assert long['ckpt'] == joint
     assert long['config'] == \
@@ -147,9 +157,56 @@ def test_long_joint_recipe_trains_its_own_chain(pareto, tmp_path):
     assert long['metrics_path'] == osp.join(
         work, 'AdaMTL_long_joint_target_b0.5_metrics.json')
     assert long['metrics_path'] != specs[2]['metrics_path']
+    # Seed 1: its own work dirs and files, seeded.
+    for n in ('static_1400it', 'static_small'):
+        _finished(work, f'{n}_seed1', 1400)
+    with pytest.raises(RuntimeError, match='max_iters=400'):
+        pareto.specs(work, 'data/synthetic', 1, False, 1.0, [0.5], [], 8,
+                     skip_controllable=True, family=['1-1-1-1'],
+                     adamtl_recipes=['long-joint'])
+    cmd = pareto.calls[-1]
+    assert cmd[cmd.index('--work-dir') + 1] == osp.join(
+        work, 'long_joint_static_seed1')
+    assert 'randomness.seed=1' in cmd
     assert pareto.parse_args([]).adamtl_recipes == ['main']
     assert pareto.parse_args(
         ['--adamtl-recipes', 'long-joint']).adamtl_recipes == ['long-joint']
+
+
+def test_render_and_plot_name_the_long_joint_rows(pareto, tmp_path,
+                                                  monkeypatch):
+    """The table's note gives the long joint stage's split only when its
+    rows are there; the figure draws them as their own series."""
+    import matplotlib.axes
+
+    def row(method, family, budget, gflops, dm):
+        return dict(method=method, family=family, budget=budget, seeds=[0],
+                    encoder_gflops=gflops, gflops=gflops + 0.4,
+                    delta_m=dm, delta_m_std=None, latency_ms=50.0,
+                    gflops_objects_corr=None, pareto_encoder_gflops=True,
+                    pareto_latency_ms=True)
+
+    rows = [row('static 2-2-2-2', 'static', None, 0.25, 0.0),
+            row('AdaMTL', 'AdaMTL', 0.5, 0.13, -4.0)]
+    split = 'its long joint stage 400 + 100 + 900'
+    assert split not in pareto.render(rows, [0])
+    long = pareto.ADAMTL_ROWS['long-joint'][0]
+    rows.append(row(long, long, 0.5, 0.14, -3.0))
+    text = pareto.render(rows, [0])
+    assert f'500 joint, {split}; the controllable' in text
+    assert f'| {long} | 0.5 | 1 |' in text
+    labels = []
+    errorbar = matplotlib.axes.Axes.errorbar
+
+    def record(self, *args, label=None, **kwargs):
+        labels.append(label)
+        return errorbar(self, *args, label=label, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, 'errorbar', record)
+    figure = tmp_path / 'p.png'
+    pareto.plot(rows, str(figure), [0])
+    assert labels == ['static', 'AdaMTL', long] * 2
+    assert figure.read_bytes()[:4] == b'\x89PNG'
 
 
 def test_evaluation_reused_when_newer_than_its_checkpoint(pareto, tmp_path):
@@ -322,6 +379,8 @@ def test_report_writes_table_json_and_figure(pareto, tmp_path, monkeypatch):
     (['--quick', '--schedule-scale', '0.5'], '--quick is --schedule-scale'),
     (['--family', '2-2-2-2'], "invalid choice: '2-2-2-2'"),
     (['--adamtl-recipes', 'long'], "invalid choice: 'long'"),
+    (['--adamtl-recipes', 'main', 'long-joint', 'main'],
+     '--adamtl-recipes names main more than once'),
     (['--recalibrate-bn', '-1'],
      'argument --recalibrate-bn: must be >= 0, got -1'),
     (['--recalibrate-bn', '8', '--skip-controllable'],
