@@ -49,7 +49,7 @@ from mmadamtl.utils import TASKS  # noqa: E402
 from mmadamtl.utils.safe_io import (check_output,  # noqa: E402
                                     save_figure, write_json, write_text)
 from mmadamtl.utils.cli import (positive_int, progress,  # noqa: E402
-                                 run_tool)
+                                run_tool)
 
 
 def parse_args(argv=None):

@@ -23,13 +23,13 @@ class NYUDMTDataset(BaseMTDataset):
         # store class c as c + 1 (MultiTaskMetric.output_dir).
         zero_label_ignored=('semseg', ),
         classes=(
-        'wall', 'floor', 'cabinet', 'bed', 'chair', 'sofa', 'table', 'door',
-        'window', 'bookshelf', 'picture', 'counter', 'blinds', 'desk',
-        'shelves', 'curtain', 'dresser', 'pillow', 'mirror', 'floor mat',
-        'clothes', 'ceiling', 'books', 'refridgerator', 'television',
-        'paper', 'towel', 'shower curtain', 'box', 'whiteboard', 'person',
-        'night stand', 'toilet', 'sink', 'lamp', 'bathtub', 'bag',
-        'otherstructure', 'otherfurniture', 'otherprop'))
+            'wall', 'floor', 'cabinet', 'bed', 'chair', 'sofa', 'table',
+            'door', 'window', 'bookshelf', 'picture', 'counter', 'blinds',
+            'desk', 'shelves', 'curtain', 'dresser', 'pillow', 'mirror',
+            'floor mat', 'clothes', 'ceiling', 'books', 'refridgerator',
+            'television', 'paper', 'towel', 'shower curtain', 'box',
+            'whiteboard', 'person', 'night stand', 'toilet', 'sink', 'lamp',
+            'bathtub', 'bag', 'otherstructure', 'otherfurniture', 'otherprop'))
 
     def split_file(self) -> str:
         return self._path('gt_sets', f'{self.split}.txt')

@@ -248,8 +248,8 @@ def test_paper_configs(size):
                 5e-6 * 32 / 512)
         assert cfg.optim_wrapper.optimizer.lr == pytest.approx(
             5e-4 * 32 / 512)
-        assert cfg.train_dataloader.dataset.pipeline[3].crop_size == (224,
-                                                                     224)
+        crop = cfg.train_dataloader.dataset.pipeline[3].crop_size
+        assert crop == (224, 224)
         cfg.model.backbone.init_cfg = None
         model = MODELS.build(cfg.model).eval()
         assert model.backbone.tap_dims == [dims * 2, dims * 4, dims * 8,

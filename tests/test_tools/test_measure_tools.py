@@ -425,7 +425,7 @@ def test_encoder_breakdown_json(capsys):
 
 
 def test_encoder_breakdown_adaptive_json(capsys, tiny_synthetic,
-                                        checkpoint):
+                                         checkpoint):
     from mmadamtl.apis import build_test_dataset, init_model, load_batch
     r = _json(capsys, 'encoder_breakdown', [
         TINY_ADAPTIVE, '--checkpoint', checkpoint, '--budget', '0.5',

@@ -86,8 +86,8 @@ class LoRALinear(nn.Linear):
 
     def reset_adapters(self) -> None:
         """A Kaiming-uniform (as ``nn.Linear``'s default), B zero."""
-        pairs = [(getattr(self, 'lora_A', None), getattr(self, 'lora_B',
-                                                          None))]
+        pairs = [(getattr(self, 'lora_A', None),
+                  getattr(self, 'lora_B', None))]
         pairs += [(self.task_A[t], self.task_B[t]) for t in self.task_A]
         for a, b in pairs:
             if a is not None:

@@ -55,8 +55,8 @@ def qkv_heads(w_msa: nn.Module, index) -> Tuple[torch.Tensor,
     return weight, bias
 
 
-def qkv_rows(w_msa: nn.Module, heads: int) -> Tuple[torch.Tensor,
-                                                   Optional[torch.Tensor]]:
+def qkv_rows(w_msa: nn.Module,
+             heads: int) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Weight and bias of ``w_msa.qkv`` restricted to its first ``heads``
     heads (:func:`qkv_heads`)."""
     return qkv_heads(w_msa, slice(0, heads))

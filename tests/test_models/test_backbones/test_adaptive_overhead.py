@@ -56,8 +56,8 @@ class _PlanRecorder:
         return plan
 
 
-@pytest.mark.parametrize('batch,per_image', [(1, False), (3, False),
-                                              (3, True)])
+@pytest.mark.parametrize('batch,per_image',
+                         [(1, False), (3, False), (3, True)])
 @pytest.mark.parametrize('token_select', [True, False])
 def test_adaptive_forward_reads_the_host_once_per_stage_and_block(
         batch, per_image, token_select):

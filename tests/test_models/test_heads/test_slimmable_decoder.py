@@ -28,8 +28,8 @@ def test_slim_decoder_equals_adamtl_decoder(width):
     src = slim.state_dict()
     state = {}
     for k, v in ref.state_dict().items():
-        s = k.replace('.bn.', f'.norms.{idx}.').replace('cls.',
-                                                         f'cls.{idx}.')
+        s = k.replace('.bn.', f'.norms.{idx}.').replace(
+            'cls.', f'cls.{idx}.')
         s = s.replace('branches.0.0', 'branches.0.0').replace('.0.conv.',
                                                               '.conv.')
         w = src[s]
