@@ -9,6 +9,8 @@ the static models a user would otherwise train, on the synthetic data.
                            [--recalibrate-bn N]
                            [--family 1-1-2-1 1-1-1-1 embed32]
                            [--adamtl-recipes main long-joint]
+                           [--controllable-recipes main uniform-decoders
+                                                   predict-distill]
 
 1. train (or reuse) for each seed 0..N-1: the static family, each member
    trained as long as AdaMTL's three stages together (1400 iterations):
@@ -18,7 +20,10 @@ the static models a user would otherwise train, on the synthetic data.
    instead of 48 (--family picks which of the last three); AdaMTL's
    three stages (each of --adamtl-recipes: main, 800 / 100 / 500
    iterations; long-joint, 400 / 100 / 900); the controllable
-   super-network and its lookup table (tools/controllable.py table);
+   super-network of each of --controllable-recipes (main, the demo's;
+   uniform-decoders and predict-distill, the ablations of
+   configs/ablations/) and its lookup table (tools/controllable.py
+   table);
 2. evaluate with tools/test.py (one metric, the edge benchmark, for
    every row): the static family, each recipe's AdaMTL at each of
    --budgets (``budget_mode='target'``), the controllable model's searched
@@ -84,8 +89,22 @@ FAMILY = [
 ]
 SMALLER = [m[4] for m in FAMILY[1:]]
 # The controllable rows with their sub-network's BatchNorm statistics
-# re-estimated (--recalibrate-bn).
-RECALIBRATED = 'controllable, BN recalibrated'
+# re-estimated (--recalibrate-bn): the plain row's method and this suffix.
+RECALIBRATED_SUFFIX = ', BN recalibrated'
+RECALIBRATED = 'controllable' + RECALIBRATED_SUFFIX
+# The controllable recipes: method (and family), config, work dir name of
+# seed 0 and metrics tag prefix (the main recipe's: the demo's own).
+CONTROLLABLE_RECIPES = {
+    'main': ('controllable', CONTROLLABLE, 'controllable'),
+    'uniform-decoders': (
+        'controllable, uniform decoder widths',
+        'configs/ablations/controllable_swin_synthetic_uniform_decoders.py',
+        'controllable_uniform_decoders'),
+    'predict-distill': (
+        'controllable, prediction distillation',
+        'configs/ablations/controllable_swin_synthetic_predict_distill.py',
+        'controllable_predict_distill'),
+}
 # AdaMTL's rows per recipe (demo_common.ADAMTL_RECIPES): method and family,
 # and the metrics tag of seed 0 (the main recipe's: the demo's own).
 ADAMTL_ROWS = {'main': ('AdaMTL', 'AdaMTL'),
@@ -129,17 +148,25 @@ def parse_args(argv=None):
                         'at every --budgets: main (800 static / 100 policy '
                         '/ 500 joint iterations, the demo\'s), long-joint '
                         '(400 / 100 / 900); default main')
+    parser.add_argument('--controllable-recipes', nargs='+',
+                        choices=list(CONTROLLABLE_RECIPES), default=['main'],
+                        help='the controllable super-networks, each trained '
+                        'with its lookup table and evaluated at every '
+                        '--controllable-budgets: main (the demo\'s), '
+                        'uniform-decoders, predict-distill (the ablation '
+                        'configs); default main')
     parser.add_argument('--family', nargs='+', choices=SMALLER,
                         default=SMALLER,
                         help='the smaller static models trained beside the '
                         'fair 2-2-2-2 one (always trained: Δm\'s '
                         'reference); default all')
     args = parser.parse_args(argv)
-    twice = sorted({r for r in args.adamtl_recipes
-                    if args.adamtl_recipes.count(r) > 1})
-    if twice:
-        parser.error(f'--adamtl-recipes names {", ".join(twice)} more than '
-                     'once')
+    for option in ('adamtl_recipes', 'controllable_recipes'):
+        names = getattr(args, option)
+        twice = sorted({r for r in names if names.count(r) > 1})
+        if twice:
+            parser.error(f'--{option.replace("_", "-")} names '
+                         f'{", ".join(twice)} more than once')
     if args.recalibrate_bn and args.skip_controllable:
         parser.error('--recalibrate-bn adds controllable rows, which '
                      '--skip-controllable leaves out')
@@ -160,7 +187,8 @@ def parse_args(argv=None):
 
 def specs(work_dir, data_root, seed, retrain, scale, budgets,
           controllable_budgets, mtlora_rank, skip_controllable=False,
-          family=None, recalibrate_bn=0, adamtl_recipes=('main',)):
+          family=None, recalibrate_bn=0, adamtl_recipes=('main',),
+          controllable_recipes=('main',)):
     """Train (or reuse) seed ``seed``'s models; returns one spec per row:
     ``method``, ``family``, ``budget``, ``seed``, ``config``, ``ckpt``,
     ``opts`` (the evaluation's config options), ``args`` (further
@@ -170,7 +198,8 @@ def specs(work_dir, data_root, seed, retrain, scale, budgets,
     train beside the fair one (None: all); ``recalibrate_bn``: N > 0 adds
     each controllable row with its BatchNorm statistics re-estimated on N
     training images; ``adamtl_recipes``: AdaMTL's recipes to train and
-    evaluate (see ``ADAMTL_ROWS``)."""
+    evaluate (see ``ADAMTL_ROWS``); ``controllable_recipes``: likewise the
+    controllable super-networks (see ``CONTROLLABLE_RECIPES``)."""
     data_opt = data_options(data_root)
 
     def metrics_path(tag):
@@ -197,34 +226,36 @@ def specs(work_dir, data_root, seed, retrain, scale, budgets,
                 opts={'model.test_cfg.budget': b,
                       'model.test_cfg.budget_mode': 'target'},
                 metrics_path=metrics_path(f'{tag}_target_b{b:g}')))
-    if not skip_controllable:
-        lookup = f'lookup_dataloader.dataset.data_root={data_root}'
-        ckpt = train(CONTROLLABLE, seed_dir(osp.join(
-            work_dir, 'controllable'), seed), data_opt, retrain,
-            options=[lookup, *seed_options(seed)], scale=scale)
+    lookup = f'lookup_dataloader.dataset.data_root={data_root}'
+    for recipe in () if skip_controllable else controllable_recipes:
+        method, config, name = CONTROLLABLE_RECIPES[recipe]
+        ckpt = train(config, seed_dir(osp.join(work_dir, name), seed),
+                     data_opt, retrain,
+                     options=[lookup, *seed_options(seed)], scale=scale)
         table = osp.join(osp.dirname(ckpt), 'lookup_table.json')
         if retrain or not osp.isfile(table) or \
                 osp.getmtime(table) < osp.getmtime(ckpt):
             run([sys.executable, 'tools/controllable.py', 'table',
-                 CONTROLLABLE, ckpt, '--overwrite', '--cfg-options', lookup])
+                 config, ckpt, '--overwrite', '--cfg-options', lookup])
         for b in controllable_budgets:
             # The edge benchmark, as every other row (the controllable
             # config's own evaluator approximates edges).
             plain = dict(
-                method='controllable', family='controllable', budget=b,
-                config=CONTROLLABLE, ckpt=ckpt,
+                method=method, family=method, budget=b,
+                config=config, ckpt=ckpt,
                 opts={'model.test_cfg.lookup_table': table,
                       'model.test_cfg.budget': b,
                       'test_evaluator.edge_protocol': 'bsds'},
-                metrics_path=metrics_path(f'controllable_bsds_b{b:g}'))
+                metrics_path=metrics_path(f'{name}_bsds_b{b:g}'))
             out.append(plain)
             if recalibrate_bn:
                 # The same sub-network, so the same time: timed once.
+                recal = method + RECALIBRATED_SUFFIX
                 out.append(dict(
-                    plain, method=RECALIBRATED, family=RECALIBRATED,
+                    plain, method=recal, family=recal,
                     args=['--recalibrate-bn', str(recalibrate_bn)],
                     timed_as=plain, metrics_path=metrics_path(
-                        f'controllable_bsds_bn{recalibrate_bn}_b{b:g}')))
+                        f'{name}_bsds_bn{recalibrate_bn}_b{b:g}')))
     run_dir = osp.join(work_dir, f'mtlora_r{mtlora_rank}')
     opts = {'model.backbone.lora.r': mtlora_rank}
     ckpt = finished(MTLORA, run_dir, [f'{k}={v}' for k, v in opts.items()],
@@ -349,13 +380,14 @@ def render(rows, seeds, scale=1.0, data_root='data/synthetic') -> str:
         'number of objects, mean over the seeds (- where every image '
         'costs the same). Pareto: no other row has at least its Δm at no '
         'more cost.')
-    if any(r['family'] == RECALIBRATED for r in rows):
-        notes += (f' {RECALIBRATED}: the controllable row of the same '
-                  'budget with its sub-network\'s BatchNorm statistics '
-                  're-estimated on training images (tools/test.py '
-                  '--recalibrate-bn), the same sub-network and so timed as '
-                  'that row, not again; the fronts count both, so of each '
-                  'pair the one with the lower Δm is off them.')
+    if any(r['family'].endswith(RECALIBRATED_SUFFIX) for r in rows):
+        notes += (f' Rows "...{RECALIBRATED_SUFFIX}": the controllable '
+                  'row of the same recipe and budget with its '
+                  'sub-network\'s BatchNorm statistics re-estimated on '
+                  'training images (tools/test.py --recalibrate-bn), the '
+                  'same sub-network and so timed as that row, not again; '
+                  'the fronts count both, so of each pair the one with the '
+                  'lower Δm is off them.')
     title = ('Accuracy against cost on the synthetic dataset: the static '
              'family, AdaMTL, controllable widths and MTLoRA')
     return (f'# {title}\n\n{quick_banner(scale, data_root)}'
@@ -377,6 +409,11 @@ def plot(rows, path, seeds, overwrite=True) -> None:
                   controllable=('C1', 's', ':'),
                   **{RECALIBRATED: ('C3', 's', '-.')},
                   MTLoRA=('C2', 'D', ''))
+    # The controllable ablations' rows: a colour each.
+    for family in dict.fromkeys(r['family'] for r in rows):
+        if family not in styles:
+            styles[family] = (f'C{len(styles) % 10}', 's', '-.' if
+                              family.endswith(RECALIBRATED_SUFFIX) else ':')
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, cost, label in zip(
             axes, ('encoder_gflops', 'latency_ms'),
@@ -449,7 +486,8 @@ def report(args) -> dict:
                       args.schedule_scale, args.budgets,
                       args.controllable_budgets, args.mtlora_rank,
                       args.skip_controllable, args.family,
-                      args.recalibrate_bn, args.adamtl_recipes)
+                      args.recalibrate_bn, args.adamtl_recipes,
+                      args.controllable_recipes)
     train_s = time.time() - start
     data_opt = data_options(args.data_root)
     for e in todo:

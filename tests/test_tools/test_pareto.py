@@ -195,6 +195,13 @@ def test_render_and_plot_name_the_long_joint_rows(pareto, tmp_path,
     text = pareto.render(rows, [0])
     assert f'500 joint, {split}; the controllable' in text
     assert f'| {long} | 0.5 | 1 |' in text
+    assert 'BN recalibrated' not in text
+    # A controllable ablation's recalibrated row: named in the note, its
+    # own series in the figure.
+    ablation = 'controllable, uniform decoder widths, BN recalibrated'
+    rows.append(row(ablation, ablation, 0.5, 0.10, -16.0))
+    assert 'Rows "..., BN recalibrated": the controllable row of the same ' \
+        'recipe and budget' in pareto.render(rows, [0])
     labels = []
     errorbar = matplotlib.axes.Axes.errorbar
 
@@ -205,7 +212,7 @@ def test_render_and_plot_name_the_long_joint_rows(pareto, tmp_path,
     monkeypatch.setattr(matplotlib.axes.Axes, 'errorbar', record)
     figure = tmp_path / 'p.png'
     pareto.plot(rows, str(figure), [0])
-    assert labels == ['static', 'AdaMTL', long] * 2
+    assert labels == ['static', 'AdaMTL', long, ablation] * 2
     assert figure.read_bytes()[:4] == b'\x89PNG'
 
 
@@ -381,6 +388,9 @@ def test_report_writes_table_json_and_figure(pareto, tmp_path, monkeypatch):
     (['--adamtl-recipes', 'long'], "invalid choice: 'long'"),
     (['--adamtl-recipes', 'main', 'long-joint', 'main'],
      '--adamtl-recipes names main more than once'),
+    (['--controllable-recipes', 'uniform-decoders', 'uniform-decoders'],
+     '--controllable-recipes names uniform-decoders more than once'),
+    (['--controllable-recipes', 'uniform'], "invalid choice: 'uniform'"),
     (['--recalibrate-bn', '-1'],
      'argument --recalibrate-bn: must be >= 0, got -1'),
     (['--recalibrate-bn', '8', '--skip-controllable'],
@@ -450,6 +460,57 @@ def test_controllable_rows_reuse_or_measure_their_table(pareto, tmp_path):
     assert cmd[cmd.index('--work-dir') + 1] == osp.join(
         work, 'controllable_seed1')
     assert 'randomness.seed=1' in cmd
+
+
+def test_controllable_recipes_train_their_own_super_networks(
+        pareto, tmp_path):
+    """--controllable-recipes: each ablation config trains in its own work
+    dir with its own lookup table, rows and metrics files (recalibrated
+    rows too), beside the demo's super-network."""
+    work = str(tmp_path)
+    for n, i in FULL_ITERS.items():
+        _finished(work, n, i)
+    main = _finished(work, 'controllable', 800)
+    uniform = _finished(work, 'controllable_uniform_decoders', 800)
+    specs = pareto.specs(work, 'data/x', 0, False, 1.0, [], [0.5], 8,
+                         family=['1-1-1-1'], recalibrate_bn=16,
+                         controllable_recipes=['main', 'uniform-decoders'])
+    tables = [c for c in pareto.calls if c[1] == 'tools/controllable.py']
+    config = ('configs/ablations/'
+              'controllable_swin_synthetic_uniform_decoders.py')
+    assert [c[3:5] for c in tables] == [[pareto.CONTROLLABLE, main],
+                                        [config, uniform]]
+    rows = [s for s in specs if s['method'].startswith('controllable')]
+    method = 'controllable, uniform decoder widths'
+    assert [s['method'] for s in rows] == [
+        'controllable', pareto.RECALIBRATED, method,
+        method + ', BN recalibrated']
+    assert [s['family'] for s in rows] == [s['method'] for s in rows]
+    assert rows[2]['config'] == config and rows[2]['ckpt'] == uniform
+    assert rows[2]['opts']['model.test_cfg.lookup_table'] == osp.join(
+        work, 'controllable_uniform_decoders', 'lookup_table.json')
+    assert rows[3]['timed_as'] is rows[2]
+    assert [osp.basename(s['metrics_path']) for s in rows] == [
+        'controllable_bsds_b0.5_metrics.json',
+        'controllable_bsds_bn16_b0.5_metrics.json',
+        'controllable_uniform_decoders_bsds_b0.5_metrics.json',
+        'controllable_uniform_decoders_bsds_bn16_b0.5_metrics.json']
+    # Not trained yet: it trains, with the lookup data and the seed.
+    with pytest.raises(RuntimeError, match='max_iters=800'):
+        pareto.specs(work, 'data/x', 0, False, 1.0, [], [0.5], 8,
+                     family=['1-1-1-1'],
+                     controllable_recipes=['predict-distill'])
+    cmd = pareto.calls[-1]
+    assert cmd[cmd.index('--work-dir') + 1] == osp.join(
+        work, 'controllable_predict_distill')
+    assert 'configs/ablations/controllable_swin_synthetic_predict_distill' \
+        '.py' in cmd
+    assert 'lookup_dataloader.dataset.data_root=data/x' in cmd
+    # --skip-controllable leaves every recipe out.
+    assert not [s for s in pareto.specs(
+        work, 'data/x', 0, False, 1.0, [], [0.5], 8, skip_controllable=True,
+        controllable_recipes=['main', 'uniform-decoders'])
+        if s['method'].startswith('controllable')]
 
 
 def test_objects_corr_against_numpy(tmp_path):
