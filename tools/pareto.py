@@ -48,8 +48,10 @@ the static models a user would otherwise train, on the synthetic data.
 
 Seed 0 is the configs' own seed: its trainings are the demo's
 (work_dirs/demo, or work_dirs/demo_quick with --quick), reused (the
-long-joint recipe, which the demo does not train, trains there in
-long_joint_static, long_joint_policy and long_joint); seed s
+recipes the demo does not train train there: long-joint in
+long_joint_static, long_joint_policy and long_joint, the controllable
+ablations in controllable_uniform_decoders and
+controllable_predict_distill); seed s
 trains each next to seed 0's run, with ``randomness.seed=s``
 (work_dirs/demo/static_1400it_seed1 next to work_dirs/demo/static_1400it).
 Finished trainings and evaluations newer than their checkpoint are
@@ -409,11 +411,13 @@ def plot(rows, path, seeds, overwrite=True) -> None:
                   controllable=('C1', 's', ':'),
                   **{RECALIBRATED: ('C3', 's', '-.')},
                   MTLoRA=('C2', 'D', ''))
-    # The controllable ablations' rows: a colour each.
-    for family in dict.fromkeys(r['family'] for r in rows):
-        if family not in styles:
-            styles[family] = (f'C{len(styles) % 10}', 's', '-.' if
-                              family.endswith(RECALIBRATED_SUFFIX) else ':')
+    # The controllable ablations: a colour of their own each, plain and
+    # recalibrated (C7, grey, is left to the zero line's neighbourhood).
+    ablations = [m for m, _, _ in CONTROLLABLE_RECIPES.values()
+                 if m != 'controllable']
+    for i, method in enumerate(ablations):
+        styles[method] = (f'C{5 + i}', 's', ':')
+        styles[method + RECALIBRATED_SUFFIX] = (f'C{8 + i}', 's', '-.')
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, cost, label in zip(
             axes, ('encoder_gflops', 'latency_ms'),

@@ -169,6 +169,7 @@ def test_long_joint_recipe_trains_its_own_chain(pareto, tmp_path):
         work, 'long_joint_static_seed1')
     assert 'randomness.seed=1' in cmd
     assert pareto.parse_args([]).adamtl_recipes == ['main']
+    assert pareto.parse_args([]).controllable_recipes == ['main']
     assert pareto.parse_args(
         ['--adamtl-recipes', 'long-joint']).adamtl_recipes == ['long-joint']
 
@@ -286,7 +287,10 @@ def test_report_writes_table_json_and_figure(pareto, tmp_path, monkeypatch):
     results file's keys, the one-seed note, the figure."""
     fair = pareto.FAMILY[0][0]
 
+    passed = []
+
     def specs(work_dir, data_root, seed, *args, **kwargs):
+        passed.append(args)
         out = [dict(method=m, family=f, budget=b, seed=seed, config='c.py',
                     ckpt=str(tmp_path / 'c.pth'), opts={},
                     metrics_path=_metrics(v))
@@ -326,8 +330,13 @@ def test_report_writes_table_json_and_figure(pareto, tmp_path, monkeypatch):
     work.mkdir()
     # The demo's results.json (its AdaMTL table) gains the rows.
     (work / 'results.json').write_text(json.dumps(dict(results=[1, 2])))
-    args = pareto.parse_args(['--work-dir', str(work), '--seeds', '2'])
+    args = pareto.parse_args(['--work-dir', str(work), '--seeds', '2',
+                              '--controllable-recipes', 'main',
+                              'uniform-decoders'])
     res = pareto.report(args)
+    # Every seed's specs get the options in order, the recipes last.
+    assert [a[-2:] for a in passed] == [
+        (['main'], ['main', 'uniform-decoders'])] * 2
     demo = json.loads((work / 'results.json').read_text())
     assert demo['results'] == [1, 2]
     assert demo['pareto']['rows'] == res['rows']
