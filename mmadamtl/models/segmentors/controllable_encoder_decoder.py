@@ -53,7 +53,13 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
       (decoders by preference, the most preferred widest; the encoder
       that maximises the preference-weighted score within the budget).
       Without a budget the encoder is the widest; without a preference
-      every task counts the same.
+      every task counts the same;
+    - ``captured=True``: the heads run compiled at the sub-network's
+      decoder widths (as the static model's, see
+      :class:`MultiTaskEncoderDecoder`); the slimmable encoder runs
+      eager, on narrower views of the widest weights (``tools/deploy.py``
+      makes a sub-network a physically narrow static model, see
+      docs/deploy.md).
 
     Every prediction's metainfo holds the executed ``gflops`` /
     ``encoder_gflops`` of the configuration that ran (closed form for the
@@ -137,12 +143,12 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
         self._shapes: Dict[tuple, list] = {}
         unknown = set(self.test_cfg) - {'subnet', 'budget', 'preference',
                                         'lookup_table', 'tasks',
-                                        'check_finite'}
+                                        'check_finite', 'captured'}
         if unknown:
             raise KeyError(f'test_cfg: unknown keys {sorted(unknown)} for '
                            f'{type(self).__name__} (subnet, budget, '
                            f'preference, lookup_table, tasks, '
-                           f'check_finite)')
+                           f'check_finite, captured)')
         self.set_subnet(**dict(self.test_cfg.get('subnet') or {}))
         self.set_control(self.test_cfg.get('budget'),
                          self.test_cfg.get('preference'))
@@ -239,17 +245,22 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
                   for t, w in subnet['decoders'].items()}
         return Control(tasks=tuple(tasks), subnet=subnet['encoder'],
                        decoders={t: widths[t] if t in tasks else 0.0
-                                 for t in self.tasks})
+                                 for t in self.tasks},
+                       captured=self.captured)
 
     @contextlib.contextmanager
     def runtime(self, budget=_UNCHANGED, tasks=_UNCHANGED,
                 budget_mode=_UNCHANGED, preference=_UNCHANGED,
-                subnet=_UNCHANGED) -> Iterator['ControllableEncoderDecoder']:
+                subnet=_UNCHANGED, captured=_UNCHANGED
+                ) -> Iterator['ControllableEncoderDecoder']:
         """Run inference with any of ``budget``/``preference`` (as
         :meth:`set_control`), ``subnet`` (a dict of :meth:`set_subnet`'s
-        arguments) and ``tasks`` inside the ``with`` block; every setting
-        (the sub-network, the decoders' widths, the active tasks, the
-        budget and the preference) is restored after it::
+        arguments), ``tasks`` and ``captured`` (as ``test_cfg.captured``:
+        the heads at the sub-network's decoder widths run compiled; the
+        slimmable encoder runs as it is) inside the ``with`` block; every
+        setting (the sub-network, the decoders' widths, the active tasks,
+        the budget, the preference and the captured flag) is restored
+        after it::
 
             with model.runtime(budget=0.5, preference=dict(semseg=2)):
                 model.predict(inputs)
@@ -264,7 +275,8 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
                     self.budget if budget is _UNCHANGED else budget,
                     self.preference if preference is _UNCHANGED
                     else preference)
-            with super().runtime(tasks=tasks, budget_mode=budget_mode):
+            with super().runtime(tasks=tasks, budget_mode=budget_mode,
+                                 captured=captured):
                 yield self
         finally:
             self._restore(saved)

@@ -376,3 +376,44 @@ def test_alternation_with_all_losses_is_refused():
         model.set_train_tasks(['semseg'], all_losses=True)
     model.set_train_tasks(['semseg'])
     assert model.train_tasks == ['semseg']
+
+
+def test_captured_heads_at_a_subnet_equal_eager():
+    """``runtime(captured=True)`` (and ``test_cfg.captured``) runs the
+    heads compiled at the sub-network's decoder widths: the same outputs
+    as eager, through the compiled function (each call's widths
+    recorded), the flag restored after the block (dynamo, ``eager``
+    backend: fast)."""
+    import mmadamtl.models.segmentors.multi_task_encoder_decoder as seg
+    from mmadamtl.models.utils import compile_static, compiled_copy
+    calls = []
+
+    def _compile(fn):
+        compiled = compile_static(fn, backend='eager')
+
+        def counted(*args):
+            calls.append(args[3])  # the decoder widths of the call
+            return compiled(*args)
+        return counted
+
+    model = _model()
+    model._compiled_heads = compiled_copy(seg._heads, _compile)
+    x = torch.randn(1, 3, 64, 64)
+    subnets = [dict(encoder='min', decoders=dict(semseg=0.5, depth=1.0)),
+               dict(encoder='max', decoders=dict(semseg=1.0, edge=0.5))]
+    with torch.no_grad():
+        for subnet in subnets:
+            canon = model.check_subnet(**subnet)
+            eager = model._decode(x, model.subnet_control(
+                canon, [t for t in model.tasks if canon['decoders'][t]]))[0]
+            with model.runtime(subnet=subnet, captured=True) as m:
+                assert m.control().captured
+                captured = m._decode(x)[0]
+            assert not model.control().captured
+            assert captured.keys() == eager.keys()
+            for t in eager:
+                torch.testing.assert_close(captured[t], eager[t])
+    assert [c['semseg'] for c in calls] == [0.5, 1.0]
+    assert _model(captured=True).control().captured
+    with pytest.raises(ValueError, match='test_cfg.captured'):
+        _model(captured='yes')
