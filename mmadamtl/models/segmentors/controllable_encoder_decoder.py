@@ -59,7 +59,9 @@ class ControllableEncoderDecoder(MultiTaskEncoderDecoder):
       :class:`MultiTaskEncoderDecoder`); the slimmable encoder runs
       eager, on narrower views of the widest weights (``tools/deploy.py``
       makes a sub-network a physically narrow static model, see
-      docs/deploy.md).
+      docs/deploy.md). For serving a fixed sub-network: each new task set
+      or set of widths compiles one more head graph, and past dynamo's
+      recompile limit the forward raises ``CapturedLimitError``.
 
     Every prediction's metainfo holds the executed ``gflops`` /
     ``encoder_gflops`` of the configuration that ran (closed form for the
