@@ -482,8 +482,9 @@ def _calibrate(model, inputs: Sequence[torch.Tensor], budget: float
 def _gflops(model, x: torch.Tensor, runtime: dict) -> float:
     """GFLOPs per image of ``model``'s prediction of ``x`` (one image)
     under ``runtime`` (its ``runtime(...)`` settings): what its
-    prediction's metainfo reports."""
-    with torch.no_grad(), model.runtime(**runtime):
+    prediction's metainfo reports, eager (a captured mode would compile
+    graphs just for this count, and count its padding)."""
+    with torch.no_grad(), model.runtime(**{**runtime, 'captured': False}):
         return float(model.predict(x)[0].metainfo['gflops'])
 
 
