@@ -385,11 +385,13 @@ def test_captured_heads_at_a_subnet_equal_eager():
     recorded), the flag restored after the block (dynamo, ``eager``
     backend: fast)."""
     import mmadamtl.models.segmentors.multi_task_encoder_decoder as seg
-    from mmadamtl.models.utils import compile_static, compiled_copy
+    from mmadamtl.models.utils import compiled_copy
+    from tests.test_models.test_segmentors.test_captured_mode import \
+        _compile as compile_eager
     calls = []
 
     def _compile(fn):
-        compiled = compile_static(fn, backend='eager')
+        compiled = compile_eager(fn)
 
         def counted(*args):
             calls.append(args[3])  # the decoder widths of the call
