@@ -17,6 +17,8 @@ from mmadamtl.models.backbones import NarrowSwinTransformer
 from mmadamtl.models.layers.slimmable import head_dim
 from mmadamtl.models.utils import counted_flops
 from tests.conftest import ROOT
+from tests.test_models.test_segmentors.test_controllable_encoder_decoder \
+    import _model as _controllable_model
 
 CONFIGS = osp.join(ROOT, 'tests', 'configs')
 TINY_STATIC = osp.join(CONFIGS, 'tiny_static_swin_synthetic.py')
@@ -315,3 +317,21 @@ def test_ort_session_spin_waiting_is_off_unless_asked(tmp_path):
     for kwargs, want in (({}, '0'), (dict(spin=True), '1')):
         options = ort_session(path, **kwargs).get_session_options()
         assert options.get_session_config_entry(key) == want
+
+
+def test_deploy_gflops_count_runs_eager_under_captured():
+    """``tools/deploy.py``'s GFLOPs count predicts eager even when the
+    config sets ``test_cfg.captured`` (no compiled heads for a count),
+    and gives the eager prediction's GFLOPs."""
+    from mmadamtl.apis.deploy import _gflops
+    model = _controllable_model(captured=True)
+
+    def refuse(*args):
+        raise AssertionError('the compiled heads ran')
+    model._compiled_heads = refuse
+    x = torch.randn(1, 3, 64, 64)
+    got = _gflops(model, x, {})
+    with torch.no_grad(), model.runtime(captured=False):
+        want = model.predict(x)[0].metainfo['gflops']
+    assert got == want
+    assert model.captured is True  # restored

@@ -419,21 +419,3 @@ def test_captured_heads_at_a_subnet_equal_eager():
     assert _model(captured=True).control().captured
     with pytest.raises(ValueError, match='test_cfg.captured'):
         _model(captured='yes')
-
-
-def test_deploy_gflops_count_runs_eager_under_captured():
-    """``tools/deploy.py``'s GFLOPs count predicts eager even when the
-    config sets ``test_cfg.captured`` (no compiled heads for a count),
-    and gives the eager prediction's GFLOPs."""
-    from mmadamtl.apis.deploy import _gflops
-    model = _model(captured=True)
-
-    def refuse(*args):
-        raise AssertionError('the compiled heads ran')
-    model._compiled_heads = refuse
-    x = torch.randn(1, 3, 64, 64)
-    got = _gflops(model, x, {})
-    with torch.no_grad(), model.runtime(captured=False):
-        want = model.predict(x)[0].metainfo['gflops']
-    assert got == want
-    assert model.captured is True  # restored
