@@ -9,7 +9,7 @@ PYTHON := .venv/bin/python
 setup:
 	bash tools/setup_env.sh
 
-# The quick run (about 35 minutes on 2 cores): every method end to end,
+# The quick run (about 30 minutes on 2 cores): every method end to end,
 # shorter trainings, clearly labelled as such.
 demo: setup
 	$(PYTHON) tools/demo.py

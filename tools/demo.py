@@ -73,14 +73,15 @@ STORIES = [('loss weighting', 'tools/demo_loss_weighting.py',
            ('Pareto', 'tools/pareto.py', 'pareto_results')]
 # Minutes each story takes from scratch on 2 cores (the ETA's prior; a
 # slower pace of the stories done so far stretches it). Quick: measured
-# (docs/results.md); full: measured on a fresh clone at issue 26 (AdaMTL,
-# loss weighting, MTLoRA), the controllable part by its training's pace
-# there (2.3 s per iteration) plus its evaluation.
+# on one whole run from scratch (docs/results.md); full: measured on a
+# fresh clone at issue 26 (AdaMTL, loss weighting, MTLoRA), the
+# controllable part at issue 26 (docs/results.md), the Pareto part
+# estimated from the static trainings' pace.
 EXPECTED_MINUTES = dict(
-    quick={'AdaMTL': 10, 'loss weighting': 6, 'MTLoRA': 5,
-           'controllable widths': 4, 'Pareto': 5},
+    quick={'AdaMTL': 10, 'loss weighting': 5, 'MTLoRA': 5,
+           'controllable widths': 4, 'Pareto': 4},
     full={'AdaMTL': 89, 'loss weighting': 47, 'MTLoRA': 36,
-          'controllable widths': 40, 'Pareto': 25})
+          'controllable widths': 26, 'Pareto': 25})
 
 
 class Progress:
