@@ -190,6 +190,20 @@ ADAMTL_RECIPES = {
          'long_joint_policy'),
         ('configs/ablations/adamtl_swin_synthetic_long_joint.py',
          'long_joint')),
+    # Stage 3 only: the main recipe's stages 1 and 2, then the budget held
+    # on the batch's mean (one budget per batch).
+    'batch-budget': (
+        (STATIC, 'static'), (POLICY, 'policy'),
+        ('configs/ablations/adamtl_swin_synthetic_batch_budget.py',
+         'batch_budget')),
+    # Stages 2 and 3: one token selector per stage (AdaMTL's own) from the
+    # main recipe's stage 1.
+    'shared-tokens': (
+        (STATIC, 'static'),
+        ('configs/ablations/adamtl_swin_synthetic_shared_tokens_policy.py',
+         'shared_tokens_policy'),
+        ('configs/ablations/adamtl_swin_synthetic_shared_tokens.py',
+         'shared_tokens')),
 }
 
 

@@ -8,7 +8,8 @@ the static models a user would otherwise train, on the synthetic data.
                            [--mtlora-rank 8] [--skip-controllable]
                            [--recalibrate-bn N]
                            [--family 1-1-2-1 1-1-1-1 embed32]
-                           [--adamtl-recipes main long-joint]
+                           [--adamtl-recipes main long-joint batch-budget
+                                             shared-tokens]
                            [--controllable-recipes main uniform-decoders
                                                    predict-distill]
 
@@ -19,7 +20,10 @@ the static models a user would otherwise train, on the synthetic data.
    configs/static_swin_synthetic_small.py) and 2-2-2-2 with embedding 32
    instead of 48 (--family picks which of the last three); AdaMTL's
    three stages (each of --adamtl-recipes: main, 800 / 100 / 500
-   iterations; long-joint, 400 / 100 / 900); the controllable
+   iterations; long-joint, 400 / 100 / 900; batch-budget, the main
+   recipe's stages 1-2 and stage 3 with the budget held on the batch's
+   mean; shared-tokens, the main recipe's stage 1 and stages 2-3 with
+   one token selector per stage); the controllable
    super-network of each of --controllable-recipes (main, the demo's;
    uniform-decoders and predict-distill, the ablations of
    configs/ablations/) and its lookup table (tools/controllable.py
@@ -49,8 +53,9 @@ the static models a user would otherwise train, on the synthetic data.
 Seed 0 is the configs' own seed: its trainings are the demo's
 (work_dirs/demo, or work_dirs/demo_quick with --quick), reused (the
 recipes the demo does not train train there: long-joint in
-long_joint_static, long_joint_policy and long_joint, the controllable
-ablations in controllable_uniform_decoders and
+long_joint_static, long_joint_policy and long_joint, batch-budget in
+batch_budget, shared-tokens in shared_tokens_policy and shared_tokens,
+the controllable ablations in controllable_uniform_decoders and
 controllable_predict_distill); seed s
 trains each next to seed 0's run, with ``randomness.seed=s``
 (work_dirs/demo/static_1400it_seed1 next to work_dirs/demo/static_1400it).
@@ -111,7 +116,18 @@ CONTROLLABLE_RECIPES = {
 # and the metrics tag of seed 0 (the main recipe's: the demo's own).
 ADAMTL_ROWS = {'main': ('AdaMTL', 'AdaMTL'),
                'long-joint': ('AdaMTL, long joint stage',
-                              'AdaMTL_long_joint')}
+                              'AdaMTL_long_joint'),
+               'batch-budget': ('AdaMTL, batch-mean budget',
+                                'AdaMTL_batch_budget'),
+               'shared-tokens': ('AdaMTL, shared token selectors',
+                                 'AdaMTL_shared_tokens')}
+# What each recipe other than the main one changes, for the table's note.
+ADAMTL_NOTES = {
+    'long-joint': 'its long joint stage 400 + 100 + 900',
+    'batch-budget': 'its batch-mean budget recipe the same (the joint stage '
+    'holding one budget per batch on the batch\'s mean)',
+    'shared-tokens': 'its shared token selectors recipe the same (policy '
+    'and joint stages with one token selector per stage)'}
 
 
 def parse_args(argv=None):
@@ -149,7 +165,10 @@ def parse_args(argv=None):
                         help='AdaMTL\'s recipes, each trained and evaluated '
                         'at every --budgets: main (800 static / 100 policy '
                         '/ 500 joint iterations, the demo\'s), long-joint '
-                        '(400 / 100 / 900); default main')
+                        '(400 / 100 / 900), batch-budget (the main '
+                        'recipe\'s stages 1-2, stage 3 on the batch\'s '
+                        'mean budget), shared-tokens (stages 2-3 with one '
+                        'token selector per stage); default main')
     parser.add_argument('--controllable-recipes', nargs='+',
                         choices=list(CONTROLLABLE_RECIPES), default=['main'],
                         help='the controllable super-networks, each trained '
@@ -366,9 +385,9 @@ def render(rows, seeds, scale=1.0, data_root='data/synthetic') -> str:
     notes = (
         f'Seeds: {spread}. Every static model and AdaMTL trained 1400 '
         'iterations in all (AdaMTL: 800 static + 100 policy + 500 joint'
-        + (', its long joint stage 400 + 100 + 900' if any(
-            r['family'] == ADAMTL_ROWS['long-joint'][0] for r in rows)
-           else '') + '; '
+        + ''.join(f', {note}' for recipe, note in ADAMTL_NOTES.items()
+                  if any(r['family'] == ADAMTL_ROWS[recipe][0]
+                         for r in rows)) + '; '
         'the controllable super-network 800, each iteration training 4 '
         'sub-networks; MTLoRA 400 from an 800-iteration semseg-pretrained '
         'encoder, seed 0 only). Δm against the static 2-2-2-2 model '
@@ -407,7 +426,9 @@ def plot(rows, path, seeds, overwrite=True) -> None:
     from mmadamtl.utils.safe_io import save_figure
 
     styles = dict(static=('k', 'o', '-'), AdaMTL=('C0', '^', '--'),
-                  **{ADAMTL_ROWS['long-joint'][0]: ('C4', 'v', '--')},
+                  **{ADAMTL_ROWS['long-joint'][0]: ('C4', 'v', '--'),
+                     ADAMTL_ROWS['batch-budget'][0]: ('navy', '<', '--'),
+                     ADAMTL_ROWS['shared-tokens'][0]: ('teal', '>', '--')},
                   controllable=('C1', 's', ':'),
                   **{RECALIBRATED: ('C3', 's', '-.')},
                   MTLoRA=('C2', 'D', ''))

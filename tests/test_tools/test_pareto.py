@@ -174,6 +174,84 @@ def test_long_joint_recipe_trains_its_own_chain(pareto, tmp_path):
         ['--adamtl-recipes', 'long-joint']).adamtl_recipes == ['long-joint']
 
 
+def test_batch_budget_and_shared_tokens_recipes_reuse_the_main_stages(
+        pareto, tmp_path):
+    """--adamtl-recipes batch-budget shared-tokens: batch-budget trains
+    only its stage 3, from the main recipe's stage-2 checkpoint;
+    shared-tokens its stages 2 and 3, from the main recipe's stage 1; each
+    recipe's rows and metrics files its own."""
+    work = str(tmp_path)
+    for n, i in FULL_ITERS.items():
+        _finished(work, n, i)
+    main_static = osp.join(work, 'static', 'iter_800.pth')
+    main_policy = osp.join(work, 'policy', 'iter_100.pth')
+
+    def missing(recipe, iters):
+        pareto.calls.clear()
+        with pytest.raises(RuntimeError, match=f'max_iters={iters}'):
+            pareto.specs(work, 'data/synthetic', 0, False, 1.0, [0.5], [],
+                         8, skip_controllable=True, family=['1-1-1-1'],
+                         adamtl_recipes=[recipe])
+        assert len(pareto.calls) == 1
+        return pareto.calls[-1]
+
+    cmd = missing('batch-budget', 500)
+    assert cmd[cmd.index('--work-dir') + 1] == osp.join(work, 'batch_budget')
+    assert 'configs/ablations/adamtl_swin_synthetic_batch_budget.py' in cmd
+    assert f'load_from={main_policy}' in cmd
+    batch = _finished(work, 'batch_budget', 500)
+    cmd = missing('shared-tokens', 100)
+    assert cmd[cmd.index('--work-dir') + 1] == osp.join(
+        work, 'shared_tokens_policy')
+    assert 'configs/ablations/adamtl_swin_synthetic_shared_tokens_policy.py' \
+        in cmd
+    assert f'load_from={main_static}' in cmd
+    policy = _finished(work, 'shared_tokens_policy', 100)
+    cmd = missing('shared-tokens', 500)
+    assert cmd[cmd.index('--work-dir') + 1] == osp.join(work, 'shared_tokens')
+    assert f'load_from={policy}' in cmd
+    shared = _finished(work, 'shared_tokens', 500)
+    pareto.calls.clear()
+    specs = pareto.specs(work, 'data/synthetic', 0, False, 1.0, [0.5], [],
+                         8, skip_controllable=True, family=['1-1-1-1'],
+                         adamtl_recipes=['main', 'batch-budget',
+                                         'shared-tokens'])
+    assert pareto.calls == []
+    assert [s['method'] for s in specs] == [
+        'static 2-2-2-2', 'static 1-1-1-1', 'AdaMTL',
+        'AdaMTL, batch-mean budget', 'AdaMTL, shared token selectors']
+    assert [s['ckpt'] for s in specs[2:]] == [
+        osp.join(work, 'adamtl', 'iter_500.pth'), batch, shared]
+    assert [s['metrics_path'] for s in specs[2:]] == [
+        osp.join(work, f'{tag}_target_b0.5_metrics.json') for tag in (
+            'AdaMTL', 'AdaMTL_batch_budget', 'AdaMTL_shared_tokens')]
+    assert specs[3]['config'] == \
+        'configs/ablations/adamtl_swin_synthetic_batch_budget.py'
+    assert specs[4]['config'] == \
+        'configs/ablations/adamtl_swin_synthetic_shared_tokens.py'
+    assert all(s['opts']['model.test_cfg.budget_mode'] == 'target'
+               for s in specs[2:])
+    # Seed 1: the main recipe's seed-1 stages first, then its own.
+    for n in ('static_1400it', 'static_small'):
+        _finished(work, f'{n}_seed1', 1400)
+    _finished(work, 'static_seed1', 800)
+    _finished(work, 'policy_seed1', 100)
+    pareto.calls.clear()
+    with pytest.raises(RuntimeError, match='max_iters=500'):
+        pareto.specs(work, 'data/synthetic', 1, False, 1.0, [0.5], [], 8,
+                     skip_controllable=True, family=['1-1-1-1'],
+                     adamtl_recipes=['batch-budget'])
+    cmd = pareto.calls[-1]
+    assert cmd[cmd.index('--work-dir') + 1] == osp.join(
+        work, 'batch_budget_seed1')
+    assert 'load_from=' + osp.join(work, 'policy_seed1',
+                                   'iter_100.pth') in cmd
+    assert 'randomness.seed=1' in cmd
+    assert pareto.parse_args(
+        ['--adamtl-recipes', 'main', 'batch-budget', 'shared-tokens']
+    ).adamtl_recipes == ['main', 'batch-budget', 'shared-tokens']
+
+
 def test_render_and_plot_name_the_long_joint_rows(pareto, tmp_path,
                                                   monkeypatch):
     """The table's note gives the long joint stage's split only when its
@@ -203,6 +281,18 @@ def test_render_and_plot_name_the_long_joint_rows(pareto, tmp_path,
     rows.append(row(ablation, ablation, 0.5, 0.10, -16.0))
     assert 'Rows "..., BN recalibrated": the controllable row of the same ' \
         'recipe and budget' in pareto.render(rows, [0])
+    # The other recipes: each named in the note only when its rows are
+    # there, each its own series.
+    assert 'batch-mean budget recipe' not in pareto.render(rows, [0])
+    extra = [pareto.ADAMTL_ROWS[r][0]
+             for r in ('batch-budget', 'shared-tokens')]
+    rows += [row(m, m, 0.5, 0.13, -2.0) for m in extra]
+    text = pareto.render(rows, [0])
+    assert (f'500 joint, {split}, its batch-mean budget recipe the same '
+            '(the joint stage holding one budget per batch on the batch\'s '
+            'mean), its shared token selectors recipe the same (policy and '
+            'joint stages with one token selector per stage); the '
+            'controllable') in text
     labels = []
     errorbar = matplotlib.axes.Axes.errorbar
 
@@ -213,7 +303,7 @@ def test_render_and_plot_name_the_long_joint_rows(pareto, tmp_path,
     monkeypatch.setattr(matplotlib.axes.Axes, 'errorbar', record)
     figure = tmp_path / 'p.png'
     pareto.plot(rows, str(figure), [0])
-    assert labels == ['static', 'AdaMTL', long, ablation] * 2
+    assert labels == ['static', 'AdaMTL', long, *extra, ablation] * 2
     assert figure.read_bytes()[:4] == b'\x89PNG'
 
 
