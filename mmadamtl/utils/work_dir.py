@@ -102,13 +102,20 @@ def finished_checkpoint(work_dir: str, max_iters: int
     """``(path, iteration)`` of the checkpoint ``work_dir/last_checkpoint``
     names if it was saved at ``max_iters`` (its meta read weights-only),
     else None: mmengine writes ``last_checkpoint`` at the first
-    checkpoint, so its presence does not mean the run finished."""
+    checkpoint, so its presence does not mean the run finished.
+
+    mmengine writes the path the training was given: a work dir moved
+    since, or trained through another path to it (a symlink, another
+    checkout), names a file that is not there; then the checkpoint of
+    that name in ``work_dir`` is the one."""
     from .safe_checkpoint import load_checkpoint_file
     last = osp.join(work_dir, 'last_checkpoint')
     if not osp.isfile(last):
         return None
     with open(last, encoding='utf-8') as f:
         ckpt = f.read().strip()
+    if ckpt and not osp.isfile(ckpt):
+        ckpt = osp.join(work_dir, osp.basename(ckpt))
     if not ckpt or not osp.isfile(ckpt):
         return None
     try:

@@ -140,6 +140,23 @@ def test_finished_means_at_max_iters(tmp_path):
         str(tmp_path / 'iter_4.pth'), 4)
 
 
+def test_finished_in_a_moved_work_dir(tmp_path):
+    """A work dir moved after its training (or trained through another
+    path to it): last_checkpoint names a file that is gone, and the
+    checkpoint of that name in the work dir is the finished one."""
+    old = tmp_path / 'old'
+    old.mkdir()
+    _save(old / 'iter_4.pth', 4)
+    (old / 'last_checkpoint').write_text(str(old / 'iter_4.pth'))
+    new = tmp_path / 'new'
+    old.rename(new)
+    assert finished_checkpoint(str(new), 4) == (str(new / 'iter_4.pth'), 4)
+    assert finished_checkpoint(str(new), 8) is None
+    # Only the named file's name: another checkpoint there is not taken.
+    (new / 'iter_4.pth').rename(new / 'iter_3.pth')
+    assert finished_checkpoint(str(new), 4) is None
+
+
 def test_resume_falls_back_to_the_newest_loadable_checkpoint(tmp_path):
     """Point 11: after a kill, an empty last_checkpoint (and a truncated
     newest checkpoint) must not stop --resume."""
