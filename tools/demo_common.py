@@ -208,17 +208,24 @@ ADAMTL_RECIPES = {
 
 
 def train_adamtl(work_dir, data_opt, retrain, scale=1.0, seed=0,
-                 recipe='main') -> dict:
+                 recipe='main', trained=None) -> dict:
     """AdaMTL's three stages of ``recipe`` (see ``ADAMTL_RECIPES``), each
     from the last checkpoint of the one before (reusing finished ones, see
     ``train``), seeded ``seed``; returns each stage's last checkpoint
-    (``static``, ``policy``, ``adamtl``)."""
+    (``static``, ``policy``, ``adamtl``). ``trained``: a dict, work dir ->
+    checkpoint, of the stages already trained (or found) for other recipes
+    of the same run, filled in here: a stage recipes share runs once, with
+    ``retrain`` too."""
     opts = seed_options(seed)
+    trained = {} if trained is None else trained
     ckpts, load_from = [], None
     for config, name in ADAMTL_RECIPES[recipe]:
-        load_from = train(config, seed_dir(osp.join(work_dir, name), seed),
-                          data_opt, retrain, load_from=load_from,
-                          options=opts, scale=scale)
+        stage_dir = seed_dir(osp.join(work_dir, name), seed)
+        if stage_dir not in trained:
+            trained[stage_dir] = train(config, stage_dir, data_opt, retrain,
+                                       load_from=load_from, options=opts,
+                                       scale=scale)
+        load_from = trained[stage_dir]
         ckpts.append(load_from)
     return dict(zip(('static', 'policy', 'adamtl'), ckpts))
 

@@ -236,10 +236,11 @@ def specs(work_dir, data_root, seed, retrain, scale, budgets,
         out.append(dict(method=method, family='static', budget=None,
                         config=config, ckpt=ckpt, opts={},
                         metrics_path=metrics_path(tag)))
+    stages = {}  # the stages recipes share train once (--retrain too)
     for recipe in adamtl_recipes:
         method, tag = ADAMTL_ROWS[recipe]
         adamtl = train_adamtl(work_dir, data_opt, retrain, scale, seed,
-                              recipe)['adamtl']
+                              recipe, trained=stages)['adamtl']
         for b in budgets:
             out.append(dict(
                 method=method, family=method, budget=b,

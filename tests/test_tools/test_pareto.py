@@ -250,6 +250,16 @@ def test_batch_budget_and_shared_tokens_recipes_reuse_the_main_stages(
     assert pareto.parse_args(
         ['--adamtl-recipes', 'main', 'batch-budget', 'shared-tokens']
     ).adamtl_recipes == ['main', 'batch-budget', 'shared-tokens']
+    # --retrain: each stage trains once, the shared ones too (not once
+    # per recipe, which would replace the checkpoints main started from).
+    pareto.calls.clear()
+    pareto.specs(work, 'data/synthetic', 0, True, 1.0, [0.5], [], 8,
+                 skip_controllable=True, family=['1-1-1-1'],
+                 adamtl_recipes=['main', 'batch-budget', 'shared-tokens'])
+    dirs = [c[c.index('--work-dir') + 1] for c in pareto.calls]
+    assert sorted(dirs) == sorted(osp.join(work, n) for n in (
+        'static_1400it', 'static_small', 'static', 'policy', 'adamtl',
+        'batch_budget', 'shared_tokens_policy', 'shared_tokens'))
 
 
 def test_render_and_plot_name_the_long_joint_rows(pareto, tmp_path,
